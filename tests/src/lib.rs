@@ -1,0 +1,230 @@
+//! Slow, obvious oracles that the fast paths of heist are checked against,
+//! and the seeded random number generators the suites draw from.
+
+/// A seeded ChaCha RNG for tests; the seed is printed so a failure can be replayed.
+pub fn seeded_rng(label: &str, seed: u64) -> rand_chacha::ChaCha20Rng {
+    use rand_core::SeedableRng;
+    eprintln!("[{label}] rng seed = {seed}");
+    rand_chacha::ChaCha20Rng::seed_from_u64(seed)
+}
+
+/// Schoolbook negacyclic product `a · b mod (X^N + 1, p)` in `O(N²)` with `u128 %`.
+pub fn schoolbook_negacyclic(a: &[u64], b: &[u64], p: u64) -> Vec<u64> {
+    let n = a.len();
+    assert_eq!(n, b.len());
+    let p128 = p as u128;
+    let mut acc = vec![0u128; n];
+    let mut neg = vec![0u128; n];
+    for (i, &x) in a.iter().enumerate() {
+        for (j, &y) in b.iter().enumerate() {
+            let prod = (x as u128 * y as u128) % p128;
+            let k = i + j;
+            if k < n {
+                acc[k] = (acc[k] + prod) % p128;
+            } else {
+                neg[k - n] = (neg[k - n] + prod) % p128;
+            }
+        }
+    }
+    acc.iter()
+        .zip(&neg)
+        .map(|(&s, &t)| ((s + p128 - t) % p128) as u64)
+        .collect()
+}
+
+/// Primality by trial division: the slow, obvious oracle for small numbers.
+pub fn is_prime_trial(n: u64) -> bool {
+    if n < 2 {
+        return false;
+    }
+    let mut d = 2u64;
+    while d * d <= n {
+        if n % d == 0 {
+            return false;
+        }
+        d += 1;
+    }
+    true
+}
+
+/// Evaluates `a(x) mod p` by Horner's rule.
+pub fn eval_poly(a: &[u64], x: u64, p: u64) -> u64 {
+    let p = p as u128;
+    a.iter()
+        .rev()
+        .fold(0u128, |acc, &c| (acc * x as u128 + c as u128) % p) as u64
+}
+
+/// Slow, obvious unsigned big integers (little-endian `u64` limbs, no leading zero
+/// limbs) for checking RNS arithmetic against the integers it represents.
+pub mod big {
+    use std::cmp::Ordering;
+
+    /// An unsigned integer of any size.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Big(Vec<u64>);
+
+    impl Big {
+        /// The integer `x`.
+        pub fn from_u64(x: u64) -> Self {
+            let mut b = Big(vec![x]);
+            b.trim();
+            b
+        }
+
+        fn trim(&mut self) {
+            while self.0.last() == Some(&0) {
+                self.0.pop();
+            }
+        }
+
+        /// Whether this is zero.
+        pub fn is_zero(&self) -> bool {
+            self.0.is_empty()
+        }
+
+        /// The number of bits (0 for zero).
+        pub fn bits(&self) -> u32 {
+            match self.0.last() {
+                None => 0,
+                Some(&top) => 64 * (self.0.len() as u32 - 1) + 64 - top.leading_zeros(),
+            }
+        }
+
+        fn bit(&self, i: u32) -> bool {
+            let w = (i / 64) as usize;
+            w < self.0.len() && (self.0[w] >> (i % 64)) & 1 == 1
+        }
+
+        /// `self · m`.
+        pub fn mul_u64(&self, m: u64) -> Self {
+            let mut out = Vec::with_capacity(self.0.len() + 1);
+            let mut carry = 0u128;
+            for &x in &self.0 {
+                let v = x as u128 * m as u128 + carry;
+                out.push(v as u64);
+                carry = v >> 64;
+            }
+            out.push(carry as u64);
+            let mut b = Big(out);
+            b.trim();
+            b
+        }
+
+        /// `self + other`.
+        pub fn add(&self, other: &Self) -> Self {
+            let len = self.0.len().max(other.0.len());
+            let mut out = Vec::with_capacity(len + 1);
+            let mut carry = 0u128;
+            for i in 0..len {
+                let v = *self.0.get(i).unwrap_or(&0) as u128
+                    + *other.0.get(i).unwrap_or(&0) as u128
+                    + carry;
+                out.push(v as u64);
+                carry = v >> 64;
+            }
+            out.push(carry as u64);
+            let mut b = Big(out);
+            b.trim();
+            b
+        }
+
+        /// `self - other`; panics if `other > self`.
+        pub fn sub(&self, other: &Self) -> Self {
+            assert!(*self >= *other, "Big::sub underflow");
+            let mut out = Vec::with_capacity(self.0.len());
+            let mut borrow = 0i128;
+            for i in 0..self.0.len() {
+                let mut v = self.0[i] as i128 - *other.0.get(i).unwrap_or(&0) as i128 - borrow;
+                borrow = 0;
+                if v < 0 {
+                    v += 1i128 << 64;
+                    borrow = 1;
+                }
+                out.push(v as u64);
+            }
+            let mut b = Big(out);
+            b.trim();
+            b
+        }
+
+        /// `self mod m` for a word `m`.
+        pub fn rem_u64(&self, m: u64) -> u64 {
+            self.0
+                .iter()
+                .rev()
+                .fold(0u128, |r, &x| ((r << 64) | x as u128) % m as u128) as u64
+        }
+
+        /// `(self / d, self mod d)` by binary long division.
+        pub fn divmod(&self, d: &Self) -> (Self, Self) {
+            assert!(!d.is_zero(), "Big::divmod by zero");
+            let mut q = Big(vec![0; self.0.len()]);
+            let mut r = Big(Vec::new());
+            for i in (0..self.bits()).rev() {
+                r = r.add(&r);
+                if self.bit(i) {
+                    r = r.add(&Big::from_u64(1));
+                }
+                if r >= *d {
+                    r = r.sub(d);
+                    q.0[(i / 64) as usize] |= 1 << (i % 64);
+                }
+            }
+            q.trim();
+            (q, r)
+        }
+
+        /// The product of `xs`.
+        pub fn product(xs: &[u64]) -> Self {
+            xs.iter().fold(Big::from_u64(1), |acc, &x| acc.mul_u64(x))
+        }
+
+        /// The integer in `[0, Π primes)` with the given residues (CRT, one prime at a time).
+        pub fn from_residues(residues: &[u64], primes: &[u64]) -> Self {
+            assert_eq!(residues.len(), primes.len());
+            let mut x = Big::from_u64(0);
+            let mut m = Big::from_u64(1);
+            for (&r, &q) in residues.iter().zip(primes) {
+                // x + m·((r - x) · m^-1 mod q)
+                let q128 = q as u128;
+                let xm = x.rem_u64(q) as u128;
+                let mm = m.rem_u64(q) as u128;
+                let inv = pow_mod(mm, q128 - 2, q128);
+                let diff = (r as u128 % q128 + q128 - xm) % q128;
+                let c = (diff * inv % q128) as u64;
+                x = x.add(&m.mul_u64(c));
+                m = m.mul_u64(q);
+            }
+            x
+        }
+    }
+
+    fn pow_mod(mut b: u128, mut e: u128, m: u128) -> u128 {
+        let mut acc = 1u128 % m;
+        b %= m;
+        while e > 0 {
+            if e & 1 == 1 {
+                acc = acc * b % m;
+            }
+            b = b * b % m;
+            e >>= 1;
+        }
+        acc
+    }
+
+    impl PartialOrd for Big {
+        fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+
+    impl Ord for Big {
+        fn cmp(&self, other: &Self) -> Ordering {
+            self.0
+                .len()
+                .cmp(&other.0.len())
+                .then_with(|| self.0.iter().rev().cmp(other.0.iter().rev()))
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The negacyclic NTT against slow oracles: schoolbook products, direct evaluation, and
+//! every invalid plan rejected with the right error.
+
+use heist_core::ntt::{NttError, NttPath, NttPlan, MAX_N, MIN_N};
+use heist_core::primes::{ntt_primes, primes_below};
+use heist_tests::{eval_poly, schoolbook_negacyclic, seeded_rng};
+use proptest::prelude::*;
+use rand_core::RngCore;
+
+/// Primes for length `n`: just under 2^62, 2^50, 2^31 and a small one.
+fn primes_for(n: usize) -> Vec<u64> {
+    let order = 2 * n as u64;
+    let mut out = Vec::new();
+    for bits in [62u32, 50, 31] {
+        out.push(primes_below(1 << bits, order, 1, &[]).unwrap()[0]);
+    }
+    out.push(primes_above_small(order));
+    out
+}
+
+fn primes_above_small(order: u64) -> u64 {
+    heist_core::primes::primes_above(order, order, 1, &[]).unwrap()[0]
+}
+
+fn paths() -> [NttPath; 2] {
+    [NttPath::Auto, NttPath::Portable]
+}
+
+fn random_poly(rng: &mut impl RngCore, n: usize, p: u64) -> Vec<u64> {
+    (0..n).map(|_| rng.next_u64() % p).collect()
+}
+
+fn bitrev(x: usize, bits: u32) -> usize {
+    x.reverse_bits() >> (usize::BITS - bits)
+}
+
+#[test]
+fn forward_is_evaluation_at_odd_powers_in_bit_reversed_order() {
+    let mut rng = seeded_rng("ntt-eval", 1);
+    for n in [16usize, 32, 256] {
+        for p in primes_for(n) {
+            for path in paths() {
+                let plan = NttPlan::with_path(n, p, path).unwrap();
+                let a = random_poly(&mut rng, n, p);
+                let mut f = a.clone();
+                plan.forward(&mut f);
+                let psi = plan.root();
+                let bits = n.trailing_zeros();
+                for (j, &fj) in f.iter().enumerate() {
+                    let e = 2 * bitrev(j, bits) as u64 + 1;
+                    let point = plan.modulus().pow(psi, e);
+                    assert_eq!(fj, eval_poly(&a, point, p), "n={n} p={p} j={j} {path:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn known_answer_n16() {
+    // p = 97 = 6·16 + 1... is not ≡ 1 mod 32, so use 97's neighbour 193 = 6·32 + 1.
+    let p = 193;
+    let plan = NttPlan::new(16, p).unwrap();
+    // Smallest generator candidate: 5 has order 192 mod 193; 5^(192/32) = 5^6 = 15625 mod 193.
+    assert_eq!(plan.root(), 15625 % 193);
+    // a = 1 + 2X: â[j] = 1 + 2ψ^(2 bitrev(j) + 1). j = 0 → 1 + 2ψ.
+    let mut a = vec![0u64; 16];
+    a[0] = 1;
+    a[1] = 2;
+    plan.forward(&mut a);
+    let psi = plan.root();
+    assert_eq!(a[0], (1 + 2 * psi) % p);
+    // j = 1 → bitrev = 8 → ψ^17 = -ψ (ψ^16 = -1): 1 - 2ψ.
+    assert_eq!(a[1], (1 + p * 2 - 2 * psi % p) % p);
+    // X^15 · X = X^16 = -1.
+    let mut x15 = vec![0u64; 16];
+    x15[15] = 1;
+    let mut x1 = vec![0u64; 16];
+    x1[1] = 1;
+    let prod = plan.negacyclic_mul(&x15, &x1);
+    let mut expected = vec![0u64; 16];
+    expected[0] = p - 1;
+    assert_eq!(prod, expected);
+}
+
+#[test]
+fn boundary_values_round_trip() {
+    for n in [16usize, 1024] {
+        for p in primes_for(n) {
+            for fill in [0, 1, p - 1] {
+                for path in paths() {
+                    let plan = NttPlan::with_path(n, p, path).unwrap();
+                    let mut a = vec![fill; n];
+                    plan.forward(&mut a);
+                    assert!(a.iter().all(|&x| x < p));
+                    plan.inverse(&mut a);
+                    assert_eq!(a, vec![fill; n], "n={n} p={p} fill={fill}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn largest_sizes_round_trip() {
+    let mut rng = seeded_rng("ntt-large", 7);
+    for n in [1 << 16, MAX_N] {
+        let p = primes_below(1 << 62, 2 * n as u64, 1, &[]).unwrap()[0];
+        let plan = NttPlan::new(n, p).unwrap();
+        let a = random_poly(&mut rng, n, p);
+        let mut b = a.clone();
+        plan.forward(&mut b);
+        plan.inverse(&mut b);
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn lazy_variants_stay_in_range_and_agree() {
+    let mut rng = seeded_rng("ntt-lazy", 3);
+    let n = 512;
+    for p in primes_for(n) {
+        let plan = NttPlan::new(n, p).unwrap();
+        // Lazy input in [0, 4p) to the forward transform.
+        let a: Vec<u64> = (0..n).map(|_| rng.next_u64() % (4 * p)).collect();
+        let reduced: Vec<u64> = a.iter().map(|&x| x % p).collect();
+        let mut lazy = a.clone();
+        plan.forward_lazy(&mut lazy);
+        assert!(lazy.iter().all(|&x| x < 4 * p));
+        let mut full = reduced.clone();
+        plan.forward(&mut full);
+        assert_eq!(lazy.iter().map(|&x| x % p).collect::<Vec<_>>(), full);
+        // Inverse from [0, 2p).
+        let mut inv_in: Vec<u64> = full.iter().map(|&x| x + p * (rng.next_u64() & 1)).collect();
+        plan.inverse_lazy(&mut inv_in);
+        assert!(inv_in.iter().all(|&x| x < 2 * p));
+        assert_eq!(inv_in.iter().map(|&x| x % p).collect::<Vec<_>>(), reduced);
+    }
+}
+
+#[test]
+fn invalid_plans_are_rejected() {
+    let p62 = primes_below(1 << 62, 1 << 18, 1, &[]).unwrap()[0];
+    for n in [0usize, 1, 8, 15, 17, 24, 1000, MAX_N * 2] {
+        assert_eq!(NttPlan::new(n, p62).unwrap_err(), NttError::BadLength { n });
+    }
+    for p in [0u64, 1, 1 << 62, u64::MAX] {
+        assert!(matches!(
+            NttPlan::new(16, p).unwrap_err(),
+            NttError::BadModulus(_)
+        ));
+    }
+    // 97 · 193 ≡ 1 mod 32 but composite.
+    assert_eq!(
+        NttPlan::new(16, 97 * 193).unwrap_err(),
+        NttError::NotPrime { p: 97 * 193 }
+    );
+    // 97 is prime, 97 ≡ 1 mod 32 holds: 97 = 3·32 + 1; but not ≡ 1 mod 64.
+    assert!(NttPlan::new(16, 97).is_ok());
+    assert_eq!(
+        NttPlan::new(32, 97).unwrap_err(),
+        NttError::NotNttFriendly { p: 97, n: 32 }
+    );
+    let text = NttPlan::new(32, 97).unwrap_err().to_string();
+    assert!(text.contains("97") && text.contains("64"), "{text}");
+    assert_eq!(MIN_N, 16);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn product_matches_schoolbook(log_n in 4u32..=8, which in 0usize..4, seed in any::<u64>()) {
+        let n = 1usize << log_n;
+        let p = primes_for(n)[which];
+        let mut rng = seeded_rng("ntt-product", seed);
+        let a = random_poly(&mut rng, n, p);
+        let b = random_poly(&mut rng, n, p);
+        let expected = schoolbook_negacyclic(&a, &b, p);
+        for path in paths() {
+            let plan = NttPlan::with_path(n, p, path).unwrap();
+            prop_assert_eq!(&plan.negacyclic_mul(&a, &b), &expected, "{:?}", path);
+        }
+    }
+
+    #[test]
+    fn round_trip_is_identity(log_n in 4u32..=13, bits in 20u32..=62, seed in any::<u64>()) {
+        let n = 1usize << log_n;
+        prop_assume!(bits > log_n + 2);
+        let p = match ntt_primes(bits, 2 * n as u64, 1, &[]) {
+            Ok(ps) => ps[0],
+            Err(_) => return Ok(()),
+        };
+        let mut rng = seeded_rng("ntt-roundtrip", seed);
+        let a = random_poly(&mut rng, n, p);
+        for path in paths() {
+            let plan = NttPlan::with_path(n, p, path).unwrap();
+            let mut b = a.clone();
+            plan.forward(&mut b);
+            prop_assert!(b.iter().all(|&x| x < p));
+            plan.inverse(&mut b);
+            prop_assert_eq!(&a, &b);
+        }
+    }
+}
