@@ -29,7 +29,7 @@ pub const MAX_MODULUS_BITS: u32 = 62;
 /// `x` in `[0, 2m)`, `m` in `[1, 2^63]` → output in `[0, m)`.
 #[inline(always)]
 pub fn csub(x: u64, m: u64) -> u64 {
-    debug_assert!(m >= 1 && m <= 1 << 63, "csub: modulus {m} out of range");
+    debug_assert!((1..=1 << 63).contains(&m), "csub: modulus {m} out of range");
     debug_assert!(x < m.wrapping_mul(2) || m == 1 << 63, "csub: {x} >= 2*{m}");
     // When x < m the subtraction wraps to a value >= 2^64 - m > x, so `min` keeps x.
     x.min(x.wrapping_sub(m))

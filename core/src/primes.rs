@@ -99,7 +99,7 @@ fn pow_mod(mut a: u64, mut e: u64, n: u64) -> u64 {
 /// # Example
 /// ```
 /// use heist_core::primes::is_prime;
-/// assert!(is_prime(0x3fff_ffff_fffc_0001));
+/// assert!(is_prime(0x3fff_ffff_ffe8_0001)); // the largest prime < 2^62 that is ≡ 1 mod 2^18
 /// assert!(!is_prime(561)); // a Carmichael number
 /// ```
 pub fn is_prime(n: u64) -> bool {

@@ -16,7 +16,7 @@
 //! - [`keys`]: [`keys::SecretKey`] (ternary, wiped on drop), [`keys::PublicKey`],
 //!   [`keys::KeySwitchKey`] (hybrid, one special prime), [`keys::RelinKey`] (`s² → s`),
 //!   [`keys::GaloisKeys`]; [`keys::key_switch`] with reusable [`keys::KeySwitchScratch`];
-//!   noise formulas [`keys::keyswitch_noise_variance`], [`keys::rounding_variance`].
+//!   noise formulas [`keys::keyswitch_noise_bound`], [`keys::rounding_bound`].
 //! - [`galois`]: automorphisms `X → X^g` as permutations of evaluation positions.
 //! - [`wire`]: the byte format shared by every encoded object (header with magic,
 //!   version, kind, fingerprint, body length; bounded readers and writers), and
@@ -37,9 +37,11 @@
 
 extern crate alloc;
 
+pub mod bfv;
 pub mod ckks;
 mod encoding;
 pub mod galois;
 pub mod keys;
+pub mod nn;
 pub mod params;
 pub mod wire;

@@ -1,7 +1,7 @@
 //! The negacyclic NTT against slow oracles: schoolbook products, direct evaluation, and
 //! every invalid plan rejected with the right error.
 
-use heist_core::ntt::{NttError, NttPath, NttPlan, MAX_N, MIN_N};
+use heist_core::ntt::{Kernel, NttError, NttPath, NttPlan, IFMA_MAX_MODULUS_BITS, MAX_N, MIN_N};
 use heist_core::primes::{ntt_primes, primes_below};
 use heist_tests::{eval_poly, schoolbook_negacyclic, seeded_rng};
 use proptest::prelude::*;
@@ -164,6 +164,164 @@ fn invalid_plans_are_rejected() {
     let text = NttPlan::new(32, 97).unwrap_err().to_string();
     assert!(text.contains("97") && text.contains("64"), "{text}");
     assert_eq!(MIN_N, 16);
+}
+
+/// Every kernel this crate has; the SIMD ones only run where the CPU has them.
+const KERNELS: [Kernel; 3] = [Kernel::Portable, Kernel::Avx512Ifma, Kernel::Avx512];
+
+/// The plan for `kernel`, or `None` with a message saying why the kernel is skipped.
+fn kernel_plan(n: usize, p: u64, kernel: Kernel) -> Option<NttPlan> {
+    match NttPlan::with_kernel(n, p, kernel) {
+        Ok(plan) => Some(plan),
+        Err(NttError::KernelUnavailable { .. }) => {
+            let bits = 64 - p.leading_zeros();
+            if kernel == Kernel::Avx512Ifma && bits > IFMA_MAX_MODULUS_BITS {
+                println!("not run: kernel {} does not take {bits}-bit p={p}", kernel.name());
+            } else {
+                println!(
+                    "SKIPPED: kernel {} not run for n={n} p={p}: this CPU lacks its features \
+                     or the build excludes it",
+                    kernel.name()
+                );
+            }
+            None
+        }
+        Err(e) => panic!("plan n={n} p={p}: {e}"),
+    }
+}
+
+/// Primes of many sizes for length `n`, including the extremes of each kernel's range.
+fn kernel_primes(n: usize) -> Vec<u64> {
+    let order = 2 * n as u64;
+    let mut out = vec![primes_above_small(order)];
+    for bits in [20u32, 31, 40, 49, IFMA_MAX_MODULUS_BITS, 51, 61, 62] {
+        out.push(primes_below(1 << bits, order, 1, &[]).unwrap()[0]);
+    }
+    out
+}
+
+#[test]
+fn every_kernel_agrees_with_the_portable_one() {
+    let mut rng = seeded_rng("ntt-kernels", 11);
+    let mut ran = [0usize; 3];
+    // Lengths below, at and above the SIMD kernels' leaf size (1024), up to 2^15.
+    for log_n in 4..=15u32 {
+        let n = 1usize << log_n;
+        for p in kernel_primes(n) {
+            let portable = NttPlan::with_path(n, p, NttPath::Portable).unwrap();
+            assert_eq!(portable.kernel(), Kernel::Portable);
+            let a = random_poly(&mut rng, n, p);
+            let mut expected = a.clone();
+            portable.forward(&mut expected);
+            for (k, kernel) in KERNELS.into_iter().enumerate() {
+                let Some(plan) = kernel_plan(n, p, kernel) else {
+                    continue;
+                };
+                ran[k] += 1;
+                assert_eq!(plan.kernel(), kernel);
+                let mut f = a.clone();
+                plan.forward(&mut f);
+                assert_eq!(f, expected, "forward n={n} p={p} {kernel:?}");
+                plan.inverse(&mut f);
+                assert_eq!(f, a, "inverse n={n} p={p} {kernel:?}");
+            }
+        }
+    }
+    for (kernel, count) in KERNELS.iter().zip(ran) {
+        println!("kernel {}: {count} (n, p) pairs checked", kernel.name());
+    }
+    assert!(ran[0] > 0);
+}
+
+#[test]
+fn every_kernel_keeps_its_lazy_ranges_at_the_extremes() {
+    let mut rng = seeded_rng("ntt-kernel-lazy", 5);
+    for n in [16usize, 64, 1024, 4096] {
+        for p in kernel_primes(n) {
+            for kernel in KERNELS {
+                let Some(plan) = kernel_plan(n, p, kernel) else {
+                    continue;
+                };
+                // Forward input at the top of [0, 4p), and random lazy input.
+                let top = vec![4 * p - 1; n];
+                let lazy: Vec<u64> = (0..n).map(|_| rng.next_u64() % (4 * p)).collect();
+                for input in [top, lazy] {
+                    let reduced: Vec<u64> = input.iter().map(|&x| x % p).collect();
+                    let mut expected = reduced.clone();
+                    plan.forward(&mut expected);
+                    let mut full = input.clone();
+                    plan.forward(&mut full);
+                    assert_eq!(full, expected, "forward of lazy input n={n} p={p} {kernel:?}");
+                    let mut out = input.clone();
+                    plan.forward_lazy(&mut out);
+                    assert!(out.iter().all(|&x| x < 4 * p), "forward_lazy range {kernel:?}");
+                    let out_mod: Vec<u64> = out.iter().map(|&x| x % p).collect();
+                    assert_eq!(out_mod, expected, "forward_lazy n={n} p={p} {kernel:?}");
+                    // Inverse input at the top of [0, 2p) and lifted by p at random.
+                    let mut inv_top = vec![2 * p - 1; n];
+                    let mut inv_expected = vec![p - 1; n];
+                    plan.inverse(&mut inv_expected);
+                    plan.inverse_lazy(&mut inv_top);
+                    assert!(inv_top.iter().all(|&x| x < 2 * p), "inverse_lazy range {kernel:?}");
+                    let top_mod: Vec<u64> = inv_top.iter().map(|&x| x % p).collect();
+                    assert_eq!(top_mod, inv_expected, "inverse_lazy top n={n} p={p} {kernel:?}");
+                    let mut lifted: Vec<u64> =
+                        expected.iter().map(|&x| x + p * (rng.next_u64() & 1)).collect();
+                    plan.inverse(&mut lifted);
+                    assert_eq!(lifted, reduced, "inverse of lifted input n={n} p={p} {kernel:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn kernel_choice_follows_path_and_modulus() {
+    let n = 1024;
+    let p50 = primes_below(1 << 50, 2 * n as u64, 1, &[]).unwrap()[0];
+    let p51 = primes_below(1 << 51, 2 * n as u64, 1, &[]).unwrap()[0];
+    assert_eq!(NttPlan::with_path(n, p50, NttPath::Portable).unwrap().kernel(), Kernel::Portable);
+    // The IFMA kernel never takes p >= 2^50, whatever the CPU.
+    assert_eq!(
+        NttPlan::with_kernel(n, p51, Kernel::Avx512Ifma).unwrap_err(),
+        NttError::KernelUnavailable { kernel: Kernel::Avx512Ifma, p: p51 }
+    );
+    assert_ne!(NttPlan::new(n, p51).unwrap().kernel(), Kernel::Avx512Ifma);
+    // Auto picks the first available of IFMA, AVX-512, portable.
+    let auto = NttPlan::new(n, p50).unwrap().kernel();
+    let expected = KERNELS[1..]
+        .iter()
+        .copied()
+        .find(|k| k.is_available(50))
+        .unwrap_or(Kernel::Portable);
+    assert_eq!(auto, expected);
+    println!("auto kernel for a 50-bit prime: {}", auto.name());
+    for kernel in KERNELS {
+        println!("kernel {} available for 50-bit p: {}", kernel.name(), kernel.is_available(50));
+    }
+}
+
+#[test]
+fn in_place_product_matches_schoolbook() {
+    let mut rng = seeded_rng("ntt-product-in-place", 9);
+    for n in [16usize, 64] {
+        for p in kernel_primes(n) {
+            let a = random_poly(&mut rng, n, p);
+            let b = random_poly(&mut rng, n, p);
+            let expected = schoolbook_negacyclic(&a, &b, p);
+            for kernel in KERNELS {
+                let Some(plan) = kernel_plan(n, p, kernel) else {
+                    continue;
+                };
+                // Lazy inputs in [0, 4p) give the same product.
+                let mut x: Vec<u64> = a.iter().map(|&v| v + 3 * p).collect();
+                let mut y: Vec<u64> = b.iter().map(|&v| v + 2 * p).collect();
+                plan.negacyclic_mul_in_place(&mut x, &mut y);
+                assert_eq!(x, expected, "n={n} p={p} {kernel:?}");
+                assert!(y.iter().all(|&v| v < 4 * p));
+            }
+        }
+    }
 }
 
 proptest! {

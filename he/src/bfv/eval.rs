@@ -1,0 +1,329 @@
+//! The BFV evaluator: homomorphic operations with tracked noise bounds.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use heist_core::rns::{Coeff, Eval, RnsBasis, RnsPoly};
+
+use super::cipher::{check_fp, check_plain, scaled_plain};
+use super::encoder::{rotation_galois_element, row_swap_galois_element};
+use super::{BfvError, BfvParams, Ciphertext, Plaintext};
+use crate::keys::{key_switch, GaloisKeys, KeySwitchScratch, RelinKey};
+
+/// Evaluates homomorphic operations for one BFV parameter set. Operations that switch
+/// keys (multiplication, rotations) take `&mut self` to reuse scratch buffers.
+#[derive(Debug, Clone)]
+pub struct Evaluator {
+    params: BfvParams,
+    scratch: KeySwitchScratch,
+}
+
+impl Evaluator {
+    /// An evaluator for `params`.
+    pub fn new(params: &BfvParams) -> Self {
+        Self {
+            params: params.clone(),
+            scratch: KeySwitchScratch::default(),
+        }
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &BfvParams {
+        &self.params
+    }
+
+    fn basis(&self) -> &RnsBasis {
+        self.params.he().basis()
+    }
+
+    fn check(&self, a: &Ciphertext) -> Result<(), BfvError> {
+        check_fp(self.params.fingerprint(), a.fingerprint)
+    }
+
+    fn with(&self, c0: RnsPoly<Eval>, c1: RnsPoly<Eval>, noise_bound: f64) -> Ciphertext {
+        Ciphertext {
+            fingerprint: self.params.fingerprint(),
+            c0,
+            c1,
+            noise_bound: self.params.noise_model().floor(noise_bound),
+            seed: None,
+        }
+    }
+
+    /// `a + b`.
+    ///
+    /// # Errors
+    /// [`BfvError::ForeignObject`].
+    pub fn add(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, BfvError> {
+        let mut out = a.clone();
+        self.add_assign(&mut out, b)?;
+        Ok(out)
+    }
+
+    /// `a += b`.
+    ///
+    /// # Errors
+    /// [`BfvError::ForeignObject`].
+    pub fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<(), BfvError> {
+        self.check(a)?;
+        self.check(b)?;
+        a.c0.add_assign(&b.c0, self.basis());
+        a.c1.add_assign(&b.c1, self.basis());
+        a.noise_bound += b.noise_bound;
+        a.seed = None;
+        Ok(())
+    }
+
+    /// `a - b`.
+    ///
+    /// # Errors
+    /// [`BfvError::ForeignObject`].
+    pub fn sub(&self, a: &Ciphertext, b: &Ciphertext) -> Result<Ciphertext, BfvError> {
+        self.check(a)?;
+        self.check(b)?;
+        let mut out = a.clone();
+        out.c0.sub_assign(&b.c0, self.basis());
+        out.c1.sub_assign(&b.c1, self.basis());
+        out.noise_bound += b.noise_bound;
+        out.seed = None;
+        Ok(out)
+    }
+
+    /// `-a`.
+    ///
+    /// # Errors
+    /// [`BfvError::ForeignObject`].
+    pub fn neg(&self, a: &Ciphertext) -> Result<Ciphertext, BfvError> {
+        self.check(a)?;
+        let mut out = a.clone();
+        out.c0.neg_assign(self.basis());
+        out.c1.neg_assign(self.basis());
+        out.seed = None;
+        Ok(out)
+    }
+
+    /// `a + p`.
+    ///
+    /// # Errors
+    /// [`BfvError::ForeignObject`], [`BfvError::PlainMismatch`].
+    pub fn add_plain(&self, a: &Ciphertext, p: &Plaintext) -> Result<Ciphertext, BfvError> {
+        self.check(a)?;
+        check_plain(&self.params, p)?;
+        let mut out = a.clone();
+        out.c0.add_assign(&scaled_plain(&self.params, p), self.basis());
+        out.noise_bound = self.params.noise_model().add_plain(a.noise_bound);
+        out.seed = None;
+        Ok(out)
+    }
+
+    /// `a - p`.
+    ///
+    /// # Errors
+    /// [`BfvError::ForeignObject`], [`BfvError::PlainMismatch`].
+    pub fn sub_plain(&self, a: &Ciphertext, p: &Plaintext) -> Result<Ciphertext, BfvError> {
+        self.check(a)?;
+        check_plain(&self.params, p)?;
+        let mut out = a.clone();
+        out.c0.sub_assign(&scaled_plain(&self.params, p), self.basis());
+        out.noise_bound = self.params.noise_model().add_plain(a.noise_bound);
+        out.seed = None;
+        Ok(out)
+    }
+
+    /// The plaintext lifted to its centred coefficients modulo `Q`, in evaluation form:
+    /// the operand of [`Self::mul_plain`], reusable across many products.
+    ///
+    /// # Errors
+    /// [`BfvError::PlainMismatch`].
+    pub fn lift_plain(&self, p: &Plaintext) -> Result<RnsPoly<Eval>, BfvError> {
+        check_plain(&self.params, p)?;
+        let t = self.params.plain_modulus();
+        let centred: Vec<i64> = p.coeffs.iter().map(|&c| t.centre(c)).collect();
+        let l = self.params.he().max_level();
+        Ok(RnsPoly::<Coeff>::from_signed(&centred, l, self.basis()).into_eval(self.basis()))
+    }
+
+    /// `a · p` (slot-wise product); the noise grows by `‖p‖₁` of the centred plaintext.
+    ///
+    /// # Errors
+    /// [`BfvError::ForeignObject`], [`BfvError::PlainMismatch`].
+    pub fn mul_plain(&self, a: &Ciphertext, p: &Plaintext) -> Result<Ciphertext, BfvError> {
+        self.check(a)?;
+        let lifted = self.lift_plain(p)?;
+        let mut out = a.clone();
+        out.c0.mul_assign(&lifted, self.basis());
+        out.c1.mul_assign(&lifted, self.basis());
+        out.noise_bound = self.params.noise_model().floor(a.noise_bound * p.centred_l1());
+        out.seed = None;
+        Ok(out)
+    }
+
+    /// `c · a` for an integer `c`, taken modulo `t` and centred; the noise grows by `|c|`
+    /// (centred).
+    ///
+    /// # Errors
+    /// [`BfvError::ForeignObject`].
+    pub fn mul_scalar(&self, a: &Ciphertext, c: i64) -> Result<Ciphertext, BfvError> {
+        self.dot_scalar(&[a], &[c])
+    }
+
+    /// The linear combination `Σ w_i · a_i` for integer weights (each taken modulo `t` and
+    /// centred), with deferred reduction: products are accumulated in `u128` and reduced
+    /// once every sixteen terms (each product is below `2^124`), so a sum of `m` terms
+    /// costs `m` multiplications and `m/16` reductions per residue.
+    ///
+    /// # Errors
+    /// [`BfvError::LengthMismatch`] for unequal or zero counts; [`BfvError::ForeignObject`].
+    pub fn dot_scalar(&self, cts: &[&Ciphertext], weights: &[i64]) -> Result<Ciphertext, BfvError> {
+        if cts.is_empty() || cts.len() != weights.len() {
+            return Err(BfvError::LengthMismatch {
+                ciphertexts: cts.len(),
+                weights: weights.len(),
+            });
+        }
+        let t = self.params.plain_modulus();
+        let centred: Vec<i64> = weights.iter().map(|&w| t.centre(t.from_i64(w))).collect();
+        let mut bound = 0.0;
+        for (ct, &w) in cts.iter().zip(&centred) {
+            self.check(ct)?;
+            bound += w.unsigned_abs() as f64 * ct.noise_bound;
+        }
+        let n = self.params.n();
+        let l = self.params.he().max_level();
+        let mut out0 = RnsPoly::<Eval>::zero(n, l);
+        let mut out1 = RnsPoly::<Eval>::zero(n, l);
+        let mut acc = vec![0u128; n];
+        let mut residues = Vec::with_capacity(cts.len());
+        for (i, q) in self.params.chain_moduli().iter().enumerate() {
+            residues.clear();
+            residues.extend(centred.iter().map(|&w| q.from_i64(w)));
+            for (out, first) in [(&mut out0, true), (&mut out1, false)] {
+                acc.fill(0);
+                for (j, (ct, &w)) in cts.iter().zip(&residues).enumerate() {
+                    let src = if first { ct.c0.limb(i) } else { ct.c1.limb(i) };
+                    for (a, &x) in acc.iter_mut().zip(src) {
+                        *a += u128::from(x) * u128::from(w);
+                    }
+                    if j % 16 == 15 {
+                        for a in acc.iter_mut() {
+                            *a = u128::from(q.reduce_u128(*a));
+                        }
+                    }
+                }
+                for (o, &a) in out.limb_mut(i).iter_mut().zip(&acc) {
+                    *o = q.reduce_u128(a);
+                }
+            }
+        }
+        Ok(self.with(out0, out1, bound))
+    }
+
+    /// The centred lift of `x` (modulo `Q`) to the auxiliary basis `P`, in evaluation form.
+    fn to_aux(&self, x: &RnsPoly<Coeff>) -> RnsPoly<Eval> {
+        self.params
+            .extend_q_to_p
+            .extend(x)
+            .into_eval(self.params.aux_basis())
+    }
+
+    /// `round(t/Q · d)` for `d` given modulo `Q` and `P` (evaluation form), back modulo `Q`
+    /// in evaluation form.
+    fn scale_down(&self, dq: RnsPoly<Eval>, dp: RnsPoly<Eval>) -> RnsPoly<Eval> {
+        let q = dq.into_coeff(self.basis());
+        let p = dp.into_coeff(self.params.aux_basis());
+        let scaled = self.params.scale_mul.scale(&q, Some(&p));
+        self.params
+            .extend_p_to_q
+            .extend(&scaled)
+            .into_eval(self.basis())
+    }
+
+    /// `a · b` (slot-wise product) with relinearisation: the HPS multiplication
+    /// ([`super::rns`]): the four polynomials are lifted exactly to `Q ∪ P`, the tensor
+    /// product is taken there, scaled by `t/Q` and brought back to `Q`; the `s²` part is
+    /// switched to `s` with `rlk`.
+    ///
+    /// # Errors
+    /// [`BfvError::ForeignObject`] for operands or a key of other parameters.
+    pub fn mul(&mut self, a: &Ciphertext, b: &Ciphertext, rlk: &RelinKey) -> Result<Ciphertext, BfvError> {
+        self.check(a)?;
+        self.check(b)?;
+        check_fp(self.params.he().fingerprint(), rlk.key().fingerprint())?;
+        let basis = self.params.he().basis().clone();
+        let aux = self.params.aux_basis().clone();
+        let lift = |x: &RnsPoly<Eval>| -> (RnsPoly<Eval>, RnsPoly<Eval>) {
+            let p = self.to_aux(&x.clone().into_coeff(&basis));
+            (x.clone(), p)
+        };
+        let (a0, a0p) = lift(&a.c0);
+        let (a1, a1p) = lift(&a.c1);
+        let (b0, b0p) = if core::ptr::eq(a, b) { (a0.clone(), a0p.clone()) } else { lift(&b.c0) };
+        let (b1, b1p) = if core::ptr::eq(a, b) { (a1.clone(), a1p.clone()) } else { lift(&b.c1) };
+        // (a0 + a1 s)(b0 + b1 s) = a0 b0 + (a0 b1 + a1 b0) s + a1 b1 s², in Q and in P.
+        let tensor = |x0: &RnsPoly<Eval>, x1: &RnsPoly<Eval>, y0: &RnsPoly<Eval>, y1: &RnsPoly<Eval>, bs: &RnsBasis| {
+            let mut d0 = x0.clone();
+            d0.mul_assign(y0, bs);
+            let mut d1 = x0.clone();
+            d1.mul_assign(y1, bs);
+            d1.mul_add_assign(x1, y0, bs);
+            let mut d2 = x1.clone();
+            d2.mul_assign(y1, bs);
+            (d0, d1, d2)
+        };
+        let (d0q, d1q, d2q) = tensor(&a0, &a1, &b0, &b1, &basis);
+        let (d0p, d1p, d2p) = tensor(&a0p, &a1p, &b0p, &b1p, &aux);
+        let mut c0 = self.scale_down(d0q, d0p);
+        let mut c1 = self.scale_down(d1q, d1p);
+        let c2 = self.scale_down(d2q, d2p);
+        key_switch(self.params.he(), rlk.key(), &c2, &mut c0, &mut c1, &mut self.scratch);
+        let bound = self
+            .params
+            .noise_model()
+            .mul_relin(a.noise_bound, b.noise_bound);
+        Ok(self.with(c0, c1, bound))
+    }
+
+    /// `a²` with relinearisation.
+    ///
+    /// # Errors
+    /// As [`Self::mul`].
+    pub fn square(&mut self, a: &Ciphertext, rlk: &RelinKey) -> Result<Ciphertext, BfvError> {
+        self.mul(a, a, rlk)
+    }
+
+    /// Applies `X → X^g` and switches back to `s` with the Galois key of `g`.
+    fn apply_galois(&mut self, a: &Ciphertext, g: u64, gk: &GaloisKeys) -> Result<Ciphertext, BfvError> {
+        self.check(a)?;
+        check_fp(self.params.he().fingerprint(), gk.fingerprint())?;
+        let key = gk.get(g).ok_or(BfvError::MissingGaloisKey { element: g })?;
+        let n = self.params.n();
+        let l = self.params.he().max_level();
+        let mut c0 = RnsPoly::<Eval>::zero(n, l);
+        crate::galois::apply(key.permutation(), &a.c0, &mut c0);
+        let mut rc1 = RnsPoly::<Eval>::zero(n, l);
+        crate::galois::apply(key.permutation(), &a.c1, &mut rc1);
+        let mut c1 = RnsPoly::<Eval>::zero(n, l);
+        key_switch(self.params.he(), key.key(), &rc1, &mut c0, &mut c1, &mut self.scratch);
+        let bound = self.params.noise_model().key_switch(a.noise_bound);
+        Ok(self.with(c0, c1, bound))
+    }
+
+    /// Rotates both rows of the `2 × N/2` slot matrix left by `steps` (right for negative
+    /// `steps`), with the Galois key of [`rotation_galois_element`]`(N, steps)`.
+    ///
+    /// # Errors
+    /// [`BfvError::MissingGaloisKey`], [`BfvError::ForeignObject`].
+    pub fn rotate_rows(&mut self, a: &Ciphertext, steps: i64, gk: &GaloisKeys) -> Result<Ciphertext, BfvError> {
+        let g = rotation_galois_element(self.params.n(), steps);
+        self.apply_galois(a, g, gk)
+    }
+
+    /// Swaps the two rows, with the Galois key of [`row_swap_galois_element`]`(N)`.
+    ///
+    /// # Errors
+    /// [`BfvError::MissingGaloisKey`], [`BfvError::ForeignObject`].
+    pub fn swap_rows(&mut self, a: &Ciphertext, gk: &GaloisKeys) -> Result<Ciphertext, BfvError> {
+        let g = row_swap_galois_element(self.params.n());
+        self.apply_galois(a, g, gk)
+    }
+}

@@ -1,0 +1,356 @@
+//! CKKS batch inference: the trusted client (secret key) and the compute side (public
+//! material only).
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use heist_core::rns::{Eval, RnsPoly};
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, RngCore};
+
+use super::kernel::linear_block;
+use super::plan::{fresh_error, CkksPlan, CompiledLinear, CompiledOp};
+use super::{Executor, NnError};
+use crate::ckks::{decrypt, encrypt_sk, Ciphertext, CkksError, Encoder, Evaluator};
+use crate::keys::{RelinKey, SecretKey};
+
+/// Columns per block of the batch layout: a linear layer is one job per (polynomial,
+/// limb, block).
+const BLOCK: usize = 1024;
+/// Ciphertexts per square job.
+const SQUARE_CHUNK: usize = 16;
+
+/// The trusted side: holds the secret key, encrypts batches and decrypts scores.
+#[derive(Debug)]
+pub struct CkksClient {
+    plan: CkksPlan,
+    encoder: Encoder,
+    sk: SecretKey,
+}
+
+impl CkksClient {
+    /// A client for `plan` with a fresh secret key.
+    pub fn new<R: RngCore + CryptoRng>(plan: CkksPlan, rng: &mut R) -> Self {
+        let sk = SecretKey::generate(plan.params().he(), rng);
+        let encoder = Encoder::new(plan.params());
+        Self { plan, encoder, sk }
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &CkksPlan {
+        &self.plan
+    }
+
+    /// The relinearisation key the compute side needs (its only key).
+    pub fn relin_key<R: RngCore + CryptoRng>(&self, rng: &mut R) -> RelinKey {
+        RelinKey::generate(self.plan.params().he(), &self.sk, rng)
+    }
+
+    /// Encrypts up to [`CkksPlan::batch`] inputs (image `b` in slot `b`): one ciphertext
+    /// per input position, at the top level and the plan's input scale. The jobs (one per
+    /// position) draw from ChaCha20 streams seeded from `rng`.
+    ///
+    /// # Errors
+    /// [`NnError::BatchSize`], [`NnError::InputLength`], [`NnError::InputRange`] for a value
+    /// outside `[-input_max_abs, input_max_abs]` (or NaN).
+    pub fn encrypt_batch<R: RngCore + CryptoRng, E: Executor>(
+        &self,
+        images: &[&[f64]],
+        rng: &mut R,
+        exec: &E,
+    ) -> Result<Vec<Ciphertext>, NnError> {
+        let batch = self.plan.batch();
+        if images.is_empty() || images.len() > batch {
+            return Err(NnError::BatchSize {
+                given: images.len(),
+                max: batch,
+            });
+        }
+        let len = self.plan.input_len();
+        let max = self.plan.input_max_abs();
+        for (image, values) in images.iter().enumerate() {
+            if values.len() != len {
+                return Err(NnError::InputLength {
+                    expected: len,
+                    found: values.len(),
+                });
+            }
+            if let Some(index) = values.iter().position(|v| !(libm::fabs(*v) <= max)) {
+                return Err(NnError::InputRange { image, index });
+            }
+        }
+        let seeds: Vec<[u8; 32]> = (0..len)
+            .map(|_| {
+                let mut s = [0u8; 32];
+                rng.fill_bytes(&mut s);
+                s
+            })
+            .collect();
+        let params = self.plan.params();
+        let level = params.he().max_level();
+        let scale = self.plan.input_scale();
+        exec.map(len, |pixel| {
+            let mut job_rng = ChaCha20Rng::from_seed(seeds[pixel]);
+            let slots: Vec<f64> = images.iter().map(|img| img[pixel]).collect();
+            let pt = self.encoder.encode(&slots, scale, level)?;
+            Ok(encrypt_sk(params, &self.sk, &pt, &mut job_rng)?)
+        })
+        .into_iter()
+        .collect()
+    }
+
+    /// Decrypts the score ciphertexts into `images` rows of scores (image `b` from slot `b`).
+    ///
+    /// # Errors
+    /// [`NnError::InputLength`] for a wrong number of ciphertexts, [`NnError::BatchSize`],
+    /// [`NnError::Ckks`] for ciphertexts of other parameters.
+    pub fn decrypt_scores(&self, scores: &[Ciphertext], images: usize) -> Result<Vec<Vec<f64>>, NnError> {
+        if scores.len() != self.plan.output_len() {
+            return Err(NnError::InputLength {
+                expected: self.plan.output_len(),
+                found: scores.len(),
+            });
+        }
+        if images > self.plan.batch() {
+            return Err(NnError::BatchSize {
+                given: images,
+                max: self.plan.batch(),
+            });
+        }
+        let mut out = vec![vec![0.0; scores.len()]; images];
+        for (j, ct) in scores.iter().enumerate() {
+            let slots = self.encoder.decode(&decrypt(self.plan.params(), &self.sk, ct)?)?;
+            for (row, &v) in out.iter_mut().zip(&slots) {
+                row[j] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The bound, tracked on the ciphertexts, on `|decrypted score - exact real score|`
+    /// over all slots of `scores`: the tracked error over the scale plus the decoder's
+    /// floating-point error.
+    pub fn error_bound(&self, scores: &[Ciphertext]) -> f64 {
+        let n = self.plan.params().he().n();
+        scores
+            .iter()
+            .map(|ct| ct.predicted_error() + crate::ckks::fft_error(n, 1.0, ct.msg_bound()))
+            .fold(0.0, f64::max)
+    }
+
+    /// The predicted error of fresh input ciphertexts, in slot units.
+    pub fn input_error(&self) -> f64 {
+        let n = self.plan.params().he().n();
+        let scale = self.plan.input_scale();
+        fresh_error(n, scale, self.plan.input_max_abs()) / scale
+    }
+}
+
+/// The compute side: the compiled model and the relinearisation key, nothing secret.
+#[derive(Debug, Clone)]
+pub struct CkksServer {
+    plan: CkksPlan,
+    rlk: RelinKey,
+}
+
+/// A layer's ciphertexts in blocked layout: buffer `(part · level + limb) · blocks + block`
+/// holds `rows × width` residues (row-major), so a linear layer maps each input buffer to
+/// the output buffer of the same index.
+struct Batch {
+    level: usize,
+    width: usize,
+    blocks: usize,
+    rows: usize,
+    data: Vec<Vec<u64>>,
+    scale: f64,
+    msg: Vec<f64>,
+    err: Vec<f64>,
+}
+
+impl CkksServer {
+    /// The compute side for `plan` with the client's relinearisation key.
+    ///
+    /// # Errors
+    /// [`NnError::Ckks`] ([`CkksError::ForeignObject`]) for a key of other parameters.
+    pub fn new(plan: CkksPlan, rlk: RelinKey) -> Result<Self, NnError> {
+        crate::ckks::check_fp(plan.params().he(), rlk.key().fingerprint())?;
+        Ok(Self { plan, rlk })
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &CkksPlan {
+        &self.plan
+    }
+
+    /// Evaluates the network on a batch: [`CkksPlan::input_len`] ciphertexts in, one per
+    /// score out. Linear layers run as independent jobs per (polynomial, limb, block of
+    /// 1024 coefficients) and squares per chunk of ciphertexts, on `exec`.
+    ///
+    /// # Errors
+    /// [`NnError::InputLength`]; [`NnError::InputLevel`] when the inputs are not fresh
+    /// ciphertexts of the plan (top level, input scale); [`NnError::Ckks`] for objects of
+    /// other parameters.
+    pub fn evaluate<E: Executor>(&self, inputs: Vec<Ciphertext>, exec: &E) -> Result<Vec<Ciphertext>, NnError> {
+        let he = self.plan.params().he();
+        if inputs.len() != self.plan.input_len() {
+            return Err(NnError::InputLength {
+                expected: self.plan.input_len(),
+                found: inputs.len(),
+            });
+        }
+        for ct in &inputs {
+            crate::ckks::check_fp(he, ct.fingerprint())?;
+            let scale_off = libm::fabs(ct.scale() - self.plan.input_scale()) > 1e-9 * self.plan.input_scale();
+            if ct.level() != he.max_level() || scale_off {
+                return Err(NnError::InputLevel {
+                    level: ct.level(),
+                    scale: ct.scale(),
+                });
+            }
+        }
+        let mut batch = Batch::from_cts(he.n(), &inputs);
+        drop(inputs);
+        for op in self.plan.ops() {
+            batch = match op {
+                CompiledOp::Linear(l) => self.linear(l, &batch, exec)?,
+                CompiledOp::Square => self.square(batch, exec)?,
+            };
+        }
+        Ok((0..batch.rows).map(|r| batch.ct(self, r)).collect())
+    }
+
+    fn linear<E: Executor>(&self, l: &CompiledLinear, input: &Batch, exec: &E) -> Result<Batch, NnError> {
+        let basis = self.plan.params().he().basis();
+        let scale = input.scale * libm::ldexp(1.0, l.log2);
+        // The bias of row r as an integer at the output scale, as residues per limb.
+        let biases: Vec<i128> = l
+            .rows
+            .iter()
+            .map(|row| {
+                let v = libm::round(row.bias * scale);
+                if libm::fabs(v) < libm::ldexp(1.0, 120) {
+                    Ok(v as i128)
+                } else {
+                    Err(NnError::Ckks(CkksError::Overflow { value: v }))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        let residues: Vec<Vec<u64>> = (0..input.level)
+            .map(|i| {
+                let q = basis.modulus(i);
+                biases
+                    .iter()
+                    .map(|&b| {
+                        let r = q.reduce_u128(b.unsigned_abs());
+                        if b < 0 {
+                            q.neg(r)
+                        } else {
+                            r
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let rows = l.rows.len();
+        let width = input.width;
+        let data = exec.map(input.data.len(), |job| {
+            let part = job / (input.level * input.blocks);
+            let limb = (job / input.blocks) % input.level;
+            let bias: &[u64] = if part == 0 { &residues[limb] } else { &[] };
+            let mut out = vec![0u64; rows * width];
+            linear_block(basis.modulus(limb), &l.rows, bias, &input.data[job], width, &mut out);
+            out
+        });
+        let (msg, err) = l.bounds(input.scale, &input.msg, &input.err);
+        Ok(Batch {
+            level: input.level,
+            width,
+            blocks: input.blocks,
+            rows,
+            data,
+            scale,
+            msg,
+            err,
+        })
+    }
+
+    fn square<E: Executor>(&self, input: Batch, exec: &E) -> Result<Batch, NnError> {
+        let chunks = input.rows.div_ceil(SQUARE_CHUNK);
+        let results = exec.map(chunks, |c| -> Result<Vec<Ciphertext>, CkksError> {
+            let mut ev = Evaluator::new(self.plan.params());
+            let end = ((c + 1) * SQUARE_CHUNK).min(input.rows);
+            (c * SQUARE_CHUNK..end)
+                .map(|r| {
+                    let mut sq = ev.square_relin(&input.ct(self, r), &self.rlk)?;
+                    ev.rescale_assign(&mut sq)?;
+                    Ok(sq)
+                })
+                .collect()
+        });
+        drop(input);
+        let mut cts = Vec::new();
+        for r in results {
+            cts.extend(r?);
+        }
+        Ok(Batch::from_cts(self.plan.params().he().n(), &cts))
+    }
+}
+
+impl Batch {
+    /// Gathers ciphertexts (same level and scale) into the blocked layout.
+    fn from_cts(n: usize, cts: &[Ciphertext]) -> Batch {
+        let level = cts.first().map_or(1, Ciphertext::level);
+        let width = BLOCK.min(n);
+        let blocks = n / width;
+        let rows = cts.len();
+        let mut data = Vec::with_capacity(2 * level * blocks);
+        for part in 0..2 {
+            for limb in 0..level {
+                for block in 0..blocks {
+                    let mut buf = Vec::with_capacity(rows * width);
+                    for ct in cts {
+                        let poly = if part == 0 { &ct.c0 } else { &ct.c1 };
+                        buf.extend_from_slice(&poly.limb(limb)[block * width..(block + 1) * width]);
+                    }
+                    data.push(buf);
+                }
+            }
+        }
+        Batch {
+            level,
+            width,
+            blocks,
+            rows,
+            data,
+            scale: cts.first().map_or(1.0, Ciphertext::scale),
+            msg: cts.iter().map(Ciphertext::msg_bound).collect(),
+            err: cts.iter().map(Ciphertext::err_bound).collect(),
+        }
+    }
+
+    /// Ciphertext `r`.
+    fn ct(&self, server: &CkksServer, r: usize) -> Ciphertext {
+        let he = server.plan.params().he();
+        let n = he.n();
+        let poly = |part: usize| {
+            let mut data = Vec::with_capacity(self.level * n);
+            for limb in 0..self.level {
+                for block in 0..self.blocks {
+                    let buf = &self.data[(part * self.level + limb) * self.blocks + block];
+                    data.extend_from_slice(&buf[r * self.width..(r + 1) * self.width]);
+                }
+            }
+            RnsPoly::<Eval>::from_vec(n, self.level, data)
+        };
+        Ciphertext {
+            fingerprint: he.fingerprint(),
+            c0: poly(0),
+            c1: poly(1),
+            scale: self.scale,
+            msg_bound: self.msg[r],
+            err_bound: self.err[r],
+            seed: None,
+        }
+    }
+}

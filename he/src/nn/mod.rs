@@ -1,0 +1,164 @@
+//! Encrypted inference of square-activation networks on SIMD batches (CryptoNets packing).
+//!
+//! One image per slot: a batch of `N/2` images arrives as one ciphertext per input
+//! position (784 for MNIST), and the scores leave as one ciphertext per class. The weights
+//! are the same for every image, so a linear layer is a sum of ciphertexts times integer
+//! constants and a square is a ciphertext product with relinearisation.
+//!
+//! # CKKS schedule
+//!
+//! [`CkksPlan`] compiles a [`heist_core::nn::Network`]`<f64>`:
+//!
+//! - every linear map gets integer weights `w_q = round(w · 2^k)` of
+//!   [`PlanConfig::weight_bits`] signed bits; it is evaluated as an integer
+//!   multiply-accumulate on the residues (evaluation form throughout) with the bias added
+//!   at the new scale `Δ 2^k`; no level is consumed;
+//! - every square is `square_relin` followed by one rescale, by a prime of about
+//!   `Δ² / 2^p` so the scale returns to about `2^p`.
+//!
+//! A network with `d` squares thus uses a chain of `d + 1` primes. The plan searches the
+//! input scale `2^p_in` and `p`, derives every prime size from the worst-case magnitudes
+//! (interval bounds over inputs in `[-input_max_abs, input_max_abs]`) and keeps the chain
+//! with the smallest predicted score error, at the smallest secure ring degree meeting
+//! [`PlanConfig::max_score_error`]. The predicted error follows the rules of
+//! [`crate::ckks`] (fresh, key-switching and rescaling noise as high-probability bounds,
+//! everything else by the triangle inequality) and includes the rounding of the weights,
+//! so it bounds the distance of each decrypted score to the exact real-valued network.
+//!
+//! # Roles
+//!
+//! [`CkksClient`] holds the secret key: it encrypts a batch and decrypts the scores.
+//! [`CkksServer`] holds the plan and the relinearisation key only.
+//!
+//! # Parallelism
+//!
+//! The work is split into independent jobs run by an [`Executor`]: linear layers per
+//! (polynomial, limb, block of coefficients), squares per chunk of ciphertexts,
+//! encryption per input position. [`Sequential`] runs them in order; a host with threads
+//! supplies its own executor.
+
+mod ckks;
+mod kernel;
+mod plan;
+
+pub use ckks::{CkksClient, CkksServer};
+pub use plan::{CkksPlan, PlanConfig};
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::ckks::CkksError;
+use crate::params::ParamsError;
+
+/// Runs independent jobs `f(0), …, f(jobs - 1)` and returns their results in order.
+pub trait Executor {
+    /// Runs every job; the order of execution is free, the order of results is not.
+    fn map<T: Send, F: Fn(usize) -> T + Sync>(&self, jobs: usize, f: F) -> Vec<T>;
+}
+
+/// Runs jobs one after another on the calling thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sequential;
+
+impl Executor for Sequential {
+    fn map<T: Send, F: Fn(usize) -> T + Sync>(&self, jobs: usize, f: F) -> Vec<T> {
+        (0..jobs).map(f).collect()
+    }
+}
+
+/// An error of encrypted inference.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum NnError {
+    /// A [`PlanConfig`] field is out of range.
+    Config,
+    /// A weight sum or index of operation `op` is too large for the kernel.
+    TooLarge {
+        /// The operation of the network.
+        op: usize,
+        /// The offending value.
+        value: u64,
+    },
+    /// A bias of operation `op` is not finite.
+    NotFinite {
+        /// The operation of the network.
+        op: usize,
+    },
+    /// No secure parameters meet the error target.
+    NoParameters {
+        /// The target.
+        max_score_error: f64,
+    },
+    /// A wrong number of inputs or ciphertexts.
+    InputLength {
+        /// Number expected.
+        expected: usize,
+        /// Number given.
+        found: usize,
+    },
+    /// Too many (or no) images for one batch.
+    BatchSize {
+        /// Images given.
+        given: usize,
+        /// Slots available.
+        max: usize,
+    },
+    /// An input value is outside the range the plan's bounds assume.
+    InputRange {
+        /// The image.
+        image: usize,
+        /// The input position.
+        index: usize,
+    },
+    /// An input ciphertext is not at the plan's top level and input scale.
+    InputLevel {
+        /// Its level.
+        level: usize,
+        /// Its scale.
+        scale: f64,
+    },
+    /// A CKKS operation failed.
+    Ckks(CkksError),
+    /// Parameter generation failed.
+    Params(ParamsError),
+}
+
+impl fmt::Display for NnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config => write!(
+                f,
+                "plan configuration out of range (weight bits in [2, 24], positive finite input range and error target)"
+            ),
+            Self::TooLarge { op, value } => write!(f, "operation {op}: {value} is too large for the kernel"),
+            Self::NotFinite { op } => write!(f, "operation {op}: a bias is not finite"),
+            Self::NoParameters { max_score_error } => write!(
+                f,
+                "no secure parameters predict a score error within {max_score_error:e}"
+            ),
+            Self::InputLength { expected, found } => write!(f, "{found} values or ciphertexts, expected {expected}"),
+            Self::BatchSize { given, max } => write!(f, "{given} images for a batch of 1 to {max}"),
+            Self::InputRange { image, index } => write!(f, "image {image}: input {index} is outside the plan's range"),
+            Self::InputLevel { level, scale } => write!(
+                f,
+                "input ciphertext at level {level}, scale {scale:e} is not a fresh input of the plan"
+            ),
+            Self::Ckks(e) => write!(f, "CKKS: {e}"),
+            Self::Params(e) => write!(f, "parameters: {e}"),
+        }
+    }
+}
+
+impl core::error::Error for NnError {}
+
+impl From<CkksError> for NnError {
+    fn from(e: CkksError) -> Self {
+        Self::Ckks(e)
+    }
+}
+
+impl From<ParamsError> for NnError {
+    fn from(e: ParamsError) -> Self {
+        Self::Params(e)
+    }
+}

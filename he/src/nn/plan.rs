@@ -1,0 +1,484 @@
+//! Compiling a [`Network<f64>`] for CKKS: integer weights, magnitude and error
+//! bounds, and the automatic choice of the ring degree and chain.
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use heist_core::nn::{LinearMap, Network, Op};
+
+use super::NnError;
+use crate::ckks::{fft_error, CkksParams, BETA};
+use crate::keys::{rounding_variance, ERROR_VARIANCE};
+use crate::params::{max_log_q, primes_for_sizes, SecurityLevel};
+
+/// The smallest and largest prime size the chain search uses.
+const PRIME_BITS: (u32, u32) = (20, 60);
+/// The range of scale exponents (input scale and scale after each rescale) searched.
+const SCALE_BITS: (u32, u32) = (16, 50);
+/// Bits of headroom kept above every worst-case magnitude (sign and rounding).
+const HEADROOM_BITS: f64 = 2.0;
+
+/// How [`CkksPlan`] quantises the weights and chooses parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanConfig {
+    /// Signed bits of every integer weight: `w_q = round(w · 2^k)` with the largest `k`
+    /// such that every `|w_q| <= 2^(weight_bits-1)` in its layer; in `[2, 24]`.
+    pub weight_bits: u32,
+    /// Largest input magnitude the bounds assume (MNIST pixels `k/255` are in `[0, 1]`).
+    pub input_max_abs: f64,
+    /// The largest acceptable predicted error of a score; the smallest ring degree whose
+    /// best chain meets it is chosen.
+    pub max_score_error: f64,
+    /// The security level the chain is checked against.
+    pub security: SecurityLevel,
+}
+
+impl Default for PlanConfig {
+    /// 12-bit weights, inputs in `[-1, 1]`, scores within `0.5`, 128-bit security.
+    fn default() -> Self {
+        Self {
+            weight_bits: 12,
+            input_max_abs: 1.0,
+            max_score_error: 0.5,
+            security: SecurityLevel::Tc128,
+        }
+    }
+}
+
+/// One output of a compiled linear map: `bias + Σ w_q x / 2^k` with the positive and the
+/// negative integer weights kept apart (the kernel accumulates magnitudes unsigned).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CompiledRow {
+    /// `(input index, w_q)` for `w_q > 0`.
+    pub(crate) pos: Vec<(u32, u32)>,
+    /// `(input index, |w_q|)` for `w_q < 0`.
+    pub(crate) neg: Vec<(u32, u32)>,
+    /// The real bias, added at the accumulator's scale.
+    pub(crate) bias: f64,
+}
+
+/// A linear map with integer weights `round(w · 2^log2)`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CompiledLinear {
+    pub(crate) input_len: usize,
+    pub(crate) rows: Vec<CompiledRow>,
+    pub(crate) log2: i32,
+}
+
+/// One compiled operation.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CompiledOp {
+    /// Integer multiply-accumulate plus bias; no level consumed.
+    Linear(CompiledLinear),
+    /// Square, relinearise, rescale by the top prime.
+    Square,
+}
+
+impl CompiledLinear {
+    /// Quantises `map` to `bits`-bit signed weights.
+    fn new(op: usize, map: &LinearMap<f64>, bits: u32) -> Result<Self, NnError> {
+        let max = map
+            .rows()
+            .iter()
+            .flat_map(|r| r.terms().iter().map(|&(_, w)| libm::fabs(w)))
+            .fold(0.0, f64::max);
+        let q_max = libm::ldexp(1.0, bits as i32 - 1);
+        let log2 = if max > 0.0 {
+            // max = f 2^e, f in [0.5, 1): max 2^(bits-1-e) is in [2^(bits-2), 2^(bits-1)).
+            let (_, e) = libm::frexp(max);
+            bits as i32 - 1 - e
+        } else {
+            0
+        };
+        let mut rows = Vec::with_capacity(map.output_len());
+        for row in map.rows() {
+            let mut pos = Vec::new();
+            let mut neg = Vec::new();
+            let mut abs_sum = 0u64;
+            for &(i, w) in row.terms() {
+                let wq = libm::round(libm::ldexp(w, log2));
+                debug_assert!(libm::fabs(wq) <= q_max);
+                // |wq| <= 2^23 by the choice of log2 (bits <= 24): the cast is exact.
+                let mag = libm::fabs(wq) as u32;
+                let index = u32::try_from(i).map_err(|_| NnError::TooLarge { op, value: i as u64 })?;
+                abs_sum += u64::from(mag);
+                if wq > 0.0 {
+                    pos.push((index, mag));
+                } else if wq < 0.0 {
+                    neg.push((index, mag));
+                }
+            }
+            // The kernel's u64 accumulators hold Σ |w_q| · (2^32 - 1).
+            if abs_sum > 1 << 32 {
+                return Err(NnError::TooLarge { op, value: abs_sum });
+            }
+            if !row.bias().is_finite() {
+                return Err(NnError::NotFinite { op });
+            }
+            rows.push(CompiledRow {
+                pos,
+                neg,
+                bias: row.bias(),
+            });
+        }
+        Ok(Self {
+            input_len: map.input_len(),
+            rows,
+            log2,
+        })
+    }
+
+    /// Message and error bounds of every output, given those of the inputs at `scale`
+    /// (the error in integer units at `scale`; the outputs' at `scale · 2^log2`).
+    ///
+    /// The computed message `Σ w_q x / 2^k + b` differs from the real `Σ w x + b` by
+    /// `Σ (w_q - 2^k w) x / 2^k` (each `|w_q - 2^k w| <= 1/2`); in integer units at the
+    /// new scale `Δ 2^k`, the error is at most `Σ |w_q| e_i + (1/2) Δ Σ M_i` plus `1/2`
+    /// for the rounded bias. Messages are bounded by `Σ |w_q| M_i / 2^k + |b|`.
+    pub(crate) fn bounds(&self, scale: f64, msg: &[f64], err: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let inv = libm::ldexp(1.0, -self.log2);
+        self.rows
+            .iter()
+            .map(|row| {
+                let (mut m, mut e, mut msum) = (0.0, 0.0, 0.0);
+                for &(i, w) in row.pos.iter().chain(&row.neg) {
+                    let i = i as usize;
+                    m += f64::from(w) * msg[i];
+                    e += f64::from(w) * err[i];
+                    msum += msg[i];
+                }
+                (m * inv + libm::fabs(row.bias), e + 0.5 * scale * msum + 0.5)
+            })
+            .unzip()
+    }
+}
+
+/// The bounds of a square followed by a rescale by `q`, per element, as the CKKS
+/// evaluator tracks them (`square_relin` then `rescale`): message `M²`, error
+/// `(2 Δ M E + E² + ks) / q + BETA sqrt(rounding_variance(N))`.
+fn square_bounds(
+    n: usize,
+    scale: f64,
+    q: f64,
+    ks: f64,
+    msg: &mut [f64],
+    err: &mut [f64],
+) {
+    let round = BETA * libm::sqrt(rounding_variance(n as f64));
+    for (m, e) in msg.iter_mut().zip(err.iter_mut()) {
+        *e = (2.0 * scale * *m * *e + *e * *e + ks) / q + round;
+        *m = *m * *m;
+    }
+}
+
+/// The error bound of a fresh input ciphertext at `scale` (encoding, floating point,
+/// secret-key encryption), in integer units, as [`crate::ckks`] tracks it.
+pub(crate) fn fresh_error(n: usize, scale: f64, max_abs: f64) -> f64 {
+    let nf = n as f64;
+    BETA * libm::sqrt(nf / 12.0) + fft_error(n, scale, max_abs) + BETA * libm::sqrt(nf * ERROR_VARIANCE)
+}
+
+/// The outcome of walking the network with given scales.
+struct Walk {
+    /// Prime sizes removed by each square, in order.
+    rescale_bits: Vec<u32>,
+    /// For each square, the bits the modulus must have at that point.
+    square_need: Vec<f64>,
+    /// Bits the last prime must have (linear outputs after the last square).
+    tail_need: f64,
+    /// Predicted error of the scores.
+    score_error: f64,
+}
+
+/// A network compiled for CKKS batch inference with its parameters.
+#[derive(Debug, Clone)]
+pub struct CkksPlan {
+    params: CkksParams,
+    input_scale: f64,
+    input_max_abs: f64,
+    ops: Vec<CompiledOp>,
+    input_len: usize,
+    output_len: usize,
+    predicted_error: f64,
+}
+
+impl CkksPlan {
+    /// Compiles `network` and chooses the smallest secure ring degree (at least 2048) and
+    /// the chain whose predicted score error is smallest, provided it is at most
+    /// `config.max_score_error`.
+    ///
+    /// # Errors
+    /// [`NnError::Config`], [`NnError::TooLarge`], [`NnError::NotFinite`] for a network or
+    /// configuration that cannot be compiled; [`NnError::NoParameters`] when no secure
+    /// degree up to 32768 fits.
+    pub fn new(network: &Network<f64>, config: &PlanConfig) -> Result<Self, NnError> {
+        let ops = compile(network, config)?;
+        let mut n = 2048;
+        while n <= 32768 {
+            let budget = max_log_q(n, config.security).unwrap_or(0);
+            if let Some(plan) = Self::search(network, &ops, config, n, Some(budget))? {
+                return Ok(plan);
+            }
+            n *= 2;
+        }
+        Err(NnError::NoParameters {
+            max_score_error: config.max_score_error,
+        })
+    }
+
+    /// As [`Self::new`] at a fixed degree `n` without the security check (fast tests).
+    ///
+    /// # Errors
+    /// As [`Self::new`].
+    pub fn new_insecure_for_tests(
+        network: &Network<f64>,
+        config: &PlanConfig,
+        n: usize,
+    ) -> Result<Self, NnError> {
+        let ops = compile(network, config)?;
+        Self::search(network, &ops, config, n, None)?.ok_or(NnError::NoParameters {
+            max_score_error: config.max_score_error,
+        })
+    }
+
+    /// The best chain at degree `n` within `budget` bits (`None`: unchecked), if any.
+    fn search(
+        network: &Network<f64>,
+        ops: &[CompiledOp],
+        config: &PlanConfig,
+        n: usize,
+        budget: Option<u32>,
+    ) -> Result<Option<Self>, NnError> {
+        let squares = ops.iter().filter(|op| matches!(op, CompiledOp::Square)).count();
+        let mut best: Option<(f64, Vec<u32>, u32)> = None;
+        for p_in in SCALE_BITS.0..=SCALE_BITS.1 {
+            for p in SCALE_BITS.0..=SCALE_BITS.1 {
+                let walk = walk(ops, n, config.input_max_abs, p_in, p, None);
+                let Some(sizes) = chain_sizes(&walk, squares, budget) else {
+                    continue;
+                };
+                if best.as_ref().is_none_or(|(e, _, _)| walk.score_error < *e) {
+                    best = Some((walk.score_error, sizes, p_in));
+                }
+            }
+        }
+        let Some((error, sizes, p_in)) = best else {
+            return Ok(None);
+        };
+        if error > config.max_score_error {
+            return Ok(None);
+        }
+        let primes = primes_for_sizes(n, &sizes, &[])?;
+        let (special, chain) = primes.split_last().ok_or(NnError::NoParameters {
+            max_score_error: config.max_score_error,
+        })?;
+        let params = match budget {
+            Some(_) => CkksParams::new(n, chain, *special, p_in, config.security)?,
+            None => CkksParams::new_insecure_for_tests(n, chain, *special, p_in)?,
+        };
+        // Check the fit again with the actual primes (slightly below their powers of two).
+        let divisors: Vec<f64> = chain[1..].iter().rev().map(|&q| q as f64).collect();
+        let exact = walk(ops, n, config.input_max_abs, p_in, 0, Some(&divisors));
+        let log_q = |limbs: usize| chain[..limbs].iter().map(|&q| libm::log2(q as f64)).sum::<f64>();
+        let fits = exact
+            .square_need
+            .iter()
+            .enumerate()
+            .all(|(j, &need)| need <= log_q(chain.len() - j))
+            && exact.tail_need <= log_q(1);
+        if !fits {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            params,
+            input_scale: libm::ldexp(1.0, p_in as i32),
+            input_max_abs: config.input_max_abs,
+            ops: ops.to_vec(),
+            input_len: network.input_len(),
+            output_len: network.output_len(),
+            predicted_error: exact.score_error,
+        }))
+    }
+
+    /// The CKKS parameters.
+    pub fn params(&self) -> &CkksParams {
+        &self.params
+    }
+
+    /// The scale the inputs are encoded at.
+    pub fn input_scale(&self) -> f64 {
+        self.input_scale
+    }
+
+    /// The largest input magnitude the bounds assume.
+    pub fn input_max_abs(&self) -> f64 {
+        self.input_max_abs
+    }
+
+    /// Number of inputs (one ciphertext each).
+    pub fn input_len(&self) -> usize {
+        self.input_len
+    }
+
+    /// Number of scores (one ciphertext each).
+    pub fn output_len(&self) -> usize {
+        self.output_len
+    }
+
+    /// Images per batch: one per slot, `N/2`.
+    pub fn batch(&self) -> usize {
+        self.params.slots()
+    }
+
+    /// The predicted bound on `|decrypted score - exact real score|` of every slot at the
+    /// time of planning (the ciphertexts carry the same bound after evaluation).
+    pub fn predicted_error(&self) -> f64 {
+        self.predicted_error
+    }
+
+    /// The weight exponents `k` of the linear maps (weights are `round(w · 2^k)`).
+    pub fn weight_log2(&self) -> Vec<i32> {
+        self.ops
+            .iter()
+            .filter_map(|op| match op {
+                CompiledOp::Linear(l) => Some(l.log2),
+                CompiledOp::Square => None,
+            })
+            .collect()
+    }
+
+    pub(crate) fn ops(&self) -> &[CompiledOp] {
+        &self.ops
+    }
+}
+
+fn compile(network: &Network<f64>, config: &PlanConfig) -> Result<Vec<CompiledOp>, NnError> {
+    if !(2..=24).contains(&config.weight_bits)
+        || !(config.input_max_abs.is_finite() && config.input_max_abs > 0.0)
+        || !(config.max_score_error > 0.0)
+    {
+        return Err(NnError::Config);
+    }
+    network
+        .ops()
+        .iter()
+        .enumerate()
+        .map(|(i, op)| match op {
+            Op::Linear(map) => CompiledLinear::new(i, map, config.weight_bits).map(CompiledOp::Linear),
+            Op::Square => Ok(CompiledOp::Square),
+        })
+        .collect()
+}
+
+/// Walks the compiled network with input scale `2^p_in`. Each square's rescale divides by
+/// `divisors[j]` when given, else by a prime of `round(2 log2 Δ - p)` bits (so the scale
+/// returns to about `2^p`), taken as its power of two.
+fn walk(
+    ops: &[CompiledOp],
+    n: usize,
+    input_max_abs: f64,
+    p_in: u32,
+    p: u32,
+    divisors: Option<&[f64]>,
+) -> Walk {
+    let mut scale = libm::ldexp(1.0, p_in as i32);
+    let input_len = match ops.first() {
+        Some(CompiledOp::Linear(l)) => l.input_len,
+        _ => 0,
+    };
+    let mut msg = vec![input_max_abs; input_len];
+    let mut err = vec![fresh_error(n, scale, input_max_abs); input_len];
+    let mut out = Walk {
+        rescale_bits: Vec::new(),
+        square_need: Vec::new(),
+        tail_need: 0.0,
+        score_error: 0.0,
+    };
+    let need = |scale: f64, msg: &[f64], err: &[f64]| {
+        let top = msg
+            .iter()
+            .zip(err)
+            .map(|(m, e)| scale * m + e)
+            .fold(0.0, f64::max);
+        libm::log2(top) + HEADROOM_BITS
+    };
+    // Key-switching noise with the special prime at least the largest chain prime.
+    let nf = n as f64;
+    let ks_bound = |limbs: usize| BETA * libm::sqrt(limbs as f64 * nf * ERROR_VARIANCE / 3.0 + rounding_variance(nf));
+    let squares = ops.iter().filter(|op| matches!(op, CompiledOp::Square)).count();
+    let mut done = 0;
+    for op in ops {
+        match op {
+            CompiledOp::Linear(l) => {
+                let (m, e) = l.bounds(scale, &msg, &err);
+                msg = m;
+                err = e;
+                scale *= libm::ldexp(1.0, l.log2);
+                if done == squares {
+                    out.tail_need = out.tail_need.max(need(scale, &msg, &err));
+                }
+            }
+            CompiledOp::Square => {
+                let sq_msg: Vec<f64> = msg.iter().map(|m| m * m).collect();
+                let sq_err: Vec<f64> = msg
+                    .iter()
+                    .zip(&err)
+                    .map(|(m, e)| 2.0 * scale * m * e + e * e)
+                    .collect();
+                out.square_need.push(need(scale * scale, &sq_msg, &sq_err));
+                let q = match divisors {
+                    Some(d) => d.get(done).copied().unwrap_or(1.0),
+                    None => {
+                        let bits = libm::round(2.0 * libm::log2(scale) - f64::from(p)).max(0.0);
+                        out.rescale_bits.push(bits as u32);
+                        libm::ldexp(1.0, bits as i32)
+                    }
+                };
+                square_bounds(n, scale, q, ks_bound(squares + 1 - done), &mut msg, &mut err);
+                scale = scale * scale / q;
+                done += 1;
+                if done == squares {
+                    out.tail_need = need(scale, &msg, &err);
+                }
+            }
+        }
+    }
+    out.score_error = msg
+        .iter()
+        .zip(&err)
+        .map(|(&m, &e)| e / scale + fft_error(n, 1.0, m))
+        .fold(0.0, f64::max);
+    out
+}
+
+/// Prime sizes `[q_0, r_d, …, r_1, special]` for a walk (`r_j` removed by square `j`), or
+/// `None` when a size leaves `PRIME_BITS` or the total exceeds `budget`.
+fn chain_sizes(walk: &Walk, squares: usize, budget: Option<u32>) -> Option<Vec<u32>> {
+    let ok = |b: u32| (PRIME_BITS.0..=PRIME_BITS.1).contains(&b);
+    if !walk.rescale_bits.iter().all(|&b| ok(b)) || walk.rescale_bits.len() != squares {
+        return None;
+    }
+    // Bits above q_0 at square j: r_j + … + r_d. Primes lie in (2^(b-1), 2^b): count b - 1.
+    let mut first = libm::ceil(walk.tail_need) as u32 + 1;
+    for (j, &need) in walk.square_need.iter().enumerate() {
+        let above: u32 = walk.rescale_bits[j..].iter().map(|b| b - 1).sum();
+        let need_first = (libm::ceil(need) as u32 + 1).saturating_sub(above);
+        first = first.max(need_first);
+    }
+    let first = first.max(PRIME_BITS.0);
+    if !ok(first) {
+        return None;
+    }
+    let mut sizes = vec![first];
+    sizes.extend(walk.rescale_bits.iter().rev());
+    let special = sizes.iter().copied().max().unwrap_or(first) + 1;
+    if special > PRIME_BITS.1 + 1 {
+        return None;
+    }
+    sizes.push(special);
+    let total: u32 = sizes.iter().sum();
+    match budget {
+        Some(b) if total > b => None,
+        _ => Some(sizes),
+    }
+}

@@ -1,0 +1,10 @@
+//! The heist host library: everything behind the `heist` command line.
+
+pub mod bench;
+pub mod data;
+pub mod exit;
+pub mod henn;
+pub mod model;
+pub mod oracle;
+pub mod service;
+pub mod train;

@@ -1,0 +1,711 @@
+//! Square-activation networks in floating point: a layer list with hand-written forward and
+//! backward passes, generic over [`Real`] (`f32` to train and infer, `f64` to check
+//! gradients against finite differences).
+//!
+//! # Layout
+//! An example's activations are a flat vector in (C, H, W) order, so [`LayerSpec::Flatten`]
+//! moves no data, exactly like `torch.flatten` on an NCHW tensor. A batch is `batch`
+//! such vectors one after another. The parameters of the whole network are one flat vector:
+//! layer after layer, each weight followed by its bias, with the PyTorch layouts
+//! (`Conv2d` weight `[out, in, kh, kw]`, `Linear` weight `[out, in]`); see
+//! [`Network::tensors`].
+//!
+//! # Convolution
+//! Square kernels, one stride for both axes, and two paddings: [`Padding::Valid`] (none) and
+//! [`Padding::Same`], TensorFlow/Keras's rule: output side `ceil(in / stride)`, total padding
+//! `max((out - 1) * stride + kernel - in, 0)`, of which the smaller half goes before (top,
+//! left) and the rest after. For a 5x5 kernel at stride 2 on 28x28 that is one row/column
+//! before and two after, and a 14x14 output. The convolution is computed as im2col followed
+//! by one matrix product per example (the products go through `matrixmultiply`).
+
+use std::ops::Range;
+
+use super::real::Real;
+
+/// How a convolution pads its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Padding {
+    /// TensorFlow/Keras "same": output side `ceil(in / stride)`, extra padding after.
+    Same,
+    /// No padding: output side `(in - kernel) / stride + 1`.
+    Valid,
+}
+
+/// A 2-D convolution with a square kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Conv2d {
+    /// Input channels.
+    pub in_channels: usize,
+    /// Output channels (filters).
+    pub out_channels: usize,
+    /// Kernel side.
+    pub kernel: usize,
+    /// Stride along both axes.
+    pub stride: usize,
+    /// Padding rule.
+    pub padding: Padding,
+    /// Whether each filter has a bias.
+    pub bias: bool,
+}
+
+/// A fully connected layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Dense {
+    /// Input features.
+    pub inputs: usize,
+    /// Output features.
+    pub outputs: usize,
+    /// Whether each output has a bias.
+    pub bias: bool,
+}
+
+/// One layer of a network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum LayerSpec {
+    /// 2-D convolution.
+    Conv2d(Conv2d),
+    /// `x -> x^2`, element-wise.
+    Square,
+    /// (C, H, W) to a vector of C*H*W features, in that order.
+    Flatten,
+    /// Fully connected layer.
+    Dense(Dense),
+}
+
+/// The shape of one example's activations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shape {
+    /// Channels (or features, for a vector).
+    pub c: usize,
+    /// Height (1 for a vector).
+    pub h: usize,
+    /// Width (1 for a vector).
+    pub w: usize,
+}
+
+impl Shape {
+    /// A (C, H, W) shape.
+    pub const fn chw(c: usize, h: usize, w: usize) -> Self {
+        Shape { c, h, w }
+    }
+
+    /// Number of values.
+    pub const fn len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// Whether it holds no value.
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn is_vector(&self) -> bool {
+        self.h == 1 && self.w == 1
+    }
+}
+
+/// Why a layer list does not form a network.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetworkError {
+    /// A layer's input does not fit the previous layer's output.
+    #[error("layer {index} ({layer:?}) cannot take input of shape {input:?}")]
+    Mismatch {
+        /// Index of the layer.
+        index: usize,
+        /// The layer.
+        layer: LayerSpec,
+        /// The shape it was given.
+        input: Shape,
+    },
+    /// A layer has a zero size, stride or kernel.
+    #[error("layer {index} ({layer:?}) has a zero size, kernel or stride")]
+    Degenerate {
+        /// Index of the layer.
+        index: usize,
+        /// The layer.
+        layer: LayerSpec,
+    },
+}
+
+/// One named parameter tensor of a network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// PyTorch-style name, e.g. `conv.weight` or `fc1.bias`.
+    pub name: String,
+    /// Its shape, PyTorch layout.
+    pub shape: Vec<usize>,
+    /// Where it lives in the flat parameter vector.
+    pub range: Range<usize>,
+    /// `(fan_in, fan_out)` for Glorot initialisation, `None` for a bias.
+    pub fans: Option<(usize, usize)>,
+}
+
+/// Geometry of a planned convolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ConvPlan {
+    spec: Conv2d,
+    out_h: usize,
+    out_w: usize,
+    pad_top: usize,
+    pad_left: usize,
+}
+
+impl ConvPlan {
+    fn patch(&self) -> usize {
+        self.spec.in_channels * self.spec.kernel * self.spec.kernel
+    }
+    fn positions(&self) -> usize {
+        self.out_h * self.out_w
+    }
+}
+
+/// Output side and padding before, for one axis.
+fn conv_axis(
+    input: usize,
+    kernel: usize,
+    stride: usize,
+    padding: Padding,
+) -> Option<(usize, usize)> {
+    match padding {
+        Padding::Valid => (input >= kernel).then(|| ((input - kernel) / stride + 1, 0)),
+        Padding::Same => {
+            let out = input.div_ceil(stride);
+            let total = ((out - 1) * stride + kernel).saturating_sub(input);
+            Some((out, total / 2))
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Op {
+    Conv(ConvPlan),
+    Square,
+    Flatten,
+    Dense(Dense),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Planned {
+    op: Op,
+    input: Shape,
+    output: Shape,
+    weight: Range<usize>,
+    bias: Option<Range<usize>>,
+    name: String,
+}
+
+/// A validated layer list with its parameter layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Network {
+    input: Shape,
+    specs: Vec<LayerSpec>,
+    layers: Vec<Planned>,
+    params: usize,
+}
+
+/// What a forward pass keeps for the backward pass: each layer's input, and the im2col
+/// matrix of each convolution.
+struct Trace<T> {
+    inputs: Vec<Vec<T>>,
+    cols: Vec<Option<Vec<T>>>,
+}
+
+impl Network {
+    /// Plans `specs` on examples of shape `input`, naming parameters PyTorch-style: a single
+    /// convolution is `conv`, several are `conv1`, `conv2`, …; dense layers are `fc1`, `fc2`, ….
+    ///
+    /// # Errors
+    /// [`NetworkError`] if a layer does not fit its input or has a zero size.
+    pub fn new(input: Shape, specs: &[LayerSpec]) -> Result<Self, NetworkError> {
+        let convs = specs
+            .iter()
+            .filter(|s| matches!(s, LayerSpec::Conv2d(_)))
+            .count();
+        let (mut conv_i, mut dense_i) = (0, 0);
+        let mut shape = input;
+        let mut offset = 0;
+        let mut layers = Vec::with_capacity(specs.len());
+        for (index, &layer) in specs.iter().enumerate() {
+            let mismatch = NetworkError::Mismatch {
+                index,
+                layer,
+                input: shape,
+            };
+            let (op, output, weight_len, bias_len, name) = match layer {
+                LayerSpec::Conv2d(c) => {
+                    if c.in_channels == 0 || c.out_channels == 0 || c.kernel == 0 || c.stride == 0 {
+                        return Err(NetworkError::Degenerate { index, layer });
+                    }
+                    if c.in_channels != shape.c {
+                        return Err(mismatch);
+                    }
+                    let (out_h, pad_top) = conv_axis(shape.h, c.kernel, c.stride, c.padding)
+                        .ok_or(mismatch.clone())?;
+                    let (out_w, pad_left) =
+                        conv_axis(shape.w, c.kernel, c.stride, c.padding).ok_or(mismatch)?;
+                    conv_i += 1;
+                    let plan = ConvPlan {
+                        spec: c,
+                        out_h,
+                        out_w,
+                        pad_top,
+                        pad_left,
+                    };
+                    let name = if convs == 1 {
+                        "conv".to_owned()
+                    } else {
+                        format!("conv{conv_i}")
+                    };
+                    (
+                        Op::Conv(plan),
+                        Shape::chw(c.out_channels, out_h, out_w),
+                        c.out_channels * plan.patch(),
+                        if c.bias { c.out_channels } else { 0 },
+                        name,
+                    )
+                }
+                LayerSpec::Square => (Op::Square, shape, 0, 0, String::new()),
+                LayerSpec::Flatten => (
+                    Op::Flatten,
+                    Shape::chw(shape.len(), 1, 1),
+                    0,
+                    0,
+                    String::new(),
+                ),
+                LayerSpec::Dense(d) => {
+                    if d.inputs == 0 || d.outputs == 0 {
+                        return Err(NetworkError::Degenerate { index, layer });
+                    }
+                    if !shape.is_vector() || shape.c != d.inputs {
+                        return Err(mismatch);
+                    }
+                    dense_i += 1;
+                    (
+                        Op::Dense(d),
+                        Shape::chw(d.outputs, 1, 1),
+                        d.outputs * d.inputs,
+                        if d.bias { d.outputs } else { 0 },
+                        format!("fc{dense_i}"),
+                    )
+                }
+            };
+            let weight = offset..offset + weight_len;
+            offset += weight_len;
+            let bias = (bias_len > 0).then(|| offset..offset + bias_len);
+            offset += bias_len;
+            layers.push(Planned {
+                op,
+                input: shape,
+                output,
+                weight,
+                bias,
+                name,
+            });
+            shape = output;
+        }
+        Ok(Network {
+            input,
+            specs: specs.to_vec(),
+            layers,
+            params: offset,
+        })
+    }
+
+    /// The layer list.
+    pub fn specs(&self) -> &[LayerSpec] {
+        &self.specs
+    }
+
+    /// Shape of one input example.
+    pub fn input_shape(&self) -> Shape {
+        self.input
+    }
+
+    /// Values per input example.
+    pub fn input_len(&self) -> usize {
+        self.input.len()
+    }
+
+    /// Values per output example (the number of classes for a classifier).
+    pub fn output_len(&self) -> usize {
+        self.layers
+            .last()
+            .map_or(self.input.len(), |l| l.output.len())
+    }
+
+    /// Length of the flat parameter vector.
+    pub fn param_count(&self) -> usize {
+        self.params
+    }
+
+    /// The parameter tensors in storage order.
+    pub fn tensors(&self) -> Vec<TensorInfo> {
+        let mut out = Vec::new();
+        for l in &self.layers {
+            let (shape, fans) = match &l.op {
+                Op::Conv(c) => {
+                    let k2 = c.spec.kernel * c.spec.kernel;
+                    (
+                        vec![
+                            c.spec.out_channels,
+                            c.spec.in_channels,
+                            c.spec.kernel,
+                            c.spec.kernel,
+                        ],
+                        (c.spec.in_channels * k2, c.spec.out_channels * k2),
+                    )
+                }
+                Op::Dense(d) => (vec![d.outputs, d.inputs], (d.inputs, d.outputs)),
+                Op::Square | Op::Flatten => continue,
+            };
+            out.push(TensorInfo {
+                name: format!("{}.weight", l.name),
+                shape: shape.clone(),
+                range: l.weight.clone(),
+                fans: Some(fans),
+            });
+            if let Some(b) = &l.bias {
+                out.push(TensorInfo {
+                    name: format!("{}.bias", l.name),
+                    shape: vec![shape[0]],
+                    range: b.clone(),
+                    fans: None,
+                });
+            }
+        }
+        out
+    }
+
+    fn check_batch<T>(&self, params: &[T], x: &[T], batch: usize) {
+        assert_eq!(params.len(), self.params, "parameter vector length");
+        assert_eq!(
+            Some(x.len()),
+            batch.checked_mul(self.input.len()),
+            "input length for a batch of {batch}"
+        );
+    }
+
+    /// The outputs (raw scores, no softmax) for `batch` examples laid one after another in `x`.
+    ///
+    /// # Panics
+    /// If `params.len() != self.param_count()` or `x.len() != batch * self.input_len()`.
+    pub fn forward<T: Real>(&self, params: &[T], x: &[T], batch: usize) -> Vec<T> {
+        self.check_batch(params, x, batch);
+        let mut act = x.to_vec();
+        for l in &self.layers {
+            act = self.layer_forward(l, params, &act, batch, None);
+        }
+        act
+    }
+
+    fn forward_traced<T: Real>(&self, params: &[T], x: &[T], batch: usize) -> (Vec<T>, Trace<T>) {
+        let mut trace = Trace {
+            inputs: Vec::with_capacity(self.layers.len()),
+            cols: Vec::with_capacity(self.layers.len()),
+        };
+        let mut act = x.to_vec();
+        for l in &self.layers {
+            let mut cols = None;
+            let next = self.layer_forward(l, params, &act, batch, Some(&mut cols));
+            trace.inputs.push(std::mem::replace(&mut act, next));
+            trace.cols.push(cols);
+        }
+        (act, trace)
+    }
+
+    fn layer_forward<T: Real>(
+        &self,
+        l: &Planned,
+        params: &[T],
+        x: &[T],
+        batch: usize,
+        keep_cols: Option<&mut Option<Vec<T>>>,
+    ) -> Vec<T> {
+        let (n_in, n_out) = (l.input.len(), l.output.len());
+        match &l.op {
+            Op::Square => x.iter().map(|&v| v * v).collect(),
+            Op::Flatten => x.to_vec(),
+            Op::Dense(d) => {
+                let w = &params[l.weight.clone()];
+                let mut y = vec![T::ZERO; batch * n_out];
+                if let Some(b) = &l.bias {
+                    for row in y.chunks_exact_mut(n_out) {
+                        row.copy_from_slice(&params[b.clone()]);
+                    }
+                }
+                // y[B x out] += x[B x in] * W^T, W stored [out x in].
+                T::gemm(
+                    batch,
+                    d.inputs,
+                    d.outputs,
+                    (x, n_in, 1),
+                    (w, 1, d.inputs),
+                    T::ONE,
+                    (&mut y, n_out),
+                );
+                y
+            }
+            Op::Conv(c) => {
+                let (k, p) = (c.patch(), c.positions());
+                let w = &params[l.weight.clone()];
+                let mut y = vec![T::ZERO; batch * n_out];
+                let mut all_cols = keep_cols.as_ref().map(|_| vec![T::ZERO; batch * k * p]);
+                let mut scratch = vec![T::ZERO; k * p];
+                for (b, (xb, yb)) in x
+                    .chunks_exact(n_in)
+                    .zip(y.chunks_exact_mut(n_out))
+                    .enumerate()
+                {
+                    let cols = match &mut all_cols {
+                        Some(all) => &mut all[b * k * p..(b + 1) * k * p],
+                        None => &mut scratch[..],
+                    };
+                    im2col(c, l.input, xb, cols);
+                    if let Some(bias) = &l.bias {
+                        for (row, &bv) in yb.chunks_exact_mut(p).zip(&params[bias.clone()]) {
+                            row.fill(bv);
+                        }
+                    }
+                    // y_b[out x P] += W[out x K] * cols[K x P].
+                    T::gemm(
+                        c.spec.out_channels,
+                        k,
+                        p,
+                        (w, k, 1),
+                        (cols, p, 1),
+                        T::ONE,
+                        (yb, p),
+                    );
+                }
+                if let (Some(slot), Some(all)) = (keep_cols, all_cols) {
+                    *slot = Some(all);
+                }
+                y
+            }
+        }
+    }
+
+    /// Softmax cross-entropy of the outputs for `batch` examples against `labels`; adds
+    /// `scale` times the gradient of the summed loss to `grad` (same layout as `params`) and,
+    /// when given, writes `scale` times the gradient with respect to the inputs to
+    /// `input_grad`. Returns the summed loss and the number of correct arg-max predictions.
+    ///
+    /// # Panics
+    /// On length mismatches, or a label not below [`Network::output_len`].
+    pub fn loss_grad<T: Real>(
+        &self,
+        params: &[T],
+        x: &[T],
+        labels: &[u8],
+        scale: T,
+        grad: &mut [T],
+        input_grad: Option<&mut [T]>,
+    ) -> (f64, usize) {
+        let batch = labels.len();
+        self.check_batch(params, x, batch);
+        assert_eq!(grad.len(), self.params, "gradient vector length");
+        let (logits, trace) = self.forward_traced(params, x, batch);
+        let classes = self.output_len();
+        let mut delta = vec![T::ZERO; logits.len()];
+        let mut loss = 0.0;
+        let mut correct = 0;
+        for ((z, d), &label) in logits
+            .chunks_exact(classes)
+            .zip(delta.chunks_exact_mut(classes))
+            .zip(labels)
+        {
+            let label = usize::from(label);
+            assert!(label < classes, "label {label} not below {classes}");
+            let (arg, max) = argmax(z);
+            correct += usize::from(arg == label);
+            let mut sum = T::ZERO;
+            for (dv, &zv) in d.iter_mut().zip(z) {
+                *dv = (zv - max).exp();
+                sum += *dv;
+            }
+            loss += sum.to_f64().ln() - (z[label] - max).to_f64();
+            for dv in d.iter_mut() {
+                *dv = *dv / sum * scale;
+            }
+            d[label] = d[label] - scale;
+        }
+        self.backward(params, &trace, delta, batch, grad, input_grad);
+        (loss, correct)
+    }
+
+    fn backward<T: Real>(
+        &self,
+        params: &[T],
+        trace: &Trace<T>,
+        mut delta: Vec<T>,
+        batch: usize,
+        grad: &mut [T],
+        input_grad: Option<&mut [T]>,
+    ) {
+        let want_input = input_grad.is_some();
+        for (i, l) in self.layers.iter().enumerate().rev() {
+            let x = &trace.inputs[i];
+            // The first layer's input gradient is only needed on request.
+            let need_dx = i > 0 || want_input;
+            let (n_in, n_out) = (l.input.len(), l.output.len());
+            delta = match &l.op {
+                Op::Flatten => delta,
+                Op::Square => delta.iter().zip(x).map(|(&d, &v)| (v + v) * d).collect(),
+                Op::Dense(dn) => {
+                    // dW[out x in] += delta^T[out x B] * x[B x in].
+                    T::gemm(
+                        dn.outputs,
+                        batch,
+                        dn.inputs,
+                        (&delta, 1, n_out),
+                        (x, n_in, 1),
+                        T::ONE,
+                        (&mut grad[l.weight.clone()], dn.inputs),
+                    );
+                    if let Some(b) = &l.bias {
+                        let gb = &mut grad[b.clone()];
+                        for row in delta.chunks_exact(n_out) {
+                            for (g, &d) in gb.iter_mut().zip(row) {
+                                *g += d;
+                            }
+                        }
+                    }
+                    let mut dx = Vec::new();
+                    if need_dx {
+                        dx = vec![T::ZERO; batch * n_in];
+                        // dx[B x in] = delta[B x out] * W[out x in].
+                        T::gemm(
+                            batch,
+                            dn.outputs,
+                            dn.inputs,
+                            (&delta, n_out, 1),
+                            (&params[l.weight.clone()], dn.inputs, 1),
+                            T::ZERO,
+                            (&mut dx, n_in),
+                        );
+                    }
+                    dx
+                }
+                Op::Conv(c) => {
+                    let (k, p, oc) = (c.patch(), c.positions(), c.spec.out_channels);
+                    let cols = trace.cols[i].as_deref().unwrap_or_default();
+                    let mut dx = if need_dx {
+                        vec![T::ZERO; batch * n_in]
+                    } else {
+                        Vec::new()
+                    };
+                    let mut dcols = vec![T::ZERO; if need_dx { k * p } else { 0 }];
+                    for (b, db) in delta.chunks_exact(n_out).enumerate() {
+                        let cb = &cols[b * k * p..(b + 1) * k * p];
+                        // dW[out x K] += delta_b[out x P] * cols_b^T[P x K].
+                        T::gemm(
+                            oc,
+                            p,
+                            k,
+                            (db, p, 1),
+                            (cb, 1, p),
+                            T::ONE,
+                            (&mut grad[l.weight.clone()], k),
+                        );
+                        if let Some(bias) = &l.bias {
+                            for (g, row) in grad[bias.clone()].iter_mut().zip(db.chunks_exact(p)) {
+                                for &d in row {
+                                    *g += d;
+                                }
+                            }
+                        }
+                        if need_dx {
+                            // dcols[K x P] = W^T[K x out] * delta_b[out x P].
+                            T::gemm(
+                                k,
+                                oc,
+                                p,
+                                (&params[l.weight.clone()], 1, k),
+                                (db, p, 1),
+                                T::ZERO,
+                                (&mut dcols, p),
+                            );
+                            col2im(c, l.input, &dcols, &mut dx[b * n_in..(b + 1) * n_in]);
+                        }
+                    }
+                    dx
+                }
+            };
+        }
+        if let Some(out) = input_grad {
+            out.copy_from_slice(&delta);
+        }
+    }
+}
+
+/// Index and value of the largest element (the first one on ties).
+///
+/// # Panics
+/// If `z` is empty.
+pub fn argmax<T: Real>(z: &[T]) -> (usize, T) {
+    let mut best = (0, z[0]);
+    for (i, &v) in z.iter().enumerate().skip(1) {
+        if v > best.1 {
+            best = (i, v);
+        }
+    }
+    best
+}
+
+/// The input coordinate read by output coordinate `o` at kernel offset `j`, or `None` in
+/// the padding.
+fn source(o: usize, j: usize, stride: usize, pad: usize, side: usize) -> Option<usize> {
+    (o * stride + j).checked_sub(pad).filter(|&s| s < side)
+}
+
+/// Unfolds one example `x` (shape `input`) into `cols` (`patch x positions`, row-major):
+/// row `(c * k + i) * k + j`, column `oy * out_w + ox` holds `x[c, oy*s + i - top, ox*s + j - left]`
+/// or 0 in the padding.
+fn im2col<T: Real>(c: &ConvPlan, input: Shape, x: &[T], cols: &mut [T]) {
+    let (k, s, p) = (c.spec.kernel, c.spec.stride, c.positions());
+    for ch in 0..c.spec.in_channels {
+        for i in 0..k {
+            for j in 0..k {
+                let row = &mut cols[((ch * k + i) * k + j) * p..][..p];
+                for oy in 0..c.out_h {
+                    let out = &mut row[oy * c.out_w..][..c.out_w];
+                    let Some(iy) = source(oy, i, s, c.pad_top, input.h) else {
+                        out.fill(T::ZERO);
+                        continue;
+                    };
+                    let src = &x[(ch * input.h + iy) * input.w..][..input.w];
+                    for (ox, v) in out.iter_mut().enumerate() {
+                        *v = source(ox, j, s, c.pad_left, input.w).map_or(T::ZERO, |ix| src[ix]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: adds each entry of `cols` to the input position it was read
+/// from.
+fn col2im<T: Real>(c: &ConvPlan, input: Shape, cols: &[T], dx: &mut [T]) {
+    let (k, s, p) = (c.spec.kernel, c.spec.stride, c.positions());
+    for ch in 0..c.spec.in_channels {
+        for i in 0..k {
+            for j in 0..k {
+                let row = &cols[((ch * k + i) * k + j) * p..][..p];
+                for oy in 0..c.out_h {
+                    let Some(iy) = source(oy, i, s, c.pad_top, input.h) else {
+                        continue;
+                    };
+                    let dst = &mut dx[(ch * input.h + iy) * input.w..][..input.w];
+                    for (ox, &v) in row[oy * c.out_w..][..c.out_w].iter().enumerate() {
+                        if let Some(ix) = source(ox, j, s, c.pad_left, input.w) {
+                            dst[ix] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

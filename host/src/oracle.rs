@@ -1,0 +1,244 @@
+//! What an attack may touch: an [`Oracle`] answers queries with scores and counts them.
+//!
+//! The same attack runs unchanged against the plaintext model ([`PlainOracle`]), the
+//! in-process service ([`crate::service::InProcessClient`]) and the service over TCP
+//! ([`crate::service::TcpClient`]). Black-box attacks are generic over [`Oracle`]; white-box
+//! attacks over [`GradientOracle`], so the compiler shows which attacks see the model.
+
+use crate::model::Model;
+
+pub use crate::data::{CLASSES, IMAGE_PIXELS, IMAGE_SIDE};
+
+/// The raw output of the network for one image: one score per class, no softmax
+/// (the encrypted network cannot divide, so the service returns raw scores).
+pub type Scores = [f32; CLASSES];
+
+/// A 28×28 greyscale image, row-major, every pixel a finite value in `[0, 1]`.
+///
+/// The range is checked when the image is built, so every holder of an `Image` can rely on it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Image(Box<[f32; IMAGE_PIXELS]>);
+
+/// Why a slice of pixels is not an [`Image`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// The slice does not hold exactly [`IMAGE_PIXELS`] values.
+    #[error("an image has {expected} pixels, got {found}")]
+    WrongLength {
+        /// [`IMAGE_PIXELS`].
+        expected: usize,
+        /// The length given.
+        found: usize,
+    },
+    /// A pixel is not a finite value in `[0, 1]`.
+    #[error("pixel {index} is {value}, outside [0, 1]")]
+    PixelOutOfRange {
+        /// Row-major index of the pixel.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+}
+
+impl Image {
+    /// Builds an image from `IMAGE_PIXELS` row-major values.
+    ///
+    /// # Ranges
+    /// Every value must be finite and in `[0, 1]`; otherwise [`ImageError::PixelOutOfRange`]
+    /// names the first offending pixel.
+    pub fn new(pixels: &[f32]) -> Result<Self, ImageError> {
+        let array: &[f32; IMAGE_PIXELS] =
+            pixels.try_into().map_err(|_| ImageError::WrongLength {
+                expected: IMAGE_PIXELS,
+                found: pixels.len(),
+            })?;
+        if let Some((index, &value)) = array
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(0.0..=1.0).contains(*v))
+        {
+            return Err(ImageError::PixelOutOfRange { index, value });
+        }
+        Ok(Self(Box::new(*array)))
+    }
+
+    /// The pixels, row-major, each in `[0, 1]`.
+    pub fn pixels(&self) -> &[f32; IMAGE_PIXELS] {
+        &self.0
+    }
+}
+
+/// The index of the highest score; the first one on ties. NaN scores are never chosen;
+/// if every score is NaN the answer is 0.
+pub fn predicted_class(scores: &Scores) -> usize {
+    let (class, _) =
+        scores
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |(best, top), (class, &score)| {
+                if score > top {
+                    (class, score)
+                } else {
+                    (best, top)
+                }
+            });
+    class
+}
+
+/// A plaintext classifier: a function from an image to its scores.
+///
+/// Implemented by [`Model`] and by every `Fn(&Image) -> Scores`, so the service can be
+/// built around any model.
+pub trait Classifier {
+    /// The scores of one image.
+    fn scores(&self, image: &Image) -> Scores;
+
+    /// The scores of each image, in order; by default one [`Classifier::scores`] call each.
+    fn scores_batch(&self, images: &[Image]) -> Vec<Scores> {
+        images.iter().map(|image| self.scores(image)).collect()
+    }
+}
+
+impl<F: Fn(&Image) -> Scores> Classifier for F {
+    fn scores(&self, image: &Image) -> Scores {
+        self(image)
+    }
+}
+
+impl Classifier for Model {
+    fn scores(&self, image: &Image) -> Scores {
+        self.scores_batch(std::slice::from_ref(image))
+            .pop()
+            .unwrap_or([0.0; CLASSES])
+    }
+
+    /// One batched forward pass over all the images.
+    fn scores_batch(&self, images: &[Image]) -> Vec<Scores> {
+        let pixels: Vec<f32> = images.iter().flat_map(|image| *image.pixels()).collect();
+        Model::scores(self, &pixels)
+            .chunks_exact(CLASSES)
+            .map(|chunk| {
+                let mut scores = [0.0; CLASSES];
+                scores.copy_from_slice(chunk);
+                scores
+            })
+            .collect()
+    }
+}
+
+/// Query access to a classifier: images in, raw scores out, every image counted.
+///
+/// This is all a black-box attacker (paper attacks 2 and 3) gets.
+pub trait Oracle {
+    /// Why a query failed.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The scores of each image, in order. An empty slice answers an empty vector and
+    /// counts nothing.
+    fn query(&mut self, images: &[Image]) -> Result<Vec<Scores>, Self::Error>;
+
+    /// Images submitted through this oracle so far, answered or not.
+    fn queries(&self) -> u64;
+}
+
+/// Query access plus gradients: what a white-box evasion attack (FGSM, BIM) needs.
+pub trait GradientOracle: Oracle {
+    /// For each image, the gradient with respect to its pixels of the softmax
+    /// cross-entropy loss of its scores against its label (`labels[i]` for `images[i]`,
+    /// each below [`CLASSES`]). Counts one query per image.
+    fn loss_gradient(
+        &mut self,
+        images: &[Image],
+        labels: &[u8],
+    ) -> Result<Vec<Box<[f32; IMAGE_PIXELS]>>, Self::Error>;
+}
+
+/// Why a [`PlainOracle`] refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlainOracleError {
+    /// Not one label per image.
+    #[error("{images} images but {labels} labels")]
+    LengthMismatch {
+        /// Images given.
+        images: usize,
+        /// Labels given.
+        labels: usize,
+    },
+    /// A label is not a class.
+    #[error("label {label} of image {index} is not below {CLASSES}")]
+    LabelOutOfRange {
+        /// The image's index.
+        index: usize,
+        /// Its label.
+        label: u8,
+    },
+}
+
+/// The plaintext model as an [`Oracle`]: no service, no encryption; the reference every
+/// other oracle is compared with.
+#[derive(Debug)]
+pub struct PlainOracle<C> {
+    classifier: C,
+    queries: u64,
+}
+
+impl<C: Classifier> PlainOracle<C> {
+    /// Wraps a classifier; the query count starts at zero.
+    pub fn new(classifier: C) -> Self {
+        Self {
+            classifier,
+            queries: 0,
+        }
+    }
+}
+
+impl<C: Classifier> Oracle for PlainOracle<C> {
+    type Error = PlainOracleError;
+
+    /// Never fails.
+    fn query(&mut self, images: &[Image]) -> Result<Vec<Scores>, PlainOracleError> {
+        self.queries = self.queries.saturating_add(images.len() as u64);
+        Ok(self.classifier.scores_batch(images))
+    }
+
+    fn queries(&self) -> u64 {
+        self.queries
+    }
+}
+
+/// White-box access to the plaintext model (through [`Model::input_gradient`]).
+impl GradientOracle for PlainOracle<Model> {
+    fn loss_gradient(
+        &mut self,
+        images: &[Image],
+        labels: &[u8],
+    ) -> Result<Vec<Box<[f32; IMAGE_PIXELS]>>, PlainOracleError> {
+        if images.len() != labels.len() {
+            return Err(PlainOracleError::LengthMismatch {
+                images: images.len(),
+                labels: labels.len(),
+            });
+        }
+        if let Some((index, &label)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, &label)| usize::from(label) >= CLASSES)
+        {
+            return Err(PlainOracleError::LabelOutOfRange { index, label });
+        }
+        self.queries = self.queries.saturating_add(images.len() as u64);
+        let pixels: Vec<f32> = images.iter().flat_map(|image| *image.pixels()).collect();
+        Ok(self
+            .classifier
+            .input_gradient(&pixels, labels)
+            .chunks_exact(IMAGE_PIXELS)
+            .map(|chunk| {
+                let mut gradient = Box::new([0.0; IMAGE_PIXELS]);
+                gradient.copy_from_slice(chunk);
+                gradient
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,404 @@
+//! `heist serve compute|trusted` and `heist query`: the service's roles as processes.
+//!
+//! Progress and log lines go to stderr, results to stdout. Exit codes: 0 success, 2 bad
+//! input (arguments, image files, model file), 1 any other failure.
+
+use std::net::{TcpListener, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::anyhow;
+
+use super::{
+    BatchConfig, ClientConfig, ComputeServer, PeerConfig, PlaintextCodec, PlaintextEvaluator,
+    Scheme, ServerConfig, TcpClient, TrustedServer,
+};
+use crate::exit::{write_json, CliError, CliResult};
+use crate::model::Model;
+use crate::oracle::{predicted_class, Image, Oracle, IMAGE_SIDE};
+
+/// Run one role of the three-party inference service.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples (three terminals):\n  \
+    heist serve compute --listen 127.0.0.1:7001 --model mnist.safetensors --scheme plain\n  \
+    heist serve trusted --listen 127.0.0.1:7000 --compute 127.0.0.1:7001 --scheme plain\n  \
+    heist query --to 127.0.0.1:7000 digit.png")]
+pub struct ServeArgs {
+    #[command(subcommand)]
+    role: Role,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Role {
+    /// The compute server: holds the model and evaluates batches it cannot read.
+    #[command(after_help = "Example:\n  \
+        heist serve compute --listen 127.0.0.1:7001 --model mnist.safetensors --scheme plain")]
+    Compute {
+        /// Address to listen on for trusted parties.
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// Model file (safetensors, as written by `heist train`).
+        #[arg(long, value_name = "PATH")]
+        model: PathBuf,
+        #[command(flatten)]
+        scheme: SchemeArg,
+        #[command(flatten)]
+        limits: Limits,
+    },
+    /// The trusted party: batches clients' images, encrypts, has the compute server
+    /// evaluate, decrypts and answers each client.
+    #[command(after_help = "Example:\n  \
+        heist serve trusted --listen 127.0.0.1:7000 --compute 127.0.0.1:7001 --scheme plain \
+        --slots 64 --window-ms 20")]
+    Trusted {
+        /// Address to listen on for clients.
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+        /// Address of the compute server.
+        #[arg(long, value_name = "ADDR")]
+        compute: String,
+        #[command(flatten)]
+        scheme: SchemeArg,
+        /// Images per batch (for an encrypting scheme, its number of SIMD slots).
+        #[arg(long, default_value_t = 4096)]
+        slots: usize,
+        /// Longest a batch waits for more images before it is sent, in milliseconds.
+        #[arg(long, value_name = "MS", default_value_t = 20)]
+        window_ms: u64,
+        /// Longest to wait for the compute server's answer to a batch, in seconds.
+        #[arg(long, value_name = "S", default_value_t = 600)]
+        compute_timeout_s: u64,
+        #[command(flatten)]
+        limits: Limits,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct SchemeArg {
+    /// Encryption scheme between trusted party and compute server. `plain` does NOT
+    /// encrypt (the compute server sees every image); `ckks` and `bfv` are not available in
+    /// this build yet.
+    #[arg(long, value_enum)]
+    scheme: Scheme,
+}
+
+#[derive(Debug, clap::Args)]
+struct Limits {
+    /// Connections served at once [default: trusted 64, compute 16].
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Largest frame payload accepted, in bytes [default: trusted 4 MiB, compute 1 GiB].
+    #[arg(long, value_name = "BYTES")]
+    max_payload: Option<u32>,
+    /// Seconds a connection may stay silent between frames [default: trusted 60, compute 600].
+    #[arg(long, value_name = "S")]
+    idle_timeout_s: Option<u64>,
+    /// Seconds a frame may take to arrive once started [default: trusted 10, compute 120].
+    #[arg(long, value_name = "S")]
+    frame_timeout_s: Option<u64>,
+}
+
+impl Limits {
+    fn apply(&self, mut config: ServerConfig) -> Result<ServerConfig, CliError> {
+        if self.max_connections == Some(0) {
+            return Err(CliError::bad_input(anyhow!(
+                "--max-connections must be at least 1"
+            )));
+        }
+        config.max_connections = self.max_connections.unwrap_or(config.max_connections);
+        config.max_payload = self.max_payload.unwrap_or(config.max_payload);
+        config.idle_timeout = self
+            .idle_timeout_s
+            .map_or(config.idle_timeout, Duration::from_secs);
+        config.frame_timeout = self
+            .frame_timeout_s
+            .map_or(config.frame_timeout, Duration::from_secs);
+        Ok(config)
+    }
+}
+
+/// Runs `heist serve`: serves until the process is stopped.
+///
+/// # Errors
+/// Bad input for an invalid address, model file or slot count; failure for an unavailable
+/// scheme, an address that cannot be bound or an unreachable compute server.
+pub fn serve(args: ServeArgs) -> CliResult {
+    match args.role {
+        Role::Compute {
+            listen,
+            model,
+            scheme,
+            limits,
+        } => {
+            let config = limits.apply(ServerConfig::compute())?;
+            require_available(scheme.scheme)?;
+            let model = load_model(&model)?;
+            let listener = bind(&listen)?;
+            let server = ComputeServer::start(listener, PlaintextEvaluator::new(model), config)?;
+            eprintln!(
+                "[compute] listening on {} (scheme {})",
+                server.local_addr(),
+                scheme.scheme
+            );
+            server.wait();
+        }
+        Role::Trusted {
+            listen,
+            compute,
+            scheme,
+            slots,
+            window_ms,
+            compute_timeout_s,
+            limits,
+        } => {
+            let config = limits.apply(ServerConfig::trusted())?;
+            require_available(scheme.scheme)?;
+            let codec = PlaintextCodec::new(slots).map_err(CliError::bad_input)?;
+            let link = PeerConfig {
+                reply_timeout: Duration::from_secs(compute_timeout_s),
+                max_payload: ServerConfig::compute().max_payload,
+                ..ClientConfig::default().peer
+            };
+            let batch = BatchConfig {
+                window: Duration::from_millis(window_ms),
+                ..BatchConfig::default()
+            };
+            let listener = bind(&listen)?;
+            let server = TrustedServer::start(listener, codec, &compute, link, &batch, config)
+                .map_err(|e| CliError::Failure(e.into()))?;
+            eprintln!(
+                "[trusted] listening on {} (scheme {}, {slots} slots, {window_ms} ms window, compute server {compute})",
+                server.local_addr(),
+                scheme.scheme
+            );
+            server.wait();
+        }
+    }
+    Ok(())
+}
+
+/// Refuses the schemes this build cannot run; warns that `plain` does not encrypt.
+fn require_available(scheme: Scheme) -> CliResult {
+    if scheme == Scheme::Plain {
+        eprintln!("warning: scheme plain does NOT encrypt: the compute server sees every image");
+        Ok(())
+    } else {
+        Err(CliError::Failure(anyhow!(
+            "scheme {scheme} is not available in this build yet"
+        )))
+    }
+}
+
+/// Loads the model the compute server evaluates.
+fn load_model(path: &Path) -> Result<Model, CliError> {
+    let model = Model::load(path, None).map_err(CliError::bad_input)?;
+    eprintln!(
+        "[compute] model {} ({})",
+        path.display(),
+        model.architecture()
+    );
+    Ok(model)
+}
+
+fn bind(listen: &str) -> Result<TcpListener, CliError> {
+    let addrs: Vec<_> = listen
+        .to_socket_addrs()
+        .map_err(|e| CliError::bad_input(anyhow!("invalid address {listen}: {e}")))?
+        .collect();
+    TcpListener::bind(addrs.as_slice())
+        .map_err(|e| CliError::Failure(anyhow!("cannot listen on {listen}: {e}")))
+}
+
+/// Classify 28x28 greyscale PNG images with a running trusted party.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  \
+    heist query --to 127.0.0.1:7000 --json predictions.json digit0.png digit1.png")]
+pub struct QueryArgs {
+    /// Address of the trusted party.
+    #[arg(long, value_name = "ADDR")]
+    to: String,
+    /// Also write the predictions as JSON to this file (`-`: stdout, instead of the text).
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Longest to wait for the answers, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 60)]
+    timeout_s: u64,
+    /// 28x28 greyscale PNG files (8 or 16 bits per pixel).
+    #[arg(required = true, value_name = "IMAGE")]
+    images: Vec<PathBuf>,
+}
+
+/// One image's answer, as written to the JSON file.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Prediction {
+    /// The image file, as given.
+    pub image: String,
+    /// The predicted class (arg-max of the scores).
+    pub class: usize,
+    /// The raw scores.
+    pub scores: Vec<f32>,
+}
+
+#[derive(serde::Serialize)]
+struct Predictions {
+    predictions: Vec<Prediction>,
+}
+
+/// Runs `heist query`.
+///
+/// # Errors
+/// Bad input for an image that is not a 28x28 greyscale PNG; failure if the service does not
+/// answer.
+pub fn query(args: QueryArgs) -> CliResult {
+    let images = args
+        .images
+        .iter()
+        .map(|path| load_png(path).map_err(CliError::bad_input))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut config = ClientConfig::default();
+    config.peer.reply_timeout = Duration::from_secs(args.timeout_s);
+    let mut client =
+        TcpClient::connect(&args.to, config).map_err(|e| CliError::Failure(e.into()))?;
+    eprintln!("querying {} with {} image(s)", args.to, images.len());
+    let scores = client
+        .query(&images)
+        .map_err(|e| CliError::Failure(e.into()))?;
+    let predictions: Vec<Prediction> = args
+        .images
+        .iter()
+        .zip(&scores)
+        .map(|(path, scores)| Prediction {
+            image: path.display().to_string(),
+            class: predicted_class(scores),
+            scores: scores.to_vec(),
+        })
+        .collect();
+    let json_to_stdout = args.json.as_deref() == Some(Path::new("-"));
+    if !json_to_stdout {
+        for p in &predictions {
+            let scores: Vec<String> = p.scores.iter().map(|s| format!("{s:.4}")).collect();
+            println!(
+                "{}\tclass {}\tscores [{}]",
+                p.image,
+                p.class,
+                scores.join(", ")
+            );
+        }
+    }
+    if let Some(path) = &args.json {
+        write_json(path, &Predictions { predictions })?;
+    }
+    Ok(())
+}
+
+/// Why a file is not a query image.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PngError {
+    /// The file cannot be read.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The file is not a PNG.
+    #[error("{path}: not a PNG file")]
+    NotPng {
+        /// The file.
+        path: String,
+    },
+    /// The PNG does not decode (or exceeds the decoder's limits).
+    #[error("{path}: {error}")]
+    Decode {
+        /// The file.
+        path: String,
+        /// Why.
+        error: image::ImageError,
+    },
+    /// The image is not 28x28.
+    #[error("{path}: image is {width}x{height}, expected {IMAGE_SIDE}x{IMAGE_SIDE}")]
+    WrongSize {
+        /// The file.
+        path: String,
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+    },
+    /// The pixels do not make an image (cannot happen for a decoded 28x28 greyscale PNG;
+    /// kept so that no error is hidden).
+    #[error("{path}: {error}")]
+    Pixels {
+        /// The file.
+        path: String,
+        /// Why.
+        error: crate::oracle::ImageError,
+    },
+    /// The image is not greyscale.
+    #[error("{path}: colour type {color}, expected 8- or 16-bit greyscale without alpha")]
+    NotGreyscale {
+        /// The file.
+        path: String,
+        /// Its colour type.
+        color: String,
+    },
+}
+
+/// Largest width or height the PNG decoder accepts before refusing (the image must be
+/// 28x28 anyway; this bounds the work on a hostile file).
+const MAX_PNG_SIDE: u32 = 1024;
+
+/// Reads a 28x28 greyscale PNG (8 or 16 bits) as an image, pixels scaled to `[0, 1]`.
+///
+/// # Errors
+/// Any [`PngError`].
+pub fn load_png(path: &Path) -> Result<Image, PngError> {
+    let name = path.display().to_string();
+    let mut reader = image::ImageReader::open(path)
+        .and_then(image::ImageReader::with_guessed_format)
+        .map_err(|error| PngError::Io {
+            path: name.clone(),
+            error,
+        })?;
+    if reader.format() != Some(image::ImageFormat::Png) {
+        return Err(PngError::NotPng { path: name });
+    }
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_PNG_SIDE);
+    limits.max_image_height = Some(MAX_PNG_SIDE);
+    limits.max_alloc = Some(16 << 20);
+    reader.limits(limits);
+    let decoded = reader.decode().map_err(|error| PngError::Decode {
+        path: name.clone(),
+        error,
+    })?;
+    let side = IMAGE_SIDE as u32;
+    if decoded.width() != side || decoded.height() != side {
+        return Err(PngError::WrongSize {
+            path: name,
+            width: decoded.width(),
+            height: decoded.height(),
+        });
+    }
+    let pixels: Vec<f32> = match &decoded {
+        image::DynamicImage::ImageLuma8(buffer) => buffer
+            .as_raw()
+            .iter()
+            .map(|&p| f32::from(p) / 255.0)
+            .collect(),
+        image::DynamicImage::ImageLuma16(buffer) => buffer
+            .as_raw()
+            .iter()
+            .map(|&p| f32::from(p) / 65535.0)
+            .collect(),
+        other => {
+            return Err(PngError::NotGreyscale {
+                path: name,
+                color: format!("{:?}", other.color()),
+            })
+        }
+    };
+    Image::new(&pixels).map_err(|error| PngError::Pixels { path: name, error })
+}

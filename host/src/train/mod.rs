@@ -1,0 +1,451 @@
+//! Training the paper's networks in `f32` (`heist train`).
+//!
+//! * **Initialisation**: Glorot (Xavier) uniform weights, `U(-l, l)` with
+//!   `l = sqrt(6 / (fan_in + fan_out))` (Keras's default; for a convolution the fans are
+//!   `in * k * k` and `out * k * k`), zero biases.
+//! * **Loss**: softmax cross-entropy on the raw scores, averaged over the mini-batch.
+//! * **Optimiser**: Adam (lr 1e-3 by default) or SGD ([`optim`]).
+//! * **Square activations** make the loss a high-degree polynomial of the weights, so a bad
+//!   step can blow up. Glorot initialisation with pixels in [0, 1] keeps the activations
+//!   near unit scale, and with Adam's normalised steps that was enough in our runs; an
+//!   optional global-norm clip (`--clip-norm`) rescales a mini-batch gradient whose L2 norm
+//!   exceeds the bound. A non-finite loss stops training with an error.
+//! * **Parallelism and reproducibility**: a mini-batch is cut into chunks of [`CHUNK`]
+//!   examples (a constant, not the thread count); rayon computes each chunk's gradient, and
+//!   the chunk gradients are summed in chunk order. Every random draw comes from a ChaCha20
+//!   generator seeded by `--seed` (stream 0: initial weights; 1: the member subset;
+//!   2: the shuffles), so the same seed gives the same weights bit for bit, whatever the
+//!   number of threads.
+//! * **Membership experiments**: `--fraction F` trains on `round(F * n)` training images
+//!   drawn without replacement; their indices go to `<out>.members.json`.
+
+pub mod optim;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rand_core::{RngCore, SeedableRng};
+use rayon::prelude::*;
+
+use crate::data::{sample, DataOptions, Images, IMAGE_PIXELS};
+use crate::exit::{CliError, CliResult};
+use crate::model::{fraction, Architecture, Model};
+use optim::{Optimizer, OptimizerKind};
+
+/// Examples per chunk of a mini-batch; gradients are reduced chunk by chunk in order.
+pub const CHUNK: usize = 32;
+
+/// Hyper-parameters of a training run.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TrainConfig {
+    /// The network.
+    pub arch: Architecture,
+    /// Passes over the training members.
+    pub epochs: usize,
+    /// Examples per mini-batch.
+    pub batch_size: usize,
+    /// Learning rate.
+    pub lr: f32,
+    /// Optimiser.
+    pub optimizer: OptimizerKind,
+    /// SGD momentum (ignored by Adam).
+    pub momentum: f32,
+    /// Global L2-norm bound on a mini-batch gradient, if any.
+    pub clip_norm: Option<f32>,
+    /// Fraction of the training set to train on, in (0, 1].
+    pub fraction: f64,
+    /// Seed of every random draw.
+    pub seed: u64,
+}
+
+/// Why training failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// A hyper-parameter is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The loss became NaN or infinite.
+    #[error("training diverged at epoch {epoch}, batch {batch}: loss {loss} (try --clip-norm or a smaller --lr)")]
+    Diverged {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Mini-batch within the epoch (0-based).
+        batch: usize,
+        /// The loss.
+        loss: f64,
+    },
+}
+
+impl TrainConfig {
+    /// Checks the ranges of the hyper-parameters.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] naming the first bad value.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |s: String| Err(TrainError::Config(s));
+        if !(self.fraction > 0.0 && self.fraction <= 1.0) {
+            return bad(format!("fraction {} is not in (0, 1]", self.fraction));
+        }
+        if self.batch_size == 0 {
+            return bad("batch size 0".to_owned());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!("learning rate {} is not positive", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad(format!("momentum {} is not in [0, 1)", self.momentum));
+        }
+        if let Some(c) = self.clip_norm.filter(|c| !(c.is_finite() && *c > 0.0)) {
+            return bad(format!("clip norm {c} is not positive"));
+        }
+        Ok(())
+    }
+}
+
+/// Loss and accuracy of one epoch, as seen during training.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct EpochStats {
+    /// Epoch (1-based).
+    pub epoch: usize,
+    /// Mean loss over the epoch's examples.
+    pub loss: f64,
+    /// Fraction of the epoch's examples predicted correctly (before each step).
+    pub accuracy: f64,
+}
+
+/// A trained model and how it was trained.
+#[derive(Clone, Debug)]
+pub struct Trained {
+    /// The model.
+    pub model: Model,
+    /// Indices of the training images used, increasing.
+    pub members: Vec<usize>,
+    /// Per-epoch statistics.
+    pub history: Vec<EpochStats>,
+    /// Wall time of the training loop in seconds.
+    pub seconds: f64,
+}
+
+/// Glorot-uniform weights and zero biases for `arch`, from `rng`.
+pub fn init_params<R: RngCore>(arch: Architecture, rng: &mut R) -> Vec<f32> {
+    let net = arch.network();
+    let mut params = vec![0.0f32; net.param_count()];
+    for t in net.tensors() {
+        if let Some((fan_in, fan_out)) = t.fans {
+            let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
+            for p in &mut params[t.range] {
+                // 24 random bits give a uniform f64 in [0, 1) exactly representable in f32.
+                let u = f64::from(rng.next_u32() >> 8) / f64::from(1u32 << 24);
+                *p = ((2.0 * u - 1.0) * limit) as f32;
+            }
+        }
+    }
+    params
+}
+
+/// The ChaCha20 generator for stream `stream` of `seed`.
+fn stream_rng(seed: u64, stream: u64) -> rand_chacha::ChaCha20Rng {
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+/// Trains `config.arch` on (a fraction of) `train`, calling `progress(done, total, loss,
+/// accuracy)` after every mini-batch with running epoch figures.
+///
+/// # Errors
+/// [`TrainError`] on a bad configuration or divergence.
+pub fn train(
+    train: &Images,
+    config: &TrainConfig,
+    mut progress: impl FnMut(usize, usize, &EpochStats),
+) -> Result<Trained, TrainError> {
+    config.validate()?;
+    if train.is_empty() {
+        return Err(TrainError::Config("no training images".to_owned()));
+    }
+    let net = config.arch.network();
+    let mut params = init_params(config.arch, &mut stream_rng(config.seed, 0));
+    let n_members = ((config.fraction * train.len() as f64).round() as usize).clamp(1, train.len());
+    let members = if n_members == train.len() {
+        (0..train.len()).collect()
+    } else {
+        sample::sample_indices(&mut stream_rng(config.seed, 1), train.len(), n_members)
+    };
+    let mut shuffle_rng = stream_rng(config.seed, 2);
+    let mut opt = Optimizer::new(config.optimizer, params.len(), config.lr, config.momentum);
+    let batches = members.len().div_ceil(config.batch_size);
+    let mut history = Vec::with_capacity(config.epochs);
+    let start = Instant::now();
+    let mut order = members.clone();
+    for epoch in 1..=config.epochs {
+        sample::shuffle(&mut shuffle_rng, &mut order);
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0, 0);
+        for (b, batch) in order.chunks(config.batch_size).enumerate() {
+            let scale = 1.0 / batch.len() as f32;
+            let parts: Vec<(Vec<f32>, f64, usize)> = batch
+                .par_chunks(CHUNK)
+                .map(|idx| {
+                    let mut x = Vec::with_capacity(idx.len() * IMAGE_PIXELS);
+                    for &i in idx {
+                        train.push_scaled(i, &mut x);
+                    }
+                    let labels: Vec<u8> = idx.iter().map(|&i| train.labels[i]).collect();
+                    let mut g = vec![0.0f32; params.len()];
+                    let (l, c) = net.loss_grad(&params, &x, &labels, scale, &mut g, None);
+                    (g, l, c)
+                })
+                .collect();
+            let mut parts = parts.into_iter();
+            let (mut grad, mut batch_loss, mut batch_correct) = parts
+                .next()
+                .unwrap_or_else(|| (vec![0.0; params.len()], 0.0, 0));
+            for (g, l, c) in parts {
+                for (a, v) in grad.iter_mut().zip(&g) {
+                    *a += v;
+                }
+                batch_loss += l;
+                batch_correct += c;
+            }
+            if !batch_loss.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch,
+                    batch: b,
+                    loss: batch_loss,
+                });
+            }
+            if let Some(bound) = config.clip_norm {
+                let norm = grad
+                    .iter()
+                    .map(|&g| f64::from(g) * f64::from(g))
+                    .sum::<f64>()
+                    .sqrt();
+                if norm > f64::from(bound) {
+                    let k = (f64::from(bound) / norm) as f32;
+                    grad.iter_mut().for_each(|g| *g *= k);
+                }
+            }
+            opt.step(&mut params, &grad);
+            loss_sum += batch_loss;
+            correct += batch_correct;
+            seen += batch.len();
+            let stats = EpochStats {
+                epoch,
+                loss: loss_sum / seen as f64,
+                accuracy: fraction(correct, seen),
+            };
+            progress(b + 1, batches, &stats);
+            if b + 1 == batches {
+                history.push(stats);
+            }
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let model = Model::new(config.arch, params).map_err(|e| TrainError::Config(e.to_string()))?;
+    Ok(Trained {
+        model,
+        members,
+        history,
+        seconds,
+    })
+}
+
+/// Train one of the paper's networks.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    heist train --dataset mnist --out mnist.safetensors --json mnist.json\n  \
+    heist train --dataset fashion --fraction 0.5 --seed 7 --out fashion-half.safetensors")]
+pub struct TrainArgs {
+    #[command(flatten)]
+    data: DataOptions,
+    /// Architecture (default: the paper's network for the data set).
+    #[arg(long, value_enum)]
+    arch: Option<Architecture>,
+    /// Fraction of the training set to train on, in (0, 1]; the member indices are saved
+    /// to `<out>.members.json`.
+    #[arg(long, default_value_t = 1.0)]
+    fraction: f64,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    /// Examples per mini-batch.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    /// Optimiser.
+    #[arg(long, value_enum, default_value = "adam")]
+    optimizer: OptimizerKind,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.0)]
+    momentum: f32,
+    /// Rescale any mini-batch gradient whose L2 norm exceeds this.
+    #[arg(long)]
+    clip_norm: Option<f32>,
+    /// Seed of initialisation, member draw and shuffles.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where to write the model (safetensors).
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+    /// Also write the results as JSON to this file (`-` for stdout).
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// The file the member indices of a model at `model` are written to.
+pub fn members_path(model: &Path) -> PathBuf {
+    let mut s = model.as_os_str().to_owned();
+    s.push(".members.json");
+    PathBuf::from(s)
+}
+
+/// The member file: which training images a model saw.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Members {
+    /// Data set.
+    pub dataset: crate::data::Dataset,
+    /// `canonical` or `embedded-subset`: which training set the indices refer to.
+    pub data_source: String,
+    /// Size of that training set.
+    pub train_size: usize,
+    /// Fraction asked for.
+    pub fraction: f64,
+    /// Seed of the draw.
+    pub seed: u64,
+    /// Indices into the training set, increasing.
+    pub members: Vec<usize>,
+}
+
+/// Runs `heist train`.
+///
+/// # Errors
+/// Bad input (exit 2) for bad hyper-parameters or data, failure (exit 1) otherwise.
+pub fn run(args: TrainArgs) -> CliResult {
+    let data = args.data.load().map_err(CliError::bad_input)?;
+    let config = TrainConfig {
+        arch: args.arch.unwrap_or(Architecture::for_dataset(data.dataset)),
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        optimizer: args.optimizer,
+        momentum: args.momentum,
+        clip_norm: args.clip_norm,
+        fraction: args.fraction,
+        seed: args.seed,
+    };
+    config.validate().map_err(CliError::bad_input)?;
+    let bar = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(0),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    };
+    let epochs = config.epochs;
+    let trained = train(&data.train, &config, |done, total, s| {
+        if done == 1 {
+            bar.set_length(total as u64);
+            bar.set_prefix(format!("{}/{epochs}", s.epoch));
+        }
+        bar.set_position(done as u64);
+        bar.set_message(format!("loss {:.4} acc {:.4}", s.loss, s.accuracy));
+        if done == total {
+            bar.println(format!(
+                "epoch {}/{epochs}: loss {:.4}, accuracy {:.4}",
+                s.epoch, s.loss, s.accuracy
+            ));
+        }
+    })
+    .map_err(|e| CliError::Failure(e.into()))?;
+    bar.finish_and_clear();
+    let members_images = data.train.select(&trained.members);
+    let train_accuracy = trained.model.accuracy(&members_images);
+    let test_accuracy = trained.model.accuracy(&data.test);
+    let members_file = members_path(&args.out);
+    let mut model = trained.model;
+    let info = &mut model.info;
+    info.set("dataset", data.dataset);
+    info.set("dataset_checksum", data.dataset.checksum());
+    info.set("data_source", data.source.label());
+    info.set("seed", config.seed);
+    info.set("epochs", config.epochs);
+    info.set(
+        "train_config",
+        serde_json::to_string(&config).map_err(anyhow::Error::from)?,
+    );
+    info.set("train_accuracy", train_accuracy);
+    info.set("test_accuracy", test_accuracy);
+    info.set(
+        "members_file",
+        members_file
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+    );
+    model
+        .save(&args.out)
+        .map_err(|e| CliError::Failure(e.into()))?;
+    crate::exit::write_json(
+        &members_file,
+        &Members {
+            dataset: data.dataset,
+            data_source: data.source.label().to_owned(),
+            train_size: data.train.len(),
+            fraction: config.fraction,
+            seed: config.seed,
+            members: trained.members.clone(),
+        },
+    )?;
+    let summary = serde_json::json!({
+        "dataset": data.dataset,
+        "data_source": data.source.label(),
+        "architecture": config.arch,
+        "train_images": trained.members.len(),
+        "test_images": data.test.len(),
+        "train_accuracy": train_accuracy,
+        "test_accuracy": test_accuracy,
+        "seconds": trained.seconds,
+        "seed": config.seed,
+        "config": config,
+        "history": trained.history,
+        "model": args.out,
+        "members_file": members_file,
+        "threads": rayon::current_num_threads(),
+    });
+    if let Some(n) = data.source.notice() {
+        println!("{n}");
+    }
+    println!(
+        "{} ({}): trained {} on {} images, {} epochs in {:.1} s; train accuracy {:.4}, test accuracy {:.4} ({} test images)",
+        data.dataset,
+        data.source.label(),
+        config.arch,
+        trained.members.len(),
+        config.epochs,
+        trained.seconds,
+        train_accuracy,
+        test_accuracy,
+        data.test.len()
+    );
+    println!(
+        "model: {}; members: {}",
+        args.out.display(),
+        members_file.display()
+    );
+    if let Some(path) = &args.json {
+        crate::exit::write_json(path, &summary)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! CKKS: encoder against a naive canonical embedding, and every homomorphic operation
+//! against plaintext arithmetic, within the predicted bound.
+
+use heist_he::ckks::fft::{Complex, SpecialFft};
+use heist_he::ckks::{
+    decrypt, encrypt_pk, encrypt_sk, precision, Ciphertext, CkksParams, Encoder, Evaluator,
+};
+use heist_he::galois::{conjugation_element, rotation_element};
+use heist_he::keys::{GaloisKeys, PublicKey, RelinKey, SecretKey};
+use heist_tests::seeded_rng;
+use rand_core::RngCore;
+
+fn uniform(rng: &mut impl RngCore, len: usize, amp: f64) -> Vec<f64> {
+    (0..len)
+        .map(|_| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 * amp - amp)
+        .collect()
+}
+
+/// `m(ζ^(5^j))` for `ζ = exp(iπ/N)`, by direct summation.
+fn naive_slots(m: &[f64]) -> Vec<Complex> {
+    let n = m.len();
+    let two_n = 2 * n as u64;
+    let mut g = 1u64;
+    let mut out = Vec::new();
+    for _ in 0..n / 2 {
+        let mut acc = Complex::default();
+        for (k, &c) in m.iter().enumerate() {
+            let e = (g * k as u64) % two_n;
+            let ang = std::f64::consts::PI * e as f64 / n as f64;
+            acc = acc + Complex::new(c * ang.cos(), c * ang.sin());
+        }
+        out.push(acc);
+        g = g * 5 % two_n;
+    }
+    out
+}
+
+#[test]
+fn special_fft_matches_naive_embedding() {
+    let mut rng = seeded_rng("fft", 1);
+    for n in [8usize, 64, 256] {
+        let m = uniform(&mut rng, n, 10.0);
+        let fft = SpecialFft::new(n);
+        let mut v: Vec<Complex> = (0..n / 2)
+            .map(|k| Complex::new(m[k], m[k + n / 2]))
+            .collect();
+        fft.forward(&mut v);
+        let want = naive_slots(&m);
+        for (a, b) in v.iter().zip(&want) {
+            assert!((*a - *b).abs() < 1e-9, "n={n}: {a:?} vs {b:?}");
+        }
+        fft.inverse(&mut v);
+        for k in 0..n / 2 {
+            assert!((v[k].re - m[k]).abs() < 1e-9 && (v[k].im - m[k + n / 2]).abs() < 1e-9);
+        }
+    }
+}
+
+struct Setup {
+    params: CkksParams,
+    enc: Encoder,
+    sk: SecretKey,
+    pk: PublicKey,
+    rlk: RelinKey,
+    gk: GaloisKeys,
+    eval: Evaluator,
+}
+
+fn setup(seed: u64) -> (Setup, rand_chacha::ChaCha20Rng) {
+    let mut rng = seeded_rng("ckks-setup", seed);
+    let params = CkksParams::for_depth_insecure_for_tests(1024, 3, 40, 55).unwrap();
+    let he = params.he();
+    let sk = SecretKey::generate(he, &mut rng);
+    let pk = PublicKey::generate(he, &sk, &mut rng);
+    let rlk = RelinKey::generate(he, &sk, &mut rng);
+    let els = [
+        rotation_element(1024, 1),
+        rotation_element(1024, -3),
+        conjugation_element(1024),
+    ];
+    let gk = GaloisKeys::generate(he, &sk, &els, &mut rng).unwrap();
+    let enc = Encoder::new(&params);
+    let eval = Evaluator::new(&params);
+    (
+        Setup {
+            params,
+            enc,
+            sk,
+            pk,
+            rlk,
+            gk,
+            eval,
+        },
+        rng,
+    )
+}
+
+fn check(s: &Setup, ct: &Ciphertext, want: &[f64]) -> f64 {
+    let p = precision(&s.enc, &s.sk, ct, want).unwrap();
+    assert!(
+        p.measured <= p.predicted,
+        "measured {} > predicted {}",
+        p.measured,
+        p.predicted
+    );
+    assert!(p.predicted < 1e-3, "predicted bound {} is useless", p.predicted);
+    p.measured
+}
+
+#[test]
+fn encrypt_decrypt_and_operations() {
+    let (mut s, mut rng) = setup(2);
+    let slots = s.params.slots();
+    let top = s.params.he().max_level();
+    let delta = s.params.scale();
+    let x = uniform(&mut rng, slots, 1.0);
+    let y = uniform(&mut rng, slots, 1.0);
+    let px = s.enc.encode(&x, delta, top).unwrap();
+    let py = s.enc.encode(&y, delta, top).unwrap();
+    let cx = encrypt_pk(&s.params, &s.pk, &px, &mut rng).unwrap();
+    let cy = encrypt_sk(&s.params, &s.sk, &py, &mut rng).unwrap();
+    check(&s, &cx, &x);
+    check(&s, &cy, &y);
+    let sum: Vec<f64> = x.iter().zip(&y).map(|(a, b)| a + b).collect();
+    check(&s, &s.eval.add(&cx, &cy).unwrap(), &sum);
+    let diff: Vec<f64> = x.iter().zip(&y).map(|(a, b)| a - b).collect();
+    check(&s, &s.eval.sub(&cx, &cy).unwrap(), &diff);
+    let neg: Vec<f64> = x.iter().map(|a| -a).collect();
+    check(&s, &s.eval.neg(&cx).unwrap(), &neg);
+    let prod: Vec<f64> = x.iter().zip(&y).map(|(a, b)| a * b).collect();
+    let m = s.eval.mul_relin(&cx, &cy, &s.rlk).unwrap();
+    check(&s, &m, &prod);
+    let m = s.eval.rescale(&m).unwrap();
+    assert_eq!(m.level(), top - 1);
+    check(&s, &m, &prod);
+    let sq: Vec<f64> = x.iter().map(|a| a * a).collect();
+    let q = s.eval.square_relin(&cx, &s.rlk).unwrap();
+    let t = s.eval.rescale(&q).unwrap();
+    check(&s, &t, &sq);
+    let t3: Vec<f64> = x.iter().map(|a| 3.0 * a).collect();
+    check(&s, &s.eval.mul_integer(&cx, 3).unwrap(), &t3);
+    let r = s.eval.mul_real(&cx, 0.25, delta).unwrap();
+    let quarter: Vec<f64> = x.iter().map(|a| 0.25 * a).collect();
+    let t = s.eval.rescale(&r).unwrap();
+    check(&s, &t, &quarter);
+    let plus: Vec<f64> = x.iter().map(|a| a + 0.5).collect();
+    check(&s, &s.eval.add_real(&cx, 0.5).unwrap(), &plus);
+    let mp = s.eval.mul_plain(&cx, &py).unwrap();
+    let t = s.eval.rescale(&mp).unwrap();
+    check(&s, &t, &prod);
+    check(&s, &s.eval.add_plain(&cx, &py).unwrap(), &sum);
+    let rot = s.eval.rotate(&cx, 1, &s.gk).unwrap();
+    let want: Vec<f64> = (0..slots).map(|j| x[(j + 1) % slots]).collect();
+    check(&s, &rot, &want);
+    let rot = s.eval.rotate(&cx, -3, &s.gk).unwrap();
+    let want: Vec<f64> = (0..slots).map(|j| x[(j + slots - 3) % slots]).collect();
+    check(&s, &rot, &want);
+    let conj = s.eval.conjugate(&cx, &s.gk).unwrap();
+    check(&s, &conj, &x);
+    let dot = s.eval.dot_integer(&[&cx, &cy], &[2, -5]).unwrap();
+    let want: Vec<f64> = x.iter().zip(&y).map(|(a, b)| 2.0 * a - 5.0 * b).collect();
+    check(&s, &dot, &want);
+    let dot = s.eval.dot_real(&[&cx, &cy], &[0.5, -0.125], delta).unwrap();
+    let want: Vec<f64> = x.iter().zip(&y).map(|(a, b)| 0.5 * a - 0.125 * b).collect();
+    let t = s.eval.rescale(&dot).unwrap();
+    check(&s, &t, &want);
+    let _ = decrypt(&s.params, &s.sk, &cx).unwrap();
+}
+
+#[test]
+fn conjugation_of_complex_slots() {
+    let (mut s, mut rng) = setup(3);
+    let slots = s.params.slots();
+    let re = uniform(&mut rng, slots, 1.0);
+    let im = uniform(&mut rng, slots, 1.0);
+    let z: Vec<Complex> = re.iter().zip(&im).map(|(&a, &b)| Complex::new(a, b)).collect();
+    let pt = s
+        .enc
+        .encode_complex(&z, s.params.scale(), s.params.he().max_level())
+        .unwrap();
+    let ct = encrypt_sk(&s.params, &s.sk, &pt, &mut rng).unwrap();
+    let c = s.eval.conjugate(&ct, &s.gk).unwrap();
+    let out = s
+        .enc
+        .decode_complex(&decrypt(&s.params, &s.sk, &c).unwrap())
+        .unwrap();
+    let bound = c.predicted_error();
+    for (o, w) in out.iter().zip(&z) {
+        assert!((*o - w.conj()).abs() <= bound, "{o:?} vs {:?}", w.conj());
+    }
+}

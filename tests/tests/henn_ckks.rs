@@ -1,0 +1,217 @@
+//! heist_he::nn CKKS batch inference against the f64 model: every decrypted score within
+//! the bound tracked on the ciphertexts (plus the f64 model's own rounding bound), arg-max
+//! agreement on real MNIST images, the parameter choice at the secure size, and errors.
+
+use heist::data::{load, Dataset};
+use heist_core::nn::{Conv2d, Dense, Layer, MnistWeights, Model, Padding, Rounding, Shape};
+use heist_he::nn::{CkksClient, CkksPlan, CkksServer, NnError, PlanConfig, Sequential};
+use heist_he::params::max_log_q;
+use heist_he::params::SecurityLevel;
+use heist_tests::seeded_rng;
+use rand_core::RngCore;
+
+fn uniform(rng: &mut impl RngCore, lo: f64, hi: f64) -> f64 {
+    let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    lo + (hi - lo) * unit
+}
+
+/// Glorot-uniform weights: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)).
+fn glorot(rng: &mut impl RngCore, n: usize, fan_in: usize, fan_out: usize) -> Vec<f64> {
+    let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
+    (0..n).map(|_| uniform(rng, -a, a)).collect()
+}
+
+fn bias(rng: &mut impl RngCore, n: usize) -> Vec<f64> {
+    (0..n).map(|_| uniform(rng, -0.05, 0.05)).collect()
+}
+
+fn mnist_model(rng: &mut impl RngCore) -> Model {
+    Model::mnist(MnistWeights {
+        conv_weight: glorot(rng, 125, 25, 125),
+        conv_bias: bias(rng, 5),
+        dense1_weight: glorot(rng, 98_000, 980, 100),
+        dense1_bias: bias(rng, 100),
+        dense2_weight: glorot(rng, 1_000, 100, 10),
+        dense2_bias: bias(rng, 10),
+    })
+    .unwrap()
+}
+
+/// The paper's structure at a small size: conv 1→2 (3x3, stride 2, same) on 8x8 → square
+/// → flatten (32) → dense 8 → square → dense 4.
+fn small_model(rng: &mut impl RngCore) -> Model {
+    Model::new(
+        Shape::Image {
+            channels: 1,
+            height: 8,
+            width: 8,
+        },
+        vec![
+            Layer::Conv2d(Conv2d {
+                in_channels: 1,
+                out_channels: 2,
+                kernel: [3, 3],
+                stride: [2, 2],
+                padding: Padding::Same,
+                weight: glorot(rng, 18, 9, 18),
+                bias: Some(bias(rng, 2)),
+            }),
+            Layer::Square,
+            Layer::Flatten,
+            Layer::Dense(Dense {
+                in_features: 32,
+                out_features: 8,
+                weight: glorot(rng, 256, 32, 8),
+                bias: Some(bias(rng, 8)),
+            }),
+            Layer::Square,
+            Layer::Dense(Dense {
+                in_features: 8,
+                out_features: 4,
+                weight: glorot(rng, 32, 8, 4),
+                bias: Some(bias(rng, 4)),
+            }),
+        ],
+    )
+    .unwrap()
+}
+
+/// Bound on |f64 reference - exact real network| for inputs in [-1, 1].
+fn f64_bound(model: &Model) -> f64 {
+    let net = model.network();
+    net.error_bound(1.0, &Rounding::f64_arithmetic(net)).unwrap()
+}
+
+fn argmax(v: &[f64]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Encrypts `images`, evaluates, decrypts; returns the scores and the tracked bound.
+fn run(model: &Model, n: usize, images: &[Vec<f64>], label: &str) -> (Vec<Vec<f64>>, f64) {
+    let mut rng = seeded_rng(label, 1);
+    let plan = CkksPlan::new_insecure_for_tests(model.network(), &PlanConfig::default(), n).unwrap();
+    let client = CkksClient::new(plan.clone(), &mut rng);
+    let server = CkksServer::new(plan, client.relin_key(&mut rng)).unwrap();
+    let refs: Vec<&[f64]> = images.iter().map(Vec::as_slice).collect();
+    let cts = client.encrypt_batch(&refs, &mut rng, &Sequential).unwrap();
+    let scores = server.evaluate(cts, &Sequential).unwrap();
+    let bound = client.error_bound(&scores);
+    assert!(bound <= client.plan().predicted_error() * (1.0 + 1e-9));
+    (client.decrypt_scores(&scores, images.len()).unwrap(), bound)
+}
+
+#[test]
+fn small_model_scores_within_tracked_bound() {
+    let mut rng = seeded_rng("henn_ckks small model", 0);
+    for trial in 0..3 {
+        let model = small_model(&mut rng);
+        let images: Vec<Vec<f64>> = (0..512)
+            .map(|_| (0..64).map(|_| uniform(&mut rng, -1.0, 1.0)).collect())
+            .collect();
+        let (scores, bound) = run(&model, 1024, &images, "henn_ckks small run");
+        let bound = bound + f64_bound(&model);
+        let mut worst = 0.0f64;
+        for (image, got) in images.iter().zip(&scores) {
+            let want = model.infer(image).unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                let e = (g - w).abs();
+                assert!(e <= bound, "trial {trial}: score {g} vs {w}, error {e:e} > bound {bound:e}");
+                worst = worst.max(e);
+            }
+        }
+        println!("trial {trial}: worst error {worst:e}, bound {bound:e}");
+    }
+}
+
+#[test]
+fn mnist_argmax_agrees_on_real_images() {
+    let data = load(Dataset::Mnist, None, false).unwrap();
+    if let Some(notice) = data.source.notice() {
+        println!("{notice}");
+    }
+    let count = data.test.len().min(1024);
+    let images: Vec<Vec<f64>> = (0..count)
+        .map(|i| data.test.image(i).iter().map(|&p| f64::from(p) / 255.0).collect())
+        .collect();
+    let mut rng = seeded_rng("henn_ckks mnist model", 0);
+    let model = mnist_model(&mut rng);
+    let (scores, bound) = run(&model, 2048, &images, "henn_ckks mnist run");
+    let bound = bound + f64_bound(&model);
+    let mut agree = 0;
+    for (image, got) in images.iter().zip(&scores) {
+        let want = model.infer(image).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= bound, "score {g} vs {w} beyond bound {bound:e}");
+        }
+        agree += usize::from(argmax(got) == argmax(&want));
+    }
+    println!("arg-max agreement {agree}/{count}, bound {bound:e}");
+    assert!(agree * 1000 >= count * 999, "{agree}/{count}");
+}
+
+#[test]
+fn mnist_plan_is_secure_at_8192() {
+    let mut rng = seeded_rng("henn_ckks mnist plan", 0);
+    let model = mnist_model(&mut rng);
+    let plan = CkksPlan::new(model.network(), &PlanConfig::default()).unwrap();
+    let he = plan.params().he();
+    println!(
+        "N {} chain {:?} special {} log q {} input scale 2^{} predicted error {:e}",
+        he.n(),
+        he.chain(),
+        he.special(),
+        he.log_q(),
+        plan.input_scale().log2(),
+        plan.predicted_error()
+    );
+    assert_eq!(he.n(), 8192);
+    assert_eq!(he.chain().len(), 3);
+    assert_eq!(he.security(), Some(SecurityLevel::Tc128));
+    assert!(he.log_q() <= max_log_q(8192, SecurityLevel::Tc128).unwrap());
+    assert!(plan.predicted_error() <= PlanConfig::default().max_score_error);
+}
+
+#[test]
+fn rejects_bad_inputs_and_foreign_keys() {
+    let mut rng = seeded_rng("henn_ckks errors", 0);
+    let model = small_model(&mut rng);
+    let plan = CkksPlan::new_insecure_for_tests(model.network(), &PlanConfig::default(), 1024).unwrap();
+    let client = CkksClient::new(plan.clone(), &mut rng);
+    let short = vec![0.5; 63];
+    assert_eq!(
+        client.encrypt_batch(&[&short], &mut rng, &Sequential),
+        Err(NnError::InputLength { expected: 64, found: 63 })
+    );
+    let mut wide = vec![0.5; 64];
+    wide[7] = 1.5;
+    assert_eq!(
+        client.encrypt_batch(&[&wide], &mut rng, &Sequential),
+        Err(NnError::InputRange { image: 0, index: 7 })
+    );
+    let too_many = vec![wide.as_slice(); 513];
+    assert_eq!(
+        client.encrypt_batch(&too_many, &mut rng, &Sequential),
+        Err(NnError::BatchSize { given: 513, max: 512 })
+    );
+    let config = PlanConfig {
+        weight_bits: 1,
+        ..PlanConfig::default()
+    };
+    assert_eq!(
+        CkksPlan::new(model.network(), &config).unwrap_err(),
+        NnError::Config
+    );
+    let other_plan = CkksPlan::new_insecure_for_tests(model.network(), &PlanConfig::default(), 2048).unwrap();
+    let other = CkksClient::new(other_plan, &mut rng);
+    assert!(matches!(
+        CkksServer::new(plan, other.relin_key(&mut rng)),
+        Err(NnError::Ckks(_))
+    ));
+    assert!(NnError::InputRange { image: 0, index: 7 }.to_string().contains("input 7"));
+}
