@@ -1,4 +1,5 @@
-//! The negacyclic NTT of heist side by side with `tfhe-ntt`, `concrete-ntt` and `fhe-math`:
+//! The negacyclic NTT of heist (`heist`: the kernel chosen at run time; `heist-portable`:
+//! the portable kernel) side by side with `tfhe-ntt`, `concrete-ntt` and `fhe-math`:
 //! forward transform, exact inverse (the one that returns the forward's input: for
 //! `tfhe-ntt`/`concrete-ntt` that is `inv` followed by `normalize`, and their bare `inv`,
 //! which leaves a factor `N`, is timed too as `tfhe-ntt-unnormalized`), and the negacyclic
@@ -16,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use heist_core::ntt::NttPlan;
+use heist_core::ntt::{NttPath, NttPlan};
 use heist_core::primes::primes_below;
 use rand_core::{RngCore, SeedableRng};
 
@@ -111,6 +112,12 @@ fn libraries(n: usize, p: u64) -> Vec<(&'static str, Box<dyn Ntt>)> {
         (
             "heist",
             Box::new(Heist(NttPlan::new(n, p).expect("heist plan"))) as Box<dyn Ntt>,
+        ),
+        (
+            "heist-portable",
+            Box::new(Heist(
+                NttPlan::with_path(n, p, NttPath::Portable).expect("heist plan"),
+            )),
         ),
         (
             "tfhe-ntt",

@@ -339,9 +339,7 @@ impl NttPlan {
             return Err(NttError::NotNttFriendly { p, n });
         }
         let root = primitive_root(p, two_n).map_err(|_| NttError::NotNttFriendly { p, n })?;
-        let root_inv = modulus
-            .inv(root)
-            .ok_or(NttError::NotNttFriendly { p, n })?;
+        let root_inv = modulus.inv(root).ok_or(NttError::NotNttFriendly { p, n })?;
         let bits = n.trailing_zeros();
         let mut fwd_w = vec![0u64; n];
         let mut inv_w = vec![0u64; n];
@@ -360,9 +358,7 @@ impl NttPlan {
             q: w.iter().map(|&x| quotient(x)).collect(),
             w,
         };
-        let n_inv = modulus
-            .inv(n as u64)
-            .ok_or(NttError::NotPrime { p })?;
+        let n_inv = modulus.inv(n as u64).ok_or(NttError::NotPrime { p })?;
         let n_inv_w1 = modulus.mul(n_inv, inv_w[1]);
         let scale = Scale {
             n_inv,
@@ -493,7 +489,10 @@ impl NttPlan {
 
     fn forward_stages(&self, a: &mut [u64], reduce: bool) {
         let p = self.modulus.value();
-        debug_assert!(a.iter().all(|&x| x < 4 * p), "forward: input not in [0, 4p)");
+        debug_assert!(
+            a.iter().all(|&x| x < 4 * p),
+            "forward: input not in [0, 4p)"
+        );
         let t = &self.fwd;
         match self.kernel {
             Kernel::Portable if reduce => portable::forward::<true>(a, p, t),
@@ -519,7 +518,10 @@ impl NttPlan {
 
     fn inverse_stages(&self, a: &mut [u64], reduce: bool) {
         let p = self.modulus.value();
-        debug_assert!(a.iter().all(|&x| x < 2 * p), "inverse: input not in [0, 2p)");
+        debug_assert!(
+            a.iter().all(|&x| x < 2 * p),
+            "inverse: input not in [0, 2p)"
+        );
         let (t, s) = (&self.inv, &self.scale);
         match self.kernel {
             Kernel::Portable if reduce => portable::inverse::<true>(a, p, t, s),

@@ -108,7 +108,7 @@ pub fn is_prime(n: u64) -> bool {
         return false;
     }
     for w in WITNESSES {
-        if n % w == 0 {
+        if n.is_multiple_of(w) {
             return n == w;
         }
     }
@@ -265,7 +265,7 @@ pub fn primitive_root(p: u64, order: u64) -> Result<u64, PrimeError> {
         return Err(PrimeError::BadOrder { order });
     }
     let m = Modulus::new(p)?;
-    if !is_prime(p) || (p - 1) % order != 0 {
+    if !is_prime(p) || !(p - 1).is_multiple_of(order) {
         return Err(PrimeError::NoRoot { p, order });
     }
     let cofactor = (p - 1) / order;

@@ -176,15 +176,16 @@ impl RnsBasis {
     }
 
     /// The centred integer `x` in `(-Q_k/2, Q_k/2]` with `x ≡ residues[i] (mod q_i)` for
-    /// the first `k = residues.len()` primes, rounded to the nearest `f64`.
+    /// the first `k = residues.len()` primes, as an `f64`.
     ///
     /// Garner's algorithm yields exact mixed-radix digits `v_i` (`x = Σ v_i Π_{j<i} q_j`);
-    /// the sign is decided exactly on those digits; only the final conversion rounds.
+    /// the sign is decided exactly on those digits; only the final Horner evaluation in
+    /// `f64` rounds: the result is exact when `|x| < 2^53` and within a relative error of
+    /// `2k · 2^-53` otherwise.
     /// `scratch` must hold at least `k` words; it avoids an allocation per coefficient.
     ///
     /// # Ranges
-    /// `residues[i]` in `[0, q_i)`, every prime odd → output the nearest `f64` to the
-    /// centred value.
+    /// `residues[i]` in `[0, q_i)`, every prime odd → output the centred value as above.
     ///
     /// # Panics
     /// If `residues` is empty or longer than the basis, or `scratch` is shorter.
@@ -200,7 +201,10 @@ impl RnsBasis {
         let digits = &mut scratch[..k];
         for i in 0..k {
             let qi = self.modulus(i);
-            debug_assert!(residues[i] < qi.value(), "compose_centred: residue >= q_{i}");
+            debug_assert!(
+                residues[i] < qi.value(),
+                "compose_centred: residue >= q_{i}"
+            );
             // t = v_0 + v_1 q_0 + … + v_{i-1} q_0⋯q_{i-2}  (mod q_i), by Horner.
             let mut t = 0u64;
             for j in (0..i).rev() {
@@ -225,7 +229,11 @@ impl RnsBasis {
         for i in (0..k).rev() {
             let q = self.modulus(i).value();
             // Q - 1 - x has digits q_i - 1 - v_i (no borrows); Q - x adds one below.
-            let d = if negative { q - 1 - digits[i] } else { digits[i] };
+            let d = if negative {
+                q - 1 - digits[i]
+            } else {
+                digits[i]
+            };
             acc = acc * q as f64 + d as f64;
         }
         if negative {
@@ -462,7 +470,10 @@ impl<R> RnsPoly<R> {
     /// If fewer constants than limbs are given, or the polynomial does not fit the basis.
     pub fn mul_scalar_assign(&mut self, c: &[ShoupConst], basis: &RnsBasis) {
         self.check(basis);
-        assert!(c.len() >= self.limbs, "mul_scalar_assign: too few constants");
+        assert!(
+            c.len() >= self.limbs,
+            "mul_scalar_assign: too few constants"
+        );
         let n = self.n;
         for (i, a) in self.data.chunks_exact_mut(n).enumerate() {
             let q = basis.modulus(i);
@@ -482,7 +493,10 @@ impl<R> RnsPoly<R> {
     /// As [`Self::add_assign`], or if fewer constants than limbs are given.
     pub fn add_scaled_assign(&mut self, other: &Self, c: &[ShoupConst], basis: &RnsBasis) {
         self.check_pair(other, basis);
-        assert!(c.len() >= self.limbs, "add_scaled_assign: too few constants");
+        assert!(
+            c.len() >= self.limbs,
+            "add_scaled_assign: too few constants"
+        );
         let n = self.n;
         for (i, (a, b)) in self
             .data
@@ -624,7 +638,10 @@ impl RnsPoly<Eval> {
 #[inline(always)]
 pub fn lift_centred(v: u64, p: u64, half: u64, q: &Modulus, p_mod_q: u64) -> u64 {
     debug_assert!(v < p, "lift_centred: residue {v} >= {p}");
-    debug_assert!(half == p / 2 && p_mod_q == q.reduce(p), "lift_centred: constants");
+    debug_assert!(
+        half == p / 2 && p_mod_q == q.reduce(p),
+        "lift_centred: constants"
+    );
     let r = q.reduce(v);
     let lowered = q.sub(r, p_mod_q);
     let mask = 0u64.wrapping_sub((v > half) as u64);

@@ -148,7 +148,11 @@ fn open<'a>(
 impl SecretKey {
     /// Encodes the secret key (alone: no public material is ever encoded with it).
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new(Kind::SecretKey, self.fingerprint(), self.poly().as_slice().len() * 8);
+        let mut w = Writer::new(
+            Kind::SecretKey,
+            self.fingerprint(),
+            self.poly().as_slice().len() * 8,
+        );
         w.poly(self.poly());
         w.finish()
     }
@@ -168,7 +172,11 @@ impl SecretKey {
 impl PublicKey {
     /// Encodes the public key.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new(Kind::PublicKey, self.fingerprint, 16 * self.b.as_slice().len());
+        let mut w = Writer::new(
+            Kind::PublicKey,
+            self.fingerprint,
+            16 * self.b.as_slice().len(),
+        );
         w.poly(&self.b);
         w.poly(&self.a);
         w.finish()
@@ -194,7 +202,8 @@ impl PublicKey {
 impl RelinKey {
     /// Encodes the relinearisation key.
     pub fn encode(&self) -> Vec<u8> {
-        let body = self.0.digits.len() * 2 * self.0.digits.first().map_or(0, |d| d.0.as_slice().len()) * 8;
+        let body =
+            self.0.digits.len() * 2 * self.0.digits.first().map_or(0, |d| d.0.as_slice().len()) * 8;
         let mut w = Writer::new(Kind::RelinKey, self.0.fingerprint, body);
         write_ksk(&mut w, &self.0);
         w.finish()
@@ -213,11 +222,14 @@ impl RelinKey {
 impl GaloisKeys {
     /// Encodes the Galois keys: a count, then per key its element and its key.
     pub fn encode(&self) -> Vec<u8> {
-        let per = self
-            .keys
-            .first()
-            .map_or(0, |k| 8 + k.key.digits.len() * 2 * k.key.digits[0].0.as_slice().len() * 8);
-        let mut w = Writer::new(Kind::GaloisKeys, self.fingerprint, 4 + per * self.keys.len());
+        let per = self.keys.first().map_or(0, |k| {
+            8 + k.key.digits.len() * 2 * k.key.digits[0].0.as_slice().len() * 8
+        });
+        let mut w = Writer::new(
+            Kind::GaloisKeys,
+            self.fingerprint,
+            4 + per * self.keys.len(),
+        );
         w.u32(self.keys.len() as u32);
         for k in &self.keys {
             w.u64(k.element);

@@ -12,7 +12,8 @@
 //! A [`KeySwitchKey`] from `s'` to `s` holds, for each chain prime `q_j`, a pair
 //! `(b_j, a_j)` modulo `q_0 ⋯ q_{L-1} · P` with `b_j = -a_j s + e_j + P · g_j · s'`, where
 //! the gadget `g_j ≡ δ_ij (mod q_i)` (CRT basis element, so `Σ_j [c]_{q_j} g_j ≡ c`). To
-//! switch `c` at level `k`, each digit `[c]_{q_j}` (`j < k`) is lifted to the primes
+//! switch `c` at level `k`, each digit `[c]_{q_j}` (`j < k`), taken centred in
+//! `(-q_j/2, q_j/2]`, is lifted to the primes
 //! `q_0..q_{k-1}, P`, and `(u_0, u_1) = Σ_j [c]_{q_j} · (b_j, a_j)` satisfies
 //! `u_0 + u_1 s ≡ P c s' + Σ_j [c]_{q_j} e_j`. Dividing by `P` with rounding
 //! ([`heist_core::rns::divide_round_limb`]) gives `c s' + E` with
@@ -21,8 +22,8 @@
 //! E = (1/P) Σ_{j<k} [c]_{q_j} e_j  +  (r_0 + r_1 s),   |r_0|, |r_1| <= 1/2 per coefficient,
 //! ```
 //!
-//! so, as `[c]_{q_j} < q_j <= P`, the first term has coefficients of size about
-//! `sqrt(k N) · σ` and the switch adds noise of the size of a fresh encryption.
+//! so, as `|[c]_{q_j}| <= q_j/2 <= P/2`, the first term has coefficients of size about
+//! `sqrt(k N / 12) · σ` and the switch adds noise of the size of a fresh encryption.
 //! [`keyswitch_noise_bound`] gives the slot bound used by precision estimates.
 //!
 //! # Secret material
@@ -65,9 +66,13 @@ impl Drop for SecretKey {
     }
 }
 
-/// Draws a polynomial with the given small signed coefficients into evaluation form over
-/// the first `limbs` primes of the basis, wiping the coefficient vector afterwards.
-pub(crate) fn small_to_eval(params: &HeParams, mut coeffs: Vec<i64>, limbs: usize) -> RnsPoly<Eval> {
+/// Converts a polynomial with small signed coefficients to evaluation form over the first
+/// `limbs` primes of the basis, wiping the coefficient vector afterwards.
+pub(crate) fn small_to_eval(
+    params: &HeParams,
+    mut coeffs: Vec<i64>,
+    limbs: usize,
+) -> RnsPoly<Eval> {
     let basis = params.basis();
     let p = heist_core::rns::RnsPoly::from_signed(&coeffs, limbs, basis).into_eval(basis);
     wipe_i64(&mut coeffs);
@@ -206,7 +211,8 @@ pub struct KeySwitchKey {
 }
 
 impl KeySwitchKey {
-    /// The key switching from `target` (evaluation form over the whole basis) to `sk`.
+    /// The key switching from `target` (a secret `s'` in evaluation form over the whole
+    /// basis, chain and special prime) to `sk`.
     pub fn generate<R: RngCore + CryptoRng>(
         params: &HeParams,
         sk: &SecretKey,
@@ -331,7 +337,11 @@ pub fn key_switch(
         out0.limbs(),
         out1.limbs()
     );
-    assert_eq!(key.fingerprint, params.fingerprint(), "key_switch: foreign key");
+    assert_eq!(
+        key.fingerprint,
+        params.fingerprint(),
+        "key_switch: foreign key"
+    );
     let s = scratch;
     s.coeff.clear();
     s.coeff.extend_from_slice(c.as_slice());

@@ -444,7 +444,9 @@ impl HeParams {
 
 fn inverse_shoup(basis: &RnsBasis, i: usize, x: u64) -> Result<ShoupConst, ParamsError> {
     let q = basis.modulus(i);
-    let inv = q.inv(x).ok_or(ParamsError::Basis(RnsError::Duplicate { p: x }))?;
+    let inv = q
+        .inv(x)
+        .ok_or(ParamsError::Basis(RnsError::Duplicate { p: x }))?;
     Ok(q.shoup(inv))
 }
 

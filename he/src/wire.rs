@@ -189,7 +189,10 @@ impl fmt::Display for WireError {
                 write!(f, "{what} {value} exceeds the bound {max}")
             }
             Self::ResidueOutOfRange { limb, value, prime } => {
-                write!(f, "residue {value} in limb {limb} is not below its prime {prime}")
+                write!(
+                    f,
+                    "residue {value} in limb {limb} is not below its prime {prime}"
+                )
             }
             Self::BadValue { what, value } => write!(f, "invalid {what}: {value}"),
             Self::TrailingBytes { count } => write!(f, "{count} trailing bytes after the object"),
@@ -263,7 +266,10 @@ impl Writer {
     /// If the body exceeds [`MAX_BODY`] (no decoder would accept it).
     pub fn finish(mut self) -> Vec<u8> {
         let body = self.buf.len() - HEADER_SIZE;
-        assert!(body <= MAX_BODY, "encoded body of {body} bytes exceeds {MAX_BODY}");
+        assert!(
+            body <= MAX_BODY,
+            "encoded body of {body} bytes exceeds {MAX_BODY}"
+        );
         self.buf[16..20].copy_from_slice(&(body as u32).to_le_bytes());
         self.buf
     }

@@ -50,7 +50,11 @@ fn slots_are_evaluations_at_powers_of_three_and_their_negatives() {
             let point = pow_mod(psi, e, t);
             let neg_point = pow_mod(psi, two_n - e, t);
             assert_eq!(eval_poly(&poly, point, t), values[i], "row 0 slot {i}");
-            assert_eq!(eval_poly(&poly, neg_point, t), values[n / 2 + i], "row 1 slot {i}");
+            assert_eq!(
+                eval_poly(&poly, neg_point, t),
+                values[n / 2 + i],
+                "row 1 slot {i}"
+            );
             e = e * 3 % two_n;
         }
     }
@@ -91,7 +95,8 @@ fn product_of_polynomials_is_product_of_slots() {
         let b = random_slots(&mut rng, n, t);
         let pa = enc.encode_u64(&a).unwrap();
         let pb = enc.encode_u64(&b).unwrap();
-        let prod = Plaintext::from_coeffs(t, schoolbook_negacyclic(pa.coeffs(), pb.coeffs(), t)).unwrap();
+        let prod =
+            Plaintext::from_coeffs(t, schoolbook_negacyclic(pa.coeffs(), pb.coeffs(), t)).unwrap();
         let expected: Vec<u64> = a
             .iter()
             .zip(&b)
@@ -125,9 +130,7 @@ fn powers_of_three_rotate_rows_and_minus_one_swaps_them() {
             }
         }
     }
-    let swapped = enc
-        .decode_u64(&galois(row_swap_galois_element(n)))
-        .unwrap();
+    let swapped = enc.decode_u64(&galois(row_swap_galois_element(n))).unwrap();
     assert_eq!(&swapped[..half], &values[half..]);
     assert_eq!(&swapped[half..], &values[..half]);
 }
@@ -186,39 +189,114 @@ fn errors_carry_the_offending_values() {
     assert_eq!(enc.plain_modulus().value(), t);
 
     let e = BatchEncoder::new(n, 91).unwrap_err();
-    assert!(matches!(e, BfvError::PlainModulus { t: 91, n: 16, source: NttError::NotPrime { p: 91 } }));
+    assert!(matches!(
+        e,
+        BfvError::PlainModulus {
+            t: 91,
+            n: 16,
+            source: NttError::NotPrime { p: 91 }
+        }
+    ));
     assert!(e.to_string().contains("91"));
     assert!(core::error::Error::source(&e).is_some());
     let e = BatchEncoder::new(n, 101).unwrap_err();
-    assert!(matches!(e, BfvError::PlainModulus { source: NttError::NotNttFriendly { .. }, .. }));
+    assert!(matches!(
+        e,
+        BfvError::PlainModulus {
+            source: NttError::NotNttFriendly { .. },
+            ..
+        }
+    ));
     let e = BatchEncoder::new(24, 97).unwrap_err();
-    assert!(matches!(e, BfvError::PlainModulus { source: NttError::BadLength { n: 24 }, .. }));
+    assert!(matches!(
+        e,
+        BfvError::PlainModulus {
+            source: NttError::BadLength { n: 24 },
+            ..
+        }
+    ));
 
     let e = enc.encode_u64(&[0; 17]).unwrap_err();
-    assert_eq!(e, BfvError::TooManySlots { given: 17, slots: 16 });
+    assert_eq!(
+        e,
+        BfvError::TooManySlots {
+            given: 17,
+            slots: 16
+        }
+    );
     assert_eq!(e.to_string(), "17 values given for 16 slots");
     assert!(core::error::Error::source(&e).is_none());
     let e = enc.encode_i64(&[0; 17]).unwrap_err();
-    assert_eq!(e, BfvError::TooManySlots { given: 17, slots: 16 });
+    assert_eq!(
+        e,
+        BfvError::TooManySlots {
+            given: 17,
+            slots: 16
+        }
+    );
     let e = enc.encode_u64(&[1, t]).unwrap_err();
-    assert_eq!(e, BfvError::SlotOutOfRange { slot: 1, value: t, t });
+    assert_eq!(
+        e,
+        BfvError::SlotOutOfRange {
+            slot: 1,
+            value: t,
+            t
+        }
+    );
     assert!(e.to_string().contains(&t.to_string()));
     let half = (t / 2) as i64;
     let e = enc.encode_i64(&[0, 0, half + 1]).unwrap_err();
-    assert_eq!(e, BfvError::SignedSlotOutOfRange { slot: 2, value: half + 1, t });
+    assert_eq!(
+        e,
+        BfvError::SignedSlotOutOfRange {
+            slot: 2,
+            value: half + 1,
+            t
+        }
+    );
     let e = enc.encode_i64(&[-half - 1]).unwrap_err();
-    assert_eq!(e, BfvError::SignedSlotOutOfRange { slot: 0, value: -half - 1, t });
+    assert_eq!(
+        e,
+        BfvError::SignedSlotOutOfRange {
+            slot: 0,
+            value: -half - 1,
+            t
+        }
+    );
     assert!(e.to_string().contains("centred"));
     let short = Plaintext::from_coeffs(t, vec![0; 15]).unwrap();
     let e = enc.decode_u64(&short).unwrap_err();
-    assert_eq!(e, BfvError::PlainMismatch { n: 16, t, found_n: 15, found_t: t });
+    assert_eq!(
+        e,
+        BfvError::PlainMismatch {
+            n: 16,
+            t,
+            found_n: 15,
+            found_t: t
+        }
+    );
     assert!(e.to_string().contains("degree 15"));
     let other_t = Plaintext::from_coeffs(t + 2, vec![0; 16]).unwrap();
     let e = enc.decode_i64(&other_t).unwrap_err();
-    assert_eq!(e, BfvError::PlainMismatch { n: 16, t, found_n: 16, found_t: t + 2 });
+    assert_eq!(
+        e,
+        BfvError::PlainMismatch {
+            n: 16,
+            t,
+            found_n: 16,
+            found_t: t + 2
+        }
+    );
     let mut poly = vec![0u64; 16];
     poly[3] = t;
     let e = Plaintext::from_coeffs(t, poly).unwrap_err();
-    assert_eq!(e, BfvError::CoefficientOutOfRange { index: 3, value: t, modulus: t });
+    assert_eq!(
+        e,
+        BfvError::CoefficientOutOfRange {
+            index: 3,
+            value: t,
+            modulus: t
+        }
+    );
     assert!(e.to_string().contains("coefficient 3"));
 }

@@ -138,7 +138,11 @@ fn extension_at_the_edges_of_the_centred_range() {
     let y = ext.extend(&RnsPoly::from_vec(N, 3, data));
     for (j, &pj) in p.iter().enumerate() {
         for (c, v) in values.iter().enumerate() {
-            assert_eq!(y.limb(j)[c], centred_mod(v, &qq, pj), "value {c}, prime {j}");
+            assert_eq!(
+                y.limb(j)[c],
+                centred_mod(v, &qq, pj),
+                "value {c}, prime {j}"
+            );
         }
     }
     // The centred value of Q - 1 is -1.

@@ -82,7 +82,12 @@ fn check(
 ) -> Result<f64, TestCaseError> {
     let measured = noise_budget(params, sk, ct).unwrap();
     let estimate = ct.noise_budget_estimate();
-    prop_assert!(estimate <= measured, "estimate {} > measured {}", estimate, measured);
+    prop_assert!(
+        estimate <= measured,
+        "estimate {} > measured {}",
+        estimate,
+        measured
+    );
     prop_assert!(measured > 0.0);
     let got = enc.decode_u64(&decrypt(params, sk, ct).unwrap()).unwrap();
     prop_assert_eq!(got, expected.to_vec());
@@ -196,8 +201,13 @@ fn budget_falls_with_each_multiplication_and_decryption_holds_while_positive() {
         assert!(estimate < last_estimate);
         // A wrapped noise measures about 1.44/N bits: one bit proves correctness.
         if budget >= 1.0 {
-            assert!(estimate <= budget, "estimate {estimate} > measured {budget}");
-            let got = enc.decode_u64(&decrypt(&params, &k.sk, &ct).unwrap()).unwrap();
+            assert!(
+                estimate <= budget,
+                "estimate {estimate} > measured {budget}"
+            );
+            let got = enc
+                .decode_u64(&decrypt(&params, &k.sk, &ct).unwrap())
+                .unwrap();
             assert_eq!(got, v);
             correct_levels += 1;
         } else {
@@ -229,17 +239,51 @@ fn signed_values_and_several_plaintext_moduli_recombine_by_crt() {
         let enc = BatchEncoder::new(n, t).unwrap();
         let mut ev = Evaluator::new(p);
         let (cx, cy) = (
-            encrypt_pk(p, &k.pk, &enc.encode_i64(&x.iter().map(|&v| v.rem_euclid(t as i64) - if v.rem_euclid(t as i64) > (t / 2) as i64 { t as i64 } else { 0 }).collect::<Vec<_>>()).unwrap(), &mut rng).unwrap(),
-            encrypt_pk(p, &k.pk, &enc.encode_u64(&y.iter().map(|&v| v.rem_euclid(t as i64) as u64).collect::<Vec<_>>()).unwrap(), &mut rng).unwrap(),
+            encrypt_pk(
+                p,
+                &k.pk,
+                &enc.encode_i64(
+                    &x.iter()
+                        .map(|&v| {
+                            v.rem_euclid(t as i64)
+                                - if v.rem_euclid(t as i64) > (t / 2) as i64 {
+                                    t as i64
+                                } else {
+                                    0
+                                }
+                        })
+                        .collect::<Vec<_>>(),
+                )
+                .unwrap(),
+                &mut rng,
+            )
+            .unwrap(),
+            encrypt_pk(
+                p,
+                &k.pk,
+                &enc.encode_u64(
+                    &y.iter()
+                        .map(|&v| v.rem_euclid(t as i64) as u64)
+                        .collect::<Vec<_>>(),
+                )
+                .unwrap(),
+                &mut rng,
+            )
+            .unwrap(),
         );
         let prod = ev.mul(&cx, &cy, &k.rlk).unwrap();
-        residues.push((t, enc.decode_u64(&decrypt(p, &k.sk, &prod).unwrap()).unwrap()));
+        residues.push((
+            t,
+            enc.decode_u64(&decrypt(p, &k.sk, &prod).unwrap()).unwrap(),
+        ));
     }
     // x·y lies in (-t1·t2/2, t1·t2/2): CRT recombination recovers it exactly.
     let (t1, r1) = &residues[0];
     let (t2, r2) = &residues[1];
     let m = (*t1 as i128) * (*t2 as i128);
-    let inv = (1..*t2 as i128).find(|&u| (*t1 as i128 * u) % *t2 as i128 == 1).unwrap();
+    let inv = (1..*t2 as i128)
+        .find(|&u| (*t1 as i128 * u) % *t2 as i128 == 1)
+        .unwrap();
     for i in 0..n {
         let a = r1[i] as i128;
         let b = r2[i] as i128;
@@ -266,7 +310,9 @@ fn pinned_known_answer() {
     let prod = ev.mul(&ca, &cb, &k.rlk).unwrap();
     let rot = ev.rotate_rows(&prod, 1, &k.gk).unwrap();
     let sum = ev.dot_scalar(&[&rot, &ca], &[2, -3]).unwrap();
-    let out = enc.decode_i64(&decrypt(&params, &k.sk, &sum).unwrap()).unwrap();
+    let out = enc
+        .decode_i64(&decrypt(&params, &k.sk, &sum).unwrap())
+        .unwrap();
     let half = n / 2;
     for row in 0..2 {
         for i in 0..half {
@@ -281,7 +327,12 @@ fn pinned_known_answer() {
     for v in &out {
         h.update(&v.to_le_bytes());
     }
-    assert_eq!(h.finish(), PINNED, "the seeded BFV run changed: {:#018x}", h.finish());
+    assert_eq!(
+        h.finish(),
+        PINNED,
+        "the seeded BFV run changed: {:#018x}",
+        h.finish()
+    );
 }
 
 const PINNED: u64 = 0x874f_9004_3dcb_36cc;
@@ -299,7 +350,10 @@ fn encodings_round_trip_and_reject_bad_bytes() {
     let pb = params.encode();
     let back = BfvParams::decode_insecure_for_tests(&pb).unwrap();
     assert_eq!(back.fingerprint(), params.fingerprint());
-    assert!(matches!(BfvParams::decode(&pb), Err(heist_he::wire::WireError::BadValue { .. })));
+    assert!(matches!(
+        BfvParams::decode(&pb),
+        Err(heist_he::wire::WireError::BadValue { .. })
+    ));
     assert_eq!(Plaintext::decode(&params, &pt.encode(&params)).unwrap(), pt);
     let full = ct.encode();
     let seeded = ct.encode_seeded().unwrap();
@@ -315,34 +369,70 @@ fn encodings_round_trip_and_reject_bad_bytes() {
     use heist_he::wire::WireError as W;
     // Truncated, trailing, foreign, corrupted residue, bad bound, wrong kind, bad t.
     for cut in [0, 10, 20, full.len() - 1] {
-        assert!(Ciphertext::decode(&params, &full[..cut]).is_err(), "cut {cut}");
+        assert!(
+            Ciphertext::decode(&params, &full[..cut]).is_err(),
+            "cut {cut}"
+        );
     }
     let mut long = full.clone();
     long.push(0);
-    assert!(matches!(Ciphertext::decode(&params, &long), Err(W::TrailingBytes { count: 1 })));
+    assert!(matches!(
+        Ciphertext::decode(&params, &long),
+        Err(W::TrailingBytes { count: 1 })
+    ));
     let foreign = small_params(n, 12289);
-    assert!(matches!(Ciphertext::decode(&foreign, &full), Err(W::ForeignParams { .. })));
-    assert!(matches!(Plaintext::decode(&foreign, &pt.encode(&params)), Err(W::ForeignParams { .. })));
+    assert!(matches!(
+        Ciphertext::decode(&foreign, &full),
+        Err(W::ForeignParams { .. })
+    ));
+    assert!(matches!(
+        Plaintext::decode(&foreign, &pt.encode(&params)),
+        Err(W::ForeignParams { .. })
+    ));
     let mut bad = full.clone();
     bad[20 + 8..20 + 16].copy_from_slice(&u64::MAX.to_le_bytes());
-    assert!(matches!(Ciphertext::decode(&params, &bad), Err(W::ResidueOutOfRange { limb: 0, .. })));
+    assert!(matches!(
+        Ciphertext::decode(&params, &bad),
+        Err(W::ResidueOutOfRange { limb: 0, .. })
+    ));
     let mut bad = full.clone();
     bad[20..28].copy_from_slice(&(-1.0f64).to_bits().to_le_bytes());
-    assert!(matches!(Ciphertext::decode(&params, &bad), Err(W::BadValue { what: "noise bound", .. })));
+    assert!(matches!(
+        Ciphertext::decode(&params, &bad),
+        Err(W::BadValue {
+            what: "noise bound",
+            ..
+        })
+    ));
     let mut bad = full.clone();
     bad[20..28].copy_from_slice(&f64::NAN.to_bits().to_le_bytes());
-    assert!(matches!(Ciphertext::decode(&params, &bad), Err(W::BadValue { .. })));
-    assert!(matches!(Ciphertext::decode(&params, &pb), Err(W::WrongKind { .. })));
+    assert!(matches!(
+        Ciphertext::decode(&params, &bad),
+        Err(W::BadValue { .. })
+    ));
+    assert!(matches!(
+        Ciphertext::decode(&params, &pb),
+        Err(W::WrongKind { .. })
+    ));
     let mut bad = pt.encode(&params);
     bad[20..28].copy_from_slice(&7681u64.to_le_bytes());
-    assert!(matches!(Plaintext::decode(&params, &bad), Err(W::ResidueOutOfRange { value: 7681, .. })));
+    assert!(matches!(
+        Plaintext::decode(&params, &bad),
+        Err(W::ResidueOutOfRange { value: 7681, .. })
+    ));
     let mut bad = pb.clone();
     let len = bad.len();
     bad[len - 8..].copy_from_slice(&7683u64.to_le_bytes());
-    assert!(matches!(BfvParams::decode_insecure_for_tests(&bad), Err(W::Params(ParamsError::Scheme { value: 7683, .. }))));
+    assert!(matches!(
+        BfvParams::decode_insecure_for_tests(&bad),
+        Err(W::Params(ParamsError::Scheme { value: 7683, .. }))
+    ));
     let mut bad = pb.clone();
     bad[8] ^= 1;
-    assert!(matches!(BfvParams::decode_insecure_for_tests(&bad), Err(W::ForeignParams { .. })));
+    assert!(matches!(
+        BfvParams::decode_insecure_for_tests(&bad),
+        Err(W::ForeignParams { .. })
+    ));
     let mut bad = full.clone();
     bad[16..20].copy_from_slice(&0u32.to_le_bytes());
     assert!(Ciphertext::decode(&params, &bad).is_err());
@@ -373,54 +463,112 @@ fn every_error_path() {
     assert!(foreign(ev.mul(&ct, &ct_other, &k.rlk).unwrap_err()));
     assert!(foreign(ev.mul(&ct, &ct, &ko.rlk).unwrap_err()));
     assert!(foreign(ev.rotate_rows(&ct, 1, &ko.gk).unwrap_err()));
-    assert!(foreign(ev.dot_scalar(&[&ct, &ct_other], &[1, 1]).unwrap_err()));
-    assert!(foreign(encrypt_pk(&params, &ko.pk, &pt, &mut rng).unwrap_err()));
-    assert!(foreign(encrypt_sk(&params, &ko.sk, &pt, &mut rng).unwrap_err()));
+    assert!(foreign(
+        ev.dot_scalar(&[&ct, &ct_other], &[1, 1]).unwrap_err()
+    ));
+    assert!(foreign(
+        encrypt_pk(&params, &ko.pk, &pt, &mut rng).unwrap_err()
+    ));
+    assert!(foreign(
+        encrypt_sk(&params, &ko.sk, &pt, &mut rng).unwrap_err()
+    ));
     assert!(foreign(decrypt(&params, &ko.sk, &ct).unwrap_err()));
     assert!(foreign(decrypt(&params, &k.sk, &ct_other).unwrap_err()));
-    assert!(foreign(noise_budget(&params, &k.sk, &ct_other).unwrap_err()));
+    assert!(foreign(
+        noise_budget(&params, &k.sk, &ct_other).unwrap_err()
+    ));
     let e = ev.add(&ct, &ct_other).unwrap_err();
     assert!(e.to_string().contains("other parameters"));
 
-    let plain = |e: BfvError| matches!(e, BfvError::PlainMismatch { t: 7681, found_t: 12289, .. });
+    let plain = |e: BfvError| {
+        matches!(
+            e,
+            BfvError::PlainMismatch {
+                t: 7681,
+                found_t: 12289,
+                ..
+            }
+        )
+    };
     assert!(plain(ev.add_plain(&ct, &pt_other).unwrap_err()));
     assert!(plain(ev.sub_plain(&ct, &pt_other).unwrap_err()));
     assert!(plain(ev.mul_plain(&ct, &pt_other).unwrap_err()));
-    assert!(plain(encrypt_pk(&params, &k.pk, &pt_other, &mut rng).unwrap_err()));
-    assert!(plain(encrypt_sk(&params, &k.sk, &pt_other, &mut rng).unwrap_err()));
+    assert!(plain(
+        encrypt_pk(&params, &k.pk, &pt_other, &mut rng).unwrap_err()
+    ));
+    assert!(plain(
+        encrypt_sk(&params, &k.sk, &pt_other, &mut rng).unwrap_err()
+    ));
 
     let e = ev.rotate_rows(&ct, 2, &k.gk).unwrap_err();
-    assert_eq!(e, BfvError::MissingGaloisKey { element: rotation_galois_element(n, 2) });
+    assert_eq!(
+        e,
+        BfvError::MissingGaloisKey {
+            element: rotation_galois_element(n, 2)
+        }
+    );
     assert!(e.to_string().contains("Galois"));
     let e = ev.dot_scalar(&[&ct], &[1, 2]).unwrap_err();
-    assert_eq!(e, BfvError::LengthMismatch { ciphertexts: 1, weights: 2 });
+    assert_eq!(
+        e,
+        BfvError::LengthMismatch {
+            ciphertexts: 1,
+            weights: 2
+        }
+    );
     assert!(e.to_string().contains("weights"));
-    assert!(matches!(ev.dot_scalar(&[], &[]), Err(BfvError::LengthMismatch { ciphertexts: 0, .. })));
+    assert!(matches!(
+        ev.dot_scalar(&[], &[]),
+        Err(BfvError::LengthMismatch { ciphertexts: 0, .. })
+    ));
     // sub_plain and swap_rows on valid operands.
     let d = ev.sub_plain(&ct, &pt).unwrap();
-    assert!(enc.decode_u64(&decrypt(&params, &k.sk, &d).unwrap()).unwrap().iter().all(|&v| v == 0));
+    assert!(enc
+        .decode_u64(&decrypt(&params, &k.sk, &d).unwrap())
+        .unwrap()
+        .iter()
+        .all(|&v| v == 0));
 
     // Parameter errors.
     let chain = ntt_primes(50, 2 * n as u64, 2, &[]).unwrap();
     let special = ntt_primes(55, 2 * n as u64, 1, &[]).unwrap()[0];
-    let scheme = |r: Result<BfvParams, ParamsError>, t: u64| {
-        matches!(r, Err(ParamsError::Scheme { value, .. }) if value == t)
-    };
-    assert!(scheme(BfvParams::new_insecure_for_tests(n, &chain, special, 7683), 7683));
-    assert!(scheme(BfvParams::new_insecure_for_tests(n, &chain, special, 7681 + 512 * 2), 7681 + 1024));
-    assert!(scheme(BfvParams::new_insecure_for_tests(n, &chain, special, chain[0]), chain[0]));
-    assert!(scheme(BfvParams::new_insecure_for_tests(n, &chain, special, 1), 1));
+    let scheme = |r: Result<BfvParams, ParamsError>, t: u64| matches!(r, Err(ParamsError::Scheme { value, .. }) if value == t);
+    assert!(scheme(
+        BfvParams::new_insecure_for_tests(n, &chain, special, 7683),
+        7683
+    ));
+    assert!(scheme(
+        BfvParams::new_insecure_for_tests(n, &chain, special, 7681 + 512 * 2),
+        7681 + 1024
+    ));
+    assert!(scheme(
+        BfvParams::new_insecure_for_tests(n, &chain, special, chain[0]),
+        chain[0]
+    ));
+    assert!(scheme(
+        BfvParams::new_insecure_for_tests(n, &chain, special, 1),
+        1
+    ));
     let small_q = ntt_primes(20, 2 * n as u64, 1, &[]).unwrap();
     let big_t = ntt_primes(40, 2 * n as u64, 1, &[]).unwrap()[0];
-    assert!(scheme(BfvParams::new_insecure_for_tests(n, &small_q, special, big_t), big_t));
+    assert!(scheme(
+        BfvParams::new_insecure_for_tests(n, &small_q, special, big_t),
+        big_t
+    ));
     assert!(matches!(
         BfvParams::new(n, &chain, special, 7681, SecurityLevel::Tc128),
         Err(ParamsError::BadDegree { .. })
     ));
-    assert!(matches!(BfvParams::default_for(2048), Err(ParamsError::BadDegree { n: 2048, .. })));
+    assert!(matches!(
+        BfvParams::default_for(2048),
+        Err(ParamsError::BadDegree { n: 2048, .. })
+    ));
     let e = BfvParams::for_depth(4096, T, 6, SecurityLevel::Tc128).unwrap_err();
     assert!(matches!(e, ParamsError::Insecure { n: 4096, .. }), "{e}");
-    assert!(matches!(BfvParams::for_depth(1000, T, 1, SecurityLevel::Tc128), Err(ParamsError::BadDegree { .. })));
+    assert!(matches!(
+        BfvParams::for_depth(1000, T, 1, SecurityLevel::Tc128),
+        Err(ParamsError::BadDegree { .. })
+    ));
 }
 
 #[test]
@@ -446,7 +594,16 @@ fn secure_sets_for_depth_and_defaults() {
     let sq = ev.square(&ct, &rlk).unwrap();
     let q4 = ev.square(&sq, &rlk).unwrap();
     assert!(q4.noise_budget_estimate() > 0.0);
-    let want: Vec<u64> = v.iter().map(|&x| { let x2 = x as u128 * x as u128 % T as u128; (x2 * x2 % T as u128) as u64 }).collect();
-    assert_eq!(enc.decode_u64(&decrypt(&p, &sk, &q4).unwrap()).unwrap(), want);
+    let want: Vec<u64> = v
+        .iter()
+        .map(|&x| {
+            let x2 = x as u128 * x as u128 % T as u128;
+            (x2 * x2 % T as u128) as u64
+        })
+        .collect();
+    assert_eq!(
+        enc.decode_u64(&decrypt(&p, &sk, &q4).unwrap()).unwrap(),
+        want
+    );
     assert!(noise_budget(&p, &sk, &q4).unwrap() >= q4.noise_budget_estimate());
 }

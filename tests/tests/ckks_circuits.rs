@@ -28,7 +28,9 @@ struct Reg {
 
 fn rotate_left(v: &[f64], steps: i64) -> Vec<f64> {
     let s = v.len() as i64;
-    (0..s).map(|j| v[(j + steps).rem_euclid(s) as usize]).collect()
+    (0..s)
+        .map(|j| v[(j + steps).rem_euclid(s) as usize])
+        .collect()
 }
 
 /// Runs one random circuit given as `(opcode, operand, operand, parameter)` steps.
@@ -128,7 +130,11 @@ fn run_circuit(seed: u64, ops: &[(u8, u8, u8, i8)]) -> Result<(), TestCaseError>
             p.level
         );
         // Decryption works: the error is small against the message.
-        prop_assert!(p.measured < 1e-3 * (1.0 + r.ct.msg_bound()), "measured {}", p.measured);
+        prop_assert!(
+            p.measured < 1e-3 * (1.0 + r.ct.msg_bound()),
+            "measured {}",
+            p.measured
+        );
     }
     Ok(())
 }
@@ -164,16 +170,32 @@ fn pinned_known_answer() {
     let enc = Encoder::new(&params);
     let mut ev = Evaluator::new(&params);
     let x: Vec<f64> = (0..512).map(|i| (i as f64 / 512.0) - 0.5).collect();
-    let y: Vec<f64> = (0..512).map(|i| ((i * 7 % 512) as f64 / 256.0) - 1.0).collect();
+    let y: Vec<f64> = (0..512)
+        .map(|i| ((i * 7 % 512) as f64 / 256.0) - 1.0)
+        .collect();
     let top = he.max_level();
-    let cx = encrypt_pk(&params, &pk, &enc.encode(&x, params.scale(), top).unwrap(), &mut rng).unwrap();
-    let cy = encrypt_sk(&params, &sk, &enc.encode(&y, params.scale(), top).unwrap(), &mut rng).unwrap();
+    let cx = encrypt_pk(
+        &params,
+        &pk,
+        &enc.encode(&x, params.scale(), top).unwrap(),
+        &mut rng,
+    )
+    .unwrap();
+    let cy = encrypt_sk(
+        &params,
+        &sk,
+        &enc.encode(&y, params.scale(), top).unwrap(),
+        &mut rng,
+    )
+    .unwrap();
     let m = ev.mul_relin(&cx, &cy, &rlk).unwrap();
     let m = ev.rescale(&m).unwrap();
     let r = ev.rotate(&m, 3, &gk).unwrap();
     let s = ev.square_relin(&r, &rlk).unwrap();
     let s = ev.rescale(&s).unwrap();
-    let d = ev.dot_integer(&[&s, &ev.mod_switch_to(&cx, s.level()).unwrap()], &[3, -2]).unwrap();
+    let d = ev
+        .dot_integer(&[&s, &ev.mod_switch_to(&cx, s.level()).unwrap()], &[3, -2])
+        .unwrap();
     let pt = decrypt(&params, &sk, &d).unwrap();
     let coeff = pt.poly().clone().into_coeff(he.basis());
     let mut h = Fnv1a::new();
@@ -190,7 +212,12 @@ fn pinned_known_answer() {
         .collect();
     let p = precision(&enc, &sk, &d, &want).unwrap();
     assert!(p.measured <= p.predicted, "{p:?}");
-    assert_eq!(h.finish(), PINNED, "decrypted coefficients changed: {:#018x}", h.finish());
+    assert_eq!(
+        h.finish(),
+        PINNED,
+        "decrypted coefficients changed: {:#018x}",
+        h.finish()
+    );
 }
 
 const PINNED: u64 = 0x104d_b04f_e416_1c64;

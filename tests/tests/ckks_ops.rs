@@ -103,7 +103,11 @@ fn check(s: &Setup, ct: &Ciphertext, want: &[f64]) -> f64 {
         p.measured,
         p.predicted
     );
-    assert!(p.predicted < 1e-3, "predicted bound {} is useless", p.predicted);
+    assert!(
+        p.predicted < 1e-3,
+        "predicted bound {} is useless",
+        p.predicted
+    );
     p.measured
 }
 
@@ -173,7 +177,11 @@ fn conjugation_of_complex_slots() {
     let slots = s.params.slots();
     let re = uniform(&mut rng, slots, 1.0);
     let im = uniform(&mut rng, slots, 1.0);
-    let z: Vec<Complex> = re.iter().zip(&im).map(|(&a, &b)| Complex::new(a, b)).collect();
+    let z: Vec<Complex> = re
+        .iter()
+        .zip(&im)
+        .map(|(&a, &b)| Complex::new(a, b))
+        .collect();
     let pt = s
         .enc
         .encode_complex(&z, s.params.scale(), s.params.he().max_level())
@@ -188,4 +196,166 @@ fn conjugation_of_complex_slots() {
     for (o, w) in out.iter().zip(&z) {
         assert!((*o - w.conj()).abs() <= bound, "{o:?} vs {:?}", w.conj());
     }
+}
+
+#[test]
+fn secure_default_set_multiplies_within_the_bound() {
+    let mut rng = seeded_rng("ckks-secure", 4);
+    let params = CkksParams::default_for(4096).unwrap();
+    let he = params.he();
+    let sk = SecretKey::generate(he, &mut rng);
+    let pk = PublicKey::generate(he, &sk, &mut rng);
+    let rlk = RelinKey::generate(he, &sk, &mut rng);
+    let enc = Encoder::new(&params);
+    let mut ev = Evaluator::new(&params);
+    let x = uniform(&mut rng, params.slots(), 4.0);
+    let pt = enc.encode(&x, params.scale(), he.max_level()).unwrap();
+    let ct = encrypt_pk(&params, &pk, &pt, &mut rng).unwrap();
+    let sq = ev.square_relin(&ct, &rlk).unwrap();
+    let sq = ev.rescale(&sq).unwrap();
+    let want: Vec<f64> = x.iter().map(|a| a * a).collect();
+    let p = precision(&enc, &sk, &sq, &want).unwrap();
+    assert!(p.measured <= p.predicted, "{p:?}");
+    assert!(p.predicted < 1e-2, "{p:?}");
+    assert_eq!(p.level, 1);
+}
+
+#[test]
+fn every_ckks_error() {
+    use heist_he::ckks::CkksError;
+    let (mut s, mut rng) = setup(5);
+    let top = s.params.he().max_level();
+    let delta = s.params.scale();
+    let slots = s.params.slots();
+    let pt = s.enc.encode(&[1.0, 2.0], delta, top).unwrap();
+    let ct = encrypt_sk(&s.params, &s.sk, &pt, &mut rng).unwrap();
+    let low = s.eval.mod_switch_to(&ct, 1).unwrap();
+    assert_eq!(
+        s.eval.add(&ct, &low).unwrap_err(),
+        CkksError::LevelMismatch {
+            left: top,
+            right: 1
+        }
+    );
+    assert!(matches!(
+        s.eval.mul_relin(&ct, &low, &s.rlk),
+        Err(CkksError::LevelMismatch { .. })
+    ));
+    assert!(matches!(
+        s.eval
+            .mul_plain(&ct, &s.enc.encode(&[1.0], delta, 1).unwrap()),
+        Err(CkksError::LevelMismatch { .. })
+    ));
+    let other_scale = s.enc.encode(&[1.0], delta * 2.0, top).unwrap();
+    assert!(matches!(
+        s.eval.add_plain(&ct, &other_scale),
+        Err(CkksError::ScaleMismatch { .. })
+    ));
+    assert_eq!(
+        s.eval.rescale(&low).unwrap_err(),
+        CkksError::BadLevel {
+            level: 1,
+            requested: 0
+        }
+    );
+    assert!(matches!(
+        s.eval.mod_switch_to(&ct, 0),
+        Err(CkksError::BadLevel { .. })
+    ));
+    assert!(matches!(
+        s.eval.mod_switch_to(&low, 2),
+        Err(CkksError::BadLevel { .. })
+    ));
+    assert!(matches!(
+        s.enc.encode(&[1.0], delta, top + 1),
+        Err(CkksError::BadLevel { .. })
+    ));
+    let g = rotation_element(1024, 7);
+    assert_eq!(
+        s.eval.rotate(&ct, 7, &s.gk).unwrap_err(),
+        CkksError::MissingGaloisKey { element: g }
+    );
+    assert_eq!(
+        s.enc.encode(&vec![0.0; slots + 1], delta, top).unwrap_err(),
+        CkksError::TooManySlots {
+            given: slots + 1,
+            slots
+        }
+    );
+    assert!(matches!(
+        s.enc.encode(&[1e30], delta, top),
+        Err(CkksError::Overflow { .. })
+    ));
+    assert!(matches!(
+        s.enc.encode(&[f64::NAN], delta, top),
+        Err(CkksError::Overflow { .. })
+    ));
+    assert!(matches!(
+        s.eval.mul_real(&ct, 1e30, delta),
+        Err(CkksError::Overflow { .. })
+    ));
+    for bad in [0.0, -1.0, f64::INFINITY] {
+        assert!(matches!(
+            s.enc.encode(&[1.0], bad, top),
+            Err(CkksError::BadScale { .. })
+        ));
+    }
+    assert_eq!(
+        s.eval.dot_integer(&[&ct], &[1, 2]).unwrap_err(),
+        CkksError::LengthMismatch {
+            ciphertexts: 1,
+            weights: 2
+        }
+    );
+    assert!(matches!(
+        s.eval.dot_integer(&[], &[]),
+        Err(CkksError::LengthMismatch { .. })
+    ));
+    // Objects of other parameters.
+    let (other, mut rng2) = setup_other();
+    let foreign_pt = Encoder::new(&other.0).encode(&[1.0], delta, 1).unwrap();
+    let foreign = encrypt_sk(&other.0, &other.1, &foreign_pt, &mut rng2).unwrap();
+    let e = s.eval.add(&low, &foreign).unwrap_err();
+    assert!(matches!(e, CkksError::ForeignObject { .. }), "{e}");
+    assert!(matches!(
+        decrypt(&s.params, &other.1, &ct),
+        Err(CkksError::ForeignObject { .. })
+    ));
+    assert!(e.to_string().contains("fingerprint"));
+}
+
+fn setup_other() -> ((CkksParams, SecretKey), rand_chacha::ChaCha20Rng) {
+    let mut rng = seeded_rng("ckks-other", 9);
+    let params = CkksParams::for_depth_insecure_for_tests(1024, 2, 40, 55).unwrap();
+    let sk = SecretKey::generate(params.he(), &mut rng);
+    ((params, sk), rng)
+}
+
+/// 200 terms over 61-bit primes: the u128 accumulator must fold (every 63 terms here).
+#[test]
+fn long_integer_dot_products_fold_their_accumulators() {
+    let mut rng = seeded_rng("ckks-dot", 7);
+    let params = CkksParams::for_depth_insecure_for_tests(16, 1, 40, 61).unwrap();
+    let he = params.he();
+    assert_eq!(he.chain()[0] >> 60, 1);
+    let sk = SecretKey::generate(he, &mut rng);
+    let enc = Encoder::new(&params);
+    let ev = Evaluator::new(&params);
+    let mut cts = Vec::new();
+    let mut want = vec![0.0; params.slots()];
+    let mut weights = Vec::new();
+    for t in 0..200i64 {
+        let x = uniform(&mut rng, params.slots(), 1.0);
+        let w = (t % 7) - 3;
+        for (acc, v) in want.iter_mut().zip(&x) {
+            *acc += w as f64 * v;
+        }
+        let pt = enc.encode(&x, params.scale(), 2).unwrap();
+        cts.push(encrypt_sk(&params, &sk, &pt, &mut rng).unwrap());
+        weights.push(w);
+    }
+    let refs: Vec<&Ciphertext> = cts.iter().collect();
+    let dot = ev.dot_integer(&refs, &weights).unwrap();
+    let p = precision(&enc, &sk, &dot, &want).unwrap();
+    assert!(p.measured <= p.predicted && p.predicted < 1e-6, "{p:?}");
 }

@@ -47,7 +47,17 @@ fn insecure_sets_are_refused_naming_both_numbers() {
     assert_eq!(p.log_q(), 60);
     // The chain helper refuses depths that do not fit.
     let err = CkksParams::for_depth(4096, 3, 30, 38, SecurityLevel::Tc128).unwrap_err();
-    assert!(matches!(err, ParamsError::Insecure { log_q: 166, max_log_q: 109, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            ParamsError::Insecure {
+                log_q: 166,
+                max_log_q: 109,
+                ..
+            }
+        ),
+        "{err}"
+    );
     // 192-bit security is stricter than 128-bit for the same chain.
     let ok = CkksParams::for_depth(8192, 2, 40, 60, SecurityLevel::Tc128).unwrap();
     assert_eq!(ok.he().log_q(), 200);

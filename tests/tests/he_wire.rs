@@ -4,7 +4,9 @@
 
 use std::path::PathBuf;
 
-use heist_he::ckks::{encrypt_pk, encrypt_sk, Ciphertext, CkksParams, Encoder, Evaluator, Plaintext};
+use heist_he::ckks::{
+    encrypt_pk, encrypt_sk, Ciphertext, CkksParams, Encoder, Evaluator, Plaintext,
+};
 use heist_he::galois::rotation_element;
 use heist_he::keys::{GaloisKeys, PublicKey, RelinKey, SecretKey};
 use heist_he::params::HeParams;
@@ -34,8 +36,13 @@ fn objects(params: &CkksParams, seed: u64) -> Objects {
     let sk = SecretKey::generate(he, &mut rng);
     let pk = PublicKey::generate(he, &sk, &mut rng);
     let rlk = RelinKey::generate(he, &sk, &mut rng);
-    let gk = GaloisKeys::generate(he, &sk, &[rotation_element(he.n(), 1), 2 * he.n() as u64 - 1], &mut rng)
-        .unwrap();
+    let gk = GaloisKeys::generate(
+        he,
+        &sk,
+        &[rotation_element(he.n(), 1), 2 * he.n() as u64 - 1],
+        &mut rng,
+    )
+    .unwrap();
     let enc = Encoder::new(params);
     let vals: Vec<f64> = (0..params.slots()).map(|i| i as f64 / 8.0 - 0.5).collect();
     let pt = enc.encode(&vals, params.scale(), he.max_level()).unwrap();
@@ -60,7 +67,12 @@ fn round_trips_are_identity() {
     let params = CkksParams::for_depth_insecure_for_tests(64, 2, 30, 40).unwrap();
     let he = params.he();
     let o = objects(&params, 1);
-    assert_eq!(HeParams::decode_insecure_for_tests(&o.params).unwrap().encode(), o.params);
+    assert_eq!(
+        HeParams::decode_insecure_for_tests(&o.params)
+            .unwrap()
+            .encode(),
+        o.params
+    );
     let p2 = CkksParams::decode_insecure_for_tests(&o.ckks_params).unwrap();
     assert_eq!(p2.encode(), o.ckks_params);
     assert_eq!(p2.he().fingerprint(), he.fingerprint());
@@ -73,17 +85,28 @@ fn round_trips_are_identity() {
     let seeded = Ciphertext::decode(&params, &o.ct_seeded).unwrap();
     assert_eq!(seeded.encode(), o.ct_seeded);
     // Seed compression halves the ciphertext (up to the header, metadata and seed).
-    assert_eq!(o.ct.len() - o.ct_seeded.len(), 2 * 64 * 3 * 8 - (64 * 3 * 8 + 32));
+    assert_eq!(
+        o.ct.len() - o.ct_seeded.len(),
+        2 * 64 * 3 * 8 - (64 * 3 * 8 + 32)
+    );
     // A decoded seeded ciphertext still decrypts correctly after an operation.
     let ev = Evaluator::new(&params);
-    let sum = ev.add(&seeded, &Ciphertext::decode(&params, &o.ct).unwrap()).unwrap();
+    let sum = ev
+        .add(&seeded, &Ciphertext::decode(&params, &o.ct).unwrap())
+        .unwrap();
     assert!(!sum.is_seeded());
     // Secure parameters decode with the default decoder; insecure ones do not.
     let secure = CkksParams::default_for(4096).unwrap();
-    assert_eq!(CkksParams::decode(&secure.encode()).unwrap().encode(), secure.encode());
+    assert_eq!(
+        CkksParams::decode(&secure.encode()).unwrap().encode(),
+        secure.encode()
+    );
     assert!(matches!(
         CkksParams::decode(&o.ckks_params),
-        Err(WireError::BadValue { what: "security level code", value: 0 })
+        Err(WireError::BadValue {
+            what: "security level code",
+            value: 0
+        })
     ));
     assert!(matches!(
         HeParams::decode(&o.params),
@@ -98,22 +121,34 @@ fn malformed_bytes_give_typed_errors() {
     let o = objects(&params, 2);
     // Truncation anywhere.
     for cut in [0, 3, HEADER_SIZE - 1, HEADER_SIZE, o.ct.len() - 1] {
-        assert!(matches!(
-            Ciphertext::decode(&params, &o.ct[..cut]),
-            Err(WireError::Truncated { .. })
-        ), "cut at {cut}");
+        assert!(
+            matches!(
+                Ciphertext::decode(&params, &o.ct[..cut]),
+                Err(WireError::Truncated { .. })
+            ),
+            "cut at {cut}"
+        );
     }
     // Trailing bytes.
     let mut long = o.pk.clone();
     long.push(0);
-    assert_eq!(PublicKey::decode(he, &long), Err(WireError::TrailingBytes { count: 1 }));
+    assert_eq!(
+        PublicKey::decode(he, &long),
+        Err(WireError::TrailingBytes { count: 1 })
+    );
     // Magic, version, kind.
     let mut bad = o.sk.clone();
     bad[0] = b'X';
-    assert!(matches!(SecretKey::decode(he, &bad), Err(WireError::BadMagic { .. })));
+    assert!(matches!(
+        SecretKey::decode(he, &bad),
+        Err(WireError::BadMagic { .. })
+    ));
     let mut bad = o.sk.clone();
     bad[4] = 9;
-    assert_eq!(SecretKey::decode(he, &bad).unwrap_err(), WireError::BadVersion { found: 9 });
+    assert_eq!(
+        SecretKey::decode(he, &bad).unwrap_err(),
+        WireError::BadVersion { found: 9 }
+    );
     assert_eq!(
         SecretKey::decode(he, &o.pk).unwrap_err(),
         WireError::WrongKind {
@@ -121,9 +156,18 @@ fn malformed_bytes_give_typed_errors() {
             found: Kind::PublicKey.code()
         }
     );
-    assert!(matches!(Plaintext::decode(&params, &o.ct), Err(WireError::WrongKind { .. })));
-    assert!(matches!(RelinKey::decode(he, &o.gk), Err(WireError::WrongKind { .. })));
-    assert!(matches!(GaloisKeys::decode(he, &o.rlk), Err(WireError::WrongKind { .. })));
+    assert!(matches!(
+        Plaintext::decode(&params, &o.ct),
+        Err(WireError::WrongKind { .. })
+    ));
+    assert!(matches!(
+        RelinKey::decode(he, &o.gk),
+        Err(WireError::WrongKind { .. })
+    ));
+    assert!(matches!(
+        GaloisKeys::decode(he, &o.rlk),
+        Err(WireError::WrongKind { .. })
+    ));
     // Foreign parameters.
     let other = CkksParams::for_depth_insecure_for_tests(16, 1, 31, 40).unwrap();
     assert!(matches!(
@@ -142,53 +186,99 @@ fn malformed_bytes_give_typed_errors() {
     bad[HEADER_SIZE] = 1;
     let max = he.max_level() as u8;
     bad[HEADER_SIZE] = max + 1;
-    assert!(matches!(Ciphertext::decode(&params, &bad), Err(WireError::TooLarge { what: "level", .. })));
+    assert!(matches!(
+        Ciphertext::decode(&params, &bad),
+        Err(WireError::TooLarge { what: "level", .. })
+    ));
     bad[HEADER_SIZE] = 0;
-    assert!(matches!(Ciphertext::decode(&params, &bad), Err(WireError::TooLarge { what: "level", .. })));
+    assert!(matches!(
+        Ciphertext::decode(&params, &bad),
+        Err(WireError::TooLarge { what: "level", .. })
+    ));
     bad[HEADER_SIZE] = 1;
-    assert!(matches!(Ciphertext::decode(&params, &bad), Err(WireError::BadLength { .. })));
+    assert!(matches!(
+        Ciphertext::decode(&params, &bad),
+        Err(WireError::BadLength { .. })
+    ));
     // Oversized declared body.
     let mut bad = o.pt.clone();
     bad[16..20].copy_from_slice(&(MAX_BODY as u32 + 1).to_le_bytes());
-    assert!(matches!(Plaintext::decode(&params, &bad), Err(WireError::TooLarge { .. })));
+    assert!(matches!(
+        Plaintext::decode(&params, &bad),
+        Err(WireError::TooLarge { .. })
+    ));
     // A residue not below its prime.
     let mut bad = o.pk.clone();
     bad[HEADER_SIZE..HEADER_SIZE + 8].copy_from_slice(&u64::MAX.to_le_bytes());
     assert!(matches!(
         PublicKey::decode(he, &bad),
-        Err(WireError::ResidueOutOfRange { limb: 0, value: u64::MAX, .. })
+        Err(WireError::ResidueOutOfRange {
+            limb: 0,
+            value: u64::MAX,
+            ..
+        })
     ));
     // A NaN scale and a negative bound.
     let mut bad = o.pt.clone();
     bad[HEADER_SIZE + 4..HEADER_SIZE + 12].copy_from_slice(&f64::NAN.to_bits().to_le_bytes());
-    assert!(matches!(Plaintext::decode(&params, &bad), Err(WireError::BadValue { what: "scale", .. })));
+    assert!(matches!(
+        Plaintext::decode(&params, &bad),
+        Err(WireError::BadValue { what: "scale", .. })
+    ));
     let mut bad = o.pt.clone();
     bad[HEADER_SIZE + 12..HEADER_SIZE + 20].copy_from_slice(&(-1.0f64).to_bits().to_le_bytes());
-    assert!(matches!(Plaintext::decode(&params, &bad), Err(WireError::BadValue { what: "bound", .. })));
+    assert!(matches!(
+        Plaintext::decode(&params, &bad),
+        Err(WireError::BadValue { what: "bound", .. })
+    ));
     // Galois keys: too many, and a bad element.
     let mut bad = o.gk.clone();
     bad[HEADER_SIZE..HEADER_SIZE + 4].copy_from_slice(&1000u32.to_le_bytes());
-    assert!(matches!(GaloisKeys::decode(he, &bad), Err(WireError::TooLarge { .. })));
+    assert!(matches!(
+        GaloisKeys::decode(he, &bad),
+        Err(WireError::TooLarge { .. })
+    ));
     let mut bad = o.gk.clone();
     bad[HEADER_SIZE + 4..HEADER_SIZE + 12].copy_from_slice(&4u64.to_le_bytes());
-    assert!(matches!(GaloisKeys::decode(he, &bad), Err(WireError::BadValue { value: 4, .. })));
+    assert!(matches!(
+        GaloisKeys::decode(he, &bad),
+        Err(WireError::BadValue { value: 4, .. })
+    ));
     // Parameters: chain too long, bad security code, invalid primes.
     let mut bad = o.params.clone();
     bad[HEADER_SIZE + 5..HEADER_SIZE + 9].copy_from_slice(&100u32.to_le_bytes());
-    assert!(matches!(HeParams::decode_insecure_for_tests(&bad), Err(WireError::TooLarge { value: 100, .. })));
+    assert!(matches!(
+        HeParams::decode_insecure_for_tests(&bad),
+        Err(WireError::TooLarge { value: 100, .. })
+    ));
     let mut bad = o.params.clone();
     bad[HEADER_SIZE + 4] = 7;
-    assert!(matches!(HeParams::decode_insecure_for_tests(&bad), Err(WireError::BadValue { value: 7, .. })));
+    assert!(matches!(
+        HeParams::decode_insecure_for_tests(&bad),
+        Err(WireError::BadValue { value: 7, .. })
+    ));
     let mut bad = o.params.clone();
     bad[HEADER_SIZE + 9..HEADER_SIZE + 17].copy_from_slice(&15u64.to_le_bytes());
-    assert!(matches!(HeParams::decode_insecure_for_tests(&bad), Err(WireError::Params(_))));
+    assert!(matches!(
+        HeParams::decode_insecure_for_tests(&bad),
+        Err(WireError::Params(_))
+    ));
     // Every error has a message naming its values.
-    let e = WireError::ResidueOutOfRange { limb: 1, value: 99, prime: 97 };
-    assert_eq!(e.to_string(), "residue 99 in limb 1 is not below its prime 97");
+    let e = WireError::ResidueOutOfRange {
+        limb: 1,
+        value: 99,
+        prime: 97,
+    };
+    assert_eq!(
+        e.to_string(),
+        "residue 99 in limb 1 is not below its prime 97"
+    );
 }
 
 fn corpus_dir(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target)
 }
 
 /// The seed corpora: valid objects and corrupted variants, per target.
@@ -198,7 +288,11 @@ fn corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut out = Vec::new();
     let mut add = |target: &'static str, name: &str, bytes: &[u8]| {
         out.push((target, format!("valid-{name}"), bytes.to_vec()));
-        out.push((target, format!("invalid-{name}-truncated"), bytes[..bytes.len() - 1].to_vec()));
+        out.push((
+            target,
+            format!("invalid-{name}-truncated"),
+            bytes[..bytes.len() - 1].to_vec(),
+        ));
         let mut flipped = bytes.to_vec();
         flipped[6] ^= 0x40;
         out.push((target, format!("invalid-{name}-kind"), flipped));
@@ -265,9 +359,17 @@ fn seed_corpora_replay_with_expected_outcomes() {
             count += 1;
         }
     }
-    assert_eq!(count, generated.len(), "committed corpus differs from the generated one");
+    assert_eq!(
+        count,
+        generated.len(),
+        "committed corpus differs from the generated one"
+    );
     // The committed files are exactly what the generator produces now.
     for (target, name, bytes) in &generated {
-        assert_eq!(&std::fs::read(corpus_dir(target).join(name)).unwrap(), bytes, "{target}/{name}");
+        assert_eq!(
+            &std::fs::read(corpus_dir(target).join(name)).unwrap(),
+            bytes,
+            "{target}/{name}"
+        );
     }
 }

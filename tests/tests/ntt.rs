@@ -176,7 +176,10 @@ fn kernel_plan(n: usize, p: u64, kernel: Kernel) -> Option<NttPlan> {
         Err(NttError::KernelUnavailable { .. }) => {
             let bits = 64 - p.leading_zeros();
             if kernel == Kernel::Avx512Ifma && bits > IFMA_MAX_MODULUS_BITS {
-                println!("not run: kernel {} does not take {bits}-bit p={p}", kernel.name());
+                println!(
+                    "not run: kernel {} does not take {bits}-bit p={p}",
+                    kernel.name()
+                );
             } else {
                 println!(
                     "SKIPPED: kernel {} not run for n={n} p={p}: this CPU lacks its features \
@@ -251,10 +254,16 @@ fn every_kernel_keeps_its_lazy_ranges_at_the_extremes() {
                     plan.forward(&mut expected);
                     let mut full = input.clone();
                     plan.forward(&mut full);
-                    assert_eq!(full, expected, "forward of lazy input n={n} p={p} {kernel:?}");
+                    assert_eq!(
+                        full, expected,
+                        "forward of lazy input n={n} p={p} {kernel:?}"
+                    );
                     let mut out = input.clone();
                     plan.forward_lazy(&mut out);
-                    assert!(out.iter().all(|&x| x < 4 * p), "forward_lazy range {kernel:?}");
+                    assert!(
+                        out.iter().all(|&x| x < 4 * p),
+                        "forward_lazy range {kernel:?}"
+                    );
                     let out_mod: Vec<u64> = out.iter().map(|&x| x % p).collect();
                     assert_eq!(out_mod, expected, "forward_lazy n={n} p={p} {kernel:?}");
                     // Inverse input at the top of [0, 2p) and lifted by p at random.
@@ -262,13 +271,24 @@ fn every_kernel_keeps_its_lazy_ranges_at_the_extremes() {
                     let mut inv_expected = vec![p - 1; n];
                     plan.inverse(&mut inv_expected);
                     plan.inverse_lazy(&mut inv_top);
-                    assert!(inv_top.iter().all(|&x| x < 2 * p), "inverse_lazy range {kernel:?}");
+                    assert!(
+                        inv_top.iter().all(|&x| x < 2 * p),
+                        "inverse_lazy range {kernel:?}"
+                    );
                     let top_mod: Vec<u64> = inv_top.iter().map(|&x| x % p).collect();
-                    assert_eq!(top_mod, inv_expected, "inverse_lazy top n={n} p={p} {kernel:?}");
-                    let mut lifted: Vec<u64> =
-                        expected.iter().map(|&x| x + p * (rng.next_u64() & 1)).collect();
+                    assert_eq!(
+                        top_mod, inv_expected,
+                        "inverse_lazy top n={n} p={p} {kernel:?}"
+                    );
+                    let mut lifted: Vec<u64> = expected
+                        .iter()
+                        .map(|&x| x + p * (rng.next_u64() & 1))
+                        .collect();
                     plan.inverse(&mut lifted);
-                    assert_eq!(lifted, reduced, "inverse of lifted input n={n} p={p} {kernel:?}");
+                    assert_eq!(
+                        lifted, reduced,
+                        "inverse of lifted input n={n} p={p} {kernel:?}"
+                    );
                 }
             }
         }
@@ -280,11 +300,19 @@ fn kernel_choice_follows_path_and_modulus() {
     let n = 1024;
     let p50 = primes_below(1 << 50, 2 * n as u64, 1, &[]).unwrap()[0];
     let p51 = primes_below(1 << 51, 2 * n as u64, 1, &[]).unwrap()[0];
-    assert_eq!(NttPlan::with_path(n, p50, NttPath::Portable).unwrap().kernel(), Kernel::Portable);
+    assert_eq!(
+        NttPlan::with_path(n, p50, NttPath::Portable)
+            .unwrap()
+            .kernel(),
+        Kernel::Portable
+    );
     // The IFMA kernel never takes p >= 2^50, whatever the CPU.
     assert_eq!(
         NttPlan::with_kernel(n, p51, Kernel::Avx512Ifma).unwrap_err(),
-        NttError::KernelUnavailable { kernel: Kernel::Avx512Ifma, p: p51 }
+        NttError::KernelUnavailable {
+            kernel: Kernel::Avx512Ifma,
+            p: p51
+        }
     );
     assert_ne!(NttPlan::new(n, p51).unwrap().kernel(), Kernel::Avx512Ifma);
     // Auto picks the first available of IFMA, AVX-512, portable.
@@ -297,7 +325,11 @@ fn kernel_choice_follows_path_and_modulus() {
     assert_eq!(auto, expected);
     println!("auto kernel for a 50-bit prime: {}", auto.name());
     for kernel in KERNELS {
-        println!("kernel {} available for 50-bit p: {}", kernel.name(), kernel.is_available(50));
+        println!(
+            "kernel {} available for 50-bit p: {}",
+            kernel.name(),
+            kernel.is_available(50)
+        );
     }
 }
 

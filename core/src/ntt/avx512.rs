@@ -100,8 +100,12 @@ unsafe fn mul_hi(x: __m512i, y: __m512i) -> __m512i {
     // SAFETY: AVX-512F is available (this function's contract).
     unsafe {
         let lo32 = _mm512_set1_epi64(0xffff_ffff);
-        let x_hi = _mm512_srli_epi64::<32>(x);
-        let y_hi = _mm512_srli_epi64::<32>(y);
+        // High halves moved down by swapping the 32-bit halves of each lane (the products
+        // read the low halves only). A shift would do the same, but then the compiler
+        // recognises a full 64×64 high product, which has no AVX-512 instruction, and
+        // computes it lane by lane on scalar registers.
+        let x_hi = _mm512_shuffle_epi32::<0b1011_0001>(x);
+        let y_hi = _mm512_shuffle_epi32::<0b1011_0001>(y);
         let ll = _mm512_mul_epu32(x, y);
         let lh = _mm512_mul_epu32(x, y_hi);
         let hl = _mm512_mul_epu32(x_hi, y);
@@ -146,10 +150,11 @@ unsafe fn store(a: &mut [u64; 8], v: __m512i) {
 /// AVX-512F must be available.
 #[inline(always)]
 unsafe fn spread<const K: usize>(w: &[u64; K], idx: __m512i) -> __m512i {
-    let mut lanes = [0u64; 8];
-    lanes[..K].copy_from_slice(w);
-    // SAFETY: AVX-512F is available (this function's contract).
-    unsafe { _mm512_permutexvar_epi64(idx, load(&lanes)) }
+    const { assert!(K >= 1 && K <= 8) };
+    let mask = (0xffu32 >> (8 - K)) as __mmask8;
+    // SAFETY: the masked load reads lanes 0..K only, which are `w` (faults on the masked-off
+    // lanes are suppressed); AVX-512F is available (this function's contract).
+    unsafe { _mm512_permutexvar_epi64(idx, _mm512_maskz_loadu_epi64(mask, w.as_ptr().cast())) }
 }
 
 /// Forward (Cooley–Tukey) butterfly on eight lanes; the last one reduces fully when `R`.
@@ -305,11 +310,19 @@ impl Shuffle {
             match self {
                 Self::T4 => (
                     _mm512_permutex2var_epi64(v0, _mm512_setr_epi64(0, 1, 2, 3, 8, 9, 10, 11), v1),
-                    _mm512_permutex2var_epi64(v0, _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15), v1),
+                    _mm512_permutex2var_epi64(
+                        v0,
+                        _mm512_setr_epi64(4, 5, 6, 7, 12, 13, 14, 15),
+                        v1,
+                    ),
                 ),
                 Self::T2 => (
                     _mm512_permutex2var_epi64(v0, _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), v1),
-                    _mm512_permutex2var_epi64(v0, _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15), v1),
+                    _mm512_permutex2var_epi64(
+                        v0,
+                        _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15),
+                        v1,
+                    ),
                 ),
                 Self::T1 => (_mm512_unpacklo_epi64(v0, v1), _mm512_unpackhi_epi64(v0, v1)),
             }
@@ -377,7 +390,13 @@ fn tw_range(m: usize, d: u32, h: usize) -> core::ops::Range<usize> {
 /// # Safety
 /// See the module documentation.
 #[inline(always)]
-unsafe fn fwd_leaf<K: ShoupMul, const R: bool>(c: &Consts, a: &mut [u64], t: &Table, d: u32, h: usize) {
+unsafe fn fwd_leaf<K: ShoupMul, const R: bool>(
+    c: &Consts,
+    a: &mut [u64],
+    t: &Table,
+    d: u32,
+    h: usize,
+) {
     let s = a.len();
     // SAFETY: the CPU features are available (this function's contract).
     unsafe {

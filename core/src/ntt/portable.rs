@@ -124,7 +124,12 @@ pub(super) fn forward<const R: bool>(a: &mut [u64], p: u64, t: &Table) {
         fwd_bfly(&mut x0, &mut x1, w12[0], q12[0], p);
         fwd_bfly(&mut x2, &mut x3, w12[1], q12[1], p);
         if R {
-            (x0, x1, x2, x3) = (reduce4(x0, p), reduce4(x1, p), reduce4(x2, p), reduce4(x3, p));
+            (x0, x1, x2, x3) = (
+                reduce4(x0, p),
+                reduce4(x1, p),
+                reduce4(x2, p),
+                reduce4(x3, p),
+            );
         }
         block.copy_from_slice(&[x0, x1, x2, x3]);
     }

@@ -47,10 +47,7 @@ impl Plaintext {
     /// `‖p‖₁` of the centred coefficients: the factor by which multiplying by this
     /// plaintext can grow the invariant noise.
     pub fn centred_l1(&self) -> f64 {
-        self.coeffs
-            .iter()
-            .map(|&c| c.min(self.t - c) as f64)
-            .sum()
+        self.coeffs.iter().map(|&c| c.min(self.t - c) as f64).sum()
     }
 }
 
@@ -250,7 +247,9 @@ pub fn noise_budget(params: &BfvParams, sk: &SecretKey, ct: &Ciphertext) -> Resu
         for (i, r) in residues.iter_mut().enumerate() {
             *r = x.limb(i)[c];
         }
-        max = max.max(libm::fabs(he.basis().compose_centred(&residues, &mut scratch)));
+        max = max.max(libm::fabs(
+            he.basis().compose_centred(&residues, &mut scratch),
+        ));
     }
     // log2 Q - 1 - log2 max = -log2(2·max/Q).
     Ok(params.log2_q() - 1.0 - libm::log2(max))

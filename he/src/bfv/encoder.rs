@@ -39,7 +39,10 @@ use super::{BfvError, Plaintext};
 /// # Panics
 /// If `n` is not a power of two of at least 4.
 pub fn rotation_galois_element(n: usize, steps: i64) -> u64 {
-    assert!(n.is_power_of_two() && n >= 4, "ring degree {n} is not a power of two >= 4");
+    assert!(
+        n.is_power_of_two() && n >= 4,
+        "ring degree {n} is not a power of two >= 4"
+    );
     let two_n = 2 * n as u64;
     let half = (n / 2) as i64;
     let k = steps.rem_euclid(half) as u64;
@@ -144,10 +147,7 @@ impl BatchEncoder {
             poly[self.index[slot]] = v;
         }
         self.plan.inverse(&mut poly);
-        Ok(Plaintext {
-            t,
-            coeffs: poly,
-        })
+        Ok(Plaintext { t, coeffs: poly })
     }
 
     /// Encodes up to `N` signed values in `(-t/2, t/2]`, each as its residue mod `t`.

@@ -57,7 +57,11 @@ impl Plaintext {
             self.t == params.plain_modulus().value() && self.coeffs.len() == params.n(),
             "Plaintext::encode: plaintext of other parameters"
         );
-        let mut w = Writer::new(Kind::BfvPlaintext, params.fingerprint(), 8 * self.coeffs.len());
+        let mut w = Writer::new(
+            Kind::BfvPlaintext,
+            params.fingerprint(),
+            8 * self.coeffs.len(),
+        );
         for &c in &self.coeffs {
             w.u64(c);
         }

@@ -110,7 +110,8 @@ impl Evaluator {
         self.check(a)?;
         check_plain(&self.params, p)?;
         let mut out = a.clone();
-        out.c0.add_assign(&scaled_plain(&self.params, p), self.basis());
+        out.c0
+            .add_assign(&scaled_plain(&self.params, p), self.basis());
         out.noise_bound = self.params.noise_model().add_plain(a.noise_bound);
         out.seed = None;
         Ok(out)
@@ -124,7 +125,8 @@ impl Evaluator {
         self.check(a)?;
         check_plain(&self.params, p)?;
         let mut out = a.clone();
-        out.c0.sub_assign(&scaled_plain(&self.params, p), self.basis());
+        out.c0
+            .sub_assign(&scaled_plain(&self.params, p), self.basis());
         out.noise_bound = self.params.noise_model().add_plain(a.noise_bound);
         out.seed = None;
         Ok(out)
@@ -153,7 +155,10 @@ impl Evaluator {
         let mut out = a.clone();
         out.c0.mul_assign(&lifted, self.basis());
         out.c1.mul_assign(&lifted, self.basis());
-        out.noise_bound = self.params.noise_model().floor(a.noise_bound * p.centred_l1());
+        out.noise_bound = self
+            .params
+            .noise_model()
+            .floor(a.noise_bound * p.centred_l1());
         out.seed = None;
         Ok(out)
     }
@@ -245,7 +250,12 @@ impl Evaluator {
     ///
     /// # Errors
     /// [`BfvError::ForeignObject`] for operands or a key of other parameters.
-    pub fn mul(&mut self, a: &Ciphertext, b: &Ciphertext, rlk: &RelinKey) -> Result<Ciphertext, BfvError> {
+    pub fn mul(
+        &mut self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+        rlk: &RelinKey,
+    ) -> Result<Ciphertext, BfvError> {
         self.check(a)?;
         self.check(b)?;
         check_fp(self.params.he().fingerprint(), rlk.key().fingerprint())?;
@@ -257,10 +267,22 @@ impl Evaluator {
         };
         let (a0, a0p) = lift(&a.c0);
         let (a1, a1p) = lift(&a.c1);
-        let (b0, b0p) = if core::ptr::eq(a, b) { (a0.clone(), a0p.clone()) } else { lift(&b.c0) };
-        let (b1, b1p) = if core::ptr::eq(a, b) { (a1.clone(), a1p.clone()) } else { lift(&b.c1) };
+        let (b0, b0p) = if core::ptr::eq(a, b) {
+            (a0.clone(), a0p.clone())
+        } else {
+            lift(&b.c0)
+        };
+        let (b1, b1p) = if core::ptr::eq(a, b) {
+            (a1.clone(), a1p.clone())
+        } else {
+            lift(&b.c1)
+        };
         // (a0 + a1 s)(b0 + b1 s) = a0 b0 + (a0 b1 + a1 b0) s + a1 b1 s², in Q and in P.
-        let tensor = |x0: &RnsPoly<Eval>, x1: &RnsPoly<Eval>, y0: &RnsPoly<Eval>, y1: &RnsPoly<Eval>, bs: &RnsBasis| {
+        let tensor = |x0: &RnsPoly<Eval>,
+                      x1: &RnsPoly<Eval>,
+                      y0: &RnsPoly<Eval>,
+                      y1: &RnsPoly<Eval>,
+                      bs: &RnsBasis| {
             let mut d0 = x0.clone();
             d0.mul_assign(y0, bs);
             let mut d1 = x0.clone();
@@ -275,7 +297,14 @@ impl Evaluator {
         let mut c0 = self.scale_down(d0q, d0p);
         let mut c1 = self.scale_down(d1q, d1p);
         let c2 = self.scale_down(d2q, d2p);
-        key_switch(self.params.he(), rlk.key(), &c2, &mut c0, &mut c1, &mut self.scratch);
+        key_switch(
+            self.params.he(),
+            rlk.key(),
+            &c2,
+            &mut c0,
+            &mut c1,
+            &mut self.scratch,
+        );
         let bound = self
             .params
             .noise_model()
@@ -292,7 +321,12 @@ impl Evaluator {
     }
 
     /// Applies `X → X^g` and switches back to `s` with the Galois key of `g`.
-    fn apply_galois(&mut self, a: &Ciphertext, g: u64, gk: &GaloisKeys) -> Result<Ciphertext, BfvError> {
+    fn apply_galois(
+        &mut self,
+        a: &Ciphertext,
+        g: u64,
+        gk: &GaloisKeys,
+    ) -> Result<Ciphertext, BfvError> {
         self.check(a)?;
         check_fp(self.params.he().fingerprint(), gk.fingerprint())?;
         let key = gk.get(g).ok_or(BfvError::MissingGaloisKey { element: g })?;
@@ -303,7 +337,14 @@ impl Evaluator {
         let mut rc1 = RnsPoly::<Eval>::zero(n, l);
         crate::galois::apply(key.permutation(), &a.c1, &mut rc1);
         let mut c1 = RnsPoly::<Eval>::zero(n, l);
-        key_switch(self.params.he(), key.key(), &rc1, &mut c0, &mut c1, &mut self.scratch);
+        key_switch(
+            self.params.he(),
+            key.key(),
+            &rc1,
+            &mut c0,
+            &mut c1,
+            &mut self.scratch,
+        );
         let bound = self.params.noise_model().key_switch(a.noise_bound);
         Ok(self.with(c0, c1, bound))
     }
@@ -313,7 +354,12 @@ impl Evaluator {
     ///
     /// # Errors
     /// [`BfvError::MissingGaloisKey`], [`BfvError::ForeignObject`].
-    pub fn rotate_rows(&mut self, a: &Ciphertext, steps: i64, gk: &GaloisKeys) -> Result<Ciphertext, BfvError> {
+    pub fn rotate_rows(
+        &mut self,
+        a: &Ciphertext,
+        steps: i64,
+        gk: &GaloisKeys,
+    ) -> Result<Ciphertext, BfvError> {
         let g = rotation_galois_element(self.params.n(), steps);
         self.apply_galois(a, g, gk)
     }

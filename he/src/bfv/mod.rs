@@ -43,8 +43,8 @@ use core::fmt;
 use heist_core::ntt::NttError;
 
 mod cipher;
-mod encoding;
 pub mod encoder;
+mod encoding;
 mod eval;
 pub mod noise;
 pub mod params;

@@ -104,7 +104,9 @@ impl BfvParams {
         }
         let basis = he.basis();
         if basis.primes().contains(&t) {
-            return Err(bad_t("plaintext modulus must differ from the chain primes, got"));
+            return Err(bad_t(
+                "plaintext modulus must differ from the chain primes, got",
+            ));
         }
         let q_above_t = he
             .chain()
@@ -126,11 +128,15 @@ impl BfvParams {
         let aux = RnsBasis::new(n, &aux_primes)?;
         let p_mod: Vec<Modulus> = (0..count).map(|j| *aux.modulus(j)).collect();
         // Q mod t, and Δ = (Q - [Q]_t)/t modulo each q_i: (-[Q]_t)·t^-1.
-        let q_mod_t = q_mod.iter().fold(1u64, |acc, q| tm.mul(acc, tm.reduce(q.value())));
+        let q_mod_t = q_mod
+            .iter()
+            .fold(1u64, |acc, q| tm.mul(acc, tm.reduce(q.value())));
         let mut delta = Vec::with_capacity(l);
         let mut t_in_q = Vec::with_capacity(l);
         for q in &q_mod {
-            let t_inv = q.inv(t).ok_or(bad_t("plaintext modulus not invertible modulo Q"))?;
+            let t_inv = q
+                .inv(t)
+                .ok_or(bad_t("plaintext modulus not invertible modulo Q"))?;
             delta.push(q.shoup(q.mul(q.neg(q.reduce(q_mod_t)), t_inv)));
             t_in_q.push(q.shoup(q.reduce(t)));
         }

@@ -106,21 +106,47 @@ impl FracSum {
     }
 }
 
-/// `Σ xs[i]·ws[i] mod m`, accumulating sixteen products at a time in a `u128`.
+/// `out[c] = Σ_i limbs[i][c]·ws[i] mod m` for every coefficient `c`, limb after limb
+/// (contiguous inner loops), accumulating sixteen products at a time in a `u128` per
+/// coefficient (`acc` is scratch of the output's length).
 ///
 /// # Ranges
-/// `xs[i]`, `ws[i]` in `[0, 2^62)` → output in `[0, m)`.
-#[inline(always)]
-fn dot_mod(xs: impl Iterator<Item = u64>, ws: &[u64], m: &Modulus) -> u64 {
-    let mut acc = 0u128;
-    for (i, (x, &w)) in xs.zip(ws).enumerate() {
-        debug_assert!(x < 1 << 62 && w < 1 << 62, "dot_mod: operand >= 2^62");
-        acc += u128::from(x) * u128::from(w);
+/// Residues and `ws[i]` in `[0, 2^62)` → `out` in `[0, m)`.
+fn dot_limbs<'a>(
+    limbs: impl Iterator<Item = &'a [u64]>,
+    ws: &[u64],
+    m: &Modulus,
+    acc: &mut [u128],
+    out: &mut [u64],
+) {
+    acc.fill(0);
+    for (i, (limb, &w)) in limbs.zip(ws).enumerate() {
+        debug_assert!(w < 1 << 62, "dot_limbs: weight >= 2^62");
+        let w = u128::from(w);
+        for (a, &x) in acc.iter_mut().zip(limb) {
+            debug_assert!(x < 1 << 62, "dot_limbs: residue >= 2^62");
+            *a += u128::from(x) * w;
+        }
         if i % 16 == 15 {
-            acc = u128::from(m.reduce_u128(acc));
+            for a in acc.iter_mut() {
+                *a = u128::from(m.reduce_u128(*a));
+            }
         }
     }
-    m.reduce_u128(acc)
+    for (o, &a) in out.iter_mut().zip(acc.iter()) {
+        *o = m.reduce_u128(a);
+    }
+}
+
+/// `round(Σ_i limbs[i][c]·fs[i])` for every coefficient `c`, limb after limb.
+fn round_sums<'a>(limbs: impl Iterator<Item = &'a [u64]>, fs: &[Frac128], n: usize) -> Vec<u128> {
+    let mut sums = vec![FracSum::default(); n];
+    for (limb, &f) in limbs.zip(fs) {
+        for (s, &x) in sums.iter_mut().zip(limb) {
+            s.add(x, f);
+        }
+    }
+    sums.iter().map(FracSum::round).collect()
 }
 
 /// The product of `primes` modulo `m`, skipping index `skip` (pass `usize::MAX` for none).
@@ -176,10 +202,17 @@ impl BasisExtender {
         let q_inv_frac = q.iter().map(|&qi| Frac128::new(1, qi)).collect();
         let mut qhat_mod = Vec::with_capacity(to.len() * k);
         for pj in to {
-            assert!(!q.contains(&pj.value()), "prime {} in both bases", pj.value());
+            assert!(
+                !q.contains(&pj.value()),
+                "prime {} in both bases",
+                pj.value()
+            );
             qhat_mod.extend((0..k).map(|i| product_mod(&q, i, pj)));
         }
-        let q_mod = to.iter().map(|pj| product_mod(&q, usize::MAX, pj)).collect();
+        let q_mod = to
+            .iter()
+            .map(|pj| product_mod(&q, usize::MAX, pj))
+            .collect();
         Self {
             from: from.to_vec(),
             to: to.to_vec(),
@@ -209,22 +242,17 @@ impl BasisExtender {
                 *dst = qi.mul_shoup(src, h);
             }
         }
-        let mut v = vec![0u64; n];
-        for (c, vc) in v.iter_mut().enumerate() {
-            let mut s = FracSum::default();
-            for (i, &f) in self.q_inv_frac.iter().enumerate() {
-                s.add(y[i * n + c], f);
-            }
-            // Σ y_i/q_i < k <= 64, so the rounded value fits a word.
-            *vc = s.round() as u64;
-        }
+        let v = round_sums(y.chunks_exact(n), &self.q_inv_frac, n);
         let mut out = RnsPoly::zero(n, self.to.len());
+        let mut acc = vec![0u128; n];
         for (j, pj) in self.to.iter().enumerate() {
             let w = &self.qhat_mod[j * k..(j + 1) * k];
             let qm = pj.shoup(self.q_mod[j]);
-            for (c, dst) in out.limb_mut(j).iter_mut().enumerate() {
-                let s = dot_mod((0..k).map(|i| y[i * n + c]), w, pj);
-                *dst = pj.sub(s, pj.mul_shoup(v[c], qm));
+            let limb = out.limb_mut(j);
+            dot_limbs(y.chunks_exact(n), w, pj, &mut acc, limb);
+            for (o, &vc) in limb.iter_mut().zip(&v) {
+                // Σ y_i/q_i < k <= 64, so the rounded value fits a word.
+                *o = pj.sub(*o, pj.mul_shoup(vc as u64, qm));
             }
         }
         out
@@ -266,10 +294,18 @@ impl ScaleRound {
                 qi.mul(qi.reduce(t), h)
             })
             .collect();
-        let theta = r.iter().zip(&qs).map(|(&ri, &qi)| Frac128::new(ri, qi)).collect();
+        let theta = r
+            .iter()
+            .zip(&qs)
+            .map(|(&ri, &qi)| Frac128::new(ri, qi))
+            .collect();
         let mut omega = Vec::with_capacity(out.len() * k);
         for o in out {
-            assert!(!qs.contains(&o.value()), "prime {} in both bases", o.value());
+            assert!(
+                !qs.contains(&o.value()),
+                "prime {} in both bases",
+                o.value()
+            );
             omega.extend(
                 r.iter()
                     .zip(&qs)
@@ -309,7 +345,11 @@ impl ScaleRound {
         let k = self.q.len();
         let n = xq.n();
         assert_eq!(xq.limbs(), k, "scale: wrong number of limbs modulo Q");
-        assert_eq!(xp.is_some(), self.with_aux, "scale: auxiliary residues mismatch");
+        assert_eq!(
+            xp.is_some(),
+            self.with_aux,
+            "scale: auxiliary residues mismatch"
+        );
         if let Some(xp) = xp {
             assert!(
                 xp.limbs() == self.out.len() && xp.n() == n,
@@ -319,25 +359,22 @@ impl ScaleRound {
         for (i, qi) in self.q.iter().enumerate() {
             debug_assert!(xq.limb(i).iter().all(|&x| x < qi.value()), "scale: range");
         }
-        let mut rounded = vec![0u128; n];
-        for (c, rc) in rounded.iter_mut().enumerate() {
-            let mut s = FracSum::default();
-            for (i, &f) in self.theta.iter().enumerate() {
-                s.add(xq.limb(i)[c], f);
-            }
-            *rc = s.round();
-        }
+        let rounded = round_sums((0..k).map(|i| xq.limb(i)), &self.theta, n);
         let mut out = RnsPoly::zero(n, self.out.len());
+        let mut acc = vec![0u128; n];
         for (j, o) in self.out.iter().enumerate() {
             let w = &self.omega[j * k..(j + 1) * k];
-            let aux = xp.map(|xp| (xp.limb(j), self.t_q_inv[j]));
-            for (c, dst) in out.limb_mut(j).iter_mut().enumerate() {
-                let mut s = o.add(dot_mod((0..k).map(|i| xq.limb(i)[c]), w, o), o.reduce_u128(rounded[c]));
-                if let Some((xo, tq)) = aux {
-                    debug_assert!(xo[c] < o.value(), "scale: auxiliary residue out of range");
-                    s = o.add(s, o.mul_shoup(xo[c], tq));
+            let limb = out.limb_mut(j);
+            dot_limbs((0..k).map(|i| xq.limb(i)), w, o, &mut acc, limb);
+            for (s, &r) in limb.iter_mut().zip(&rounded) {
+                *s = o.add(*s, o.reduce_u128(r));
+            }
+            if let Some(xp) = xp {
+                let tq = self.t_q_inv[j];
+                for (s, &x) in limb.iter_mut().zip(xp.limb(j)) {
+                    debug_assert!(x < o.value(), "scale: auxiliary residue out of range");
+                    *s = o.add(*s, o.mul_shoup(x, tq));
                 }
-                *dst = s;
             }
         }
         out

@@ -9,7 +9,9 @@ use alloc::vec::Vec;
 
 use super::{expand_seed, Ciphertext, CkksParams, Plaintext};
 use crate::encoding::{read_params_body, write_params_body};
-use crate::wire::{check_fingerprint, check_len, read_header, Kind, Reader, WireError, Writer};
+use crate::wire::{
+    check_fingerprint, check_len, read_header, Header, Kind, Reader, WireError, Writer,
+};
 
 const META: usize = 4 + 8 + 8 + 8;
 
@@ -59,7 +61,7 @@ fn write_meta(w: &mut Writer, level: usize, scale: f64, msg: f64, err: f64) {
 fn read_meta(
     r: &mut Reader<'_>,
     params: &CkksParams,
-    body_len: usize,
+    h: &Header,
     len: impl Fn(usize) -> usize,
 ) -> Result<(usize, f64, f64, f64), WireError> {
     let level = r.u32()? as usize;
@@ -71,7 +73,7 @@ fn read_meta(
             max: max as u64,
         });
     }
-    check_len_raw(body_len, len(level))?;
+    check_len(h, len(level))?;
     let scale = r.f64("scale")?;
     if scale <= 0.0 {
         return Err(WireError::BadValue {
@@ -90,19 +92,21 @@ fn read_meta(
     Ok((level, scale, msg, err))
 }
 
-fn check_len_raw(declared: usize, expected: usize) -> Result<(), WireError> {
-    if declared == expected {
-        Ok(())
-    } else {
-        Err(WireError::BadLength { declared, expected })
-    }
-}
-
 impl Plaintext {
     /// Encodes the plaintext.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new(Kind::CkksPlaintext, self.fingerprint, META + self.poly.as_slice().len() * 8);
-        write_meta(&mut w, self.level(), self.scale, self.msg_bound, self.err_bound);
+        let mut w = Writer::new(
+            Kind::CkksPlaintext,
+            self.fingerprint,
+            META + self.poly.as_slice().len() * 8,
+        );
+        write_meta(
+            &mut w,
+            self.level(),
+            self.scale,
+            self.msg_bound,
+            self.err_bound,
+        );
         w.poly(&self.poly);
         w.finish()
     }
@@ -117,7 +121,7 @@ impl Plaintext {
         check_fingerprint(&h, he.fingerprint())?;
         let n = he.n();
         let (level, scale, msg_bound, err_bound) =
-            read_meta(&mut r, params, h.body_len, |l| META + l * n * 8)?;
+            read_meta(&mut r, params, &h, |l| META + l * n * 8)?;
         let poly = r.poly(he.basis(), level)?;
         Ok(Self {
             fingerprint: he.fingerprint(),
@@ -139,7 +143,13 @@ impl Ciphertext {
             None => (Kind::CkksCiphertext, META + 2 * poly),
         };
         let mut w = Writer::new(kind, self.fingerprint, body);
-        write_meta(&mut w, self.level(), self.scale, self.msg_bound, self.err_bound);
+        write_meta(
+            &mut w,
+            self.level(),
+            self.scale,
+            self.msg_bound,
+            self.err_bound,
+        );
         w.poly(&self.c0);
         match self.seed {
             Some(seed) => w.bytes(&seed),
@@ -163,7 +173,7 @@ impl Ciphertext {
         let (h, mut r) = read_header(bytes, kind)?;
         check_fingerprint(&h, he.fingerprint())?;
         let n = he.n();
-        let (level, scale, msg_bound, err_bound) = read_meta(&mut r, params, h.body_len, |l| {
+        let (level, scale, msg_bound, err_bound) = read_meta(&mut r, params, &h, |l| {
             META + l * n * 8 + if seeded { 32 } else { l * n * 8 }
         })?;
         let c0 = r.poly(he.basis(), level)?;
@@ -173,7 +183,6 @@ impl Ciphertext {
         } else {
             (r.poly(he.basis(), level)?, None)
         };
-        check_len(&h, h.body_len)?;
         Ok(Self {
             fingerprint: he.fingerprint(),
             c0,

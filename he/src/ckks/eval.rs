@@ -6,11 +6,11 @@ use alloc::vec::Vec;
 use heist_core::arith::ShoupConst;
 use heist_core::rns::{divide_round_limb, Eval, RnsPoly};
 
-use super::{check_fp, CkksError, CkksParams, Ciphertext, Plaintext, SCALE_TOLERANCE};
+use super::{check_fp, Ciphertext, CkksError, CkksParams, Plaintext, SCALE_TOLERANCE};
 use crate::galois::{conjugation_element, rotation_element};
 use crate::keys::{
-    key_switch, keyswitch_noise_bound, rounding_bound, GaloisKeys, KeySwitchKey,
-    KeySwitchScratch, RelinKey,
+    key_switch, keyswitch_noise_bound, rounding_bound, GaloisKeys, KeySwitchKey, KeySwitchScratch,
+    RelinKey,
 };
 use crate::params::HeParams;
 
@@ -49,7 +49,13 @@ impl Evaluator {
 
     /// Checks two operands for addition and returns the extra error (integer units at the
     /// left scale) that a small scale difference adds: `|Δ_b - Δ_a| M_b`.
-    fn check_add(&self, a: &Ciphertext, level: usize, scale: f64, msg: f64) -> Result<f64, CkksError> {
+    fn check_add(
+        &self,
+        a: &Ciphertext,
+        level: usize,
+        scale: f64,
+        msg: f64,
+    ) -> Result<f64, CkksError> {
         self.check_ct(a)?;
         if a.level() != level {
             return Err(CkksError::LevelMismatch {
@@ -270,7 +276,11 @@ impl Evaluator {
     /// # Errors
     /// [`CkksError::LengthMismatch`] for unequal or zero counts; as [`Self::add`] for
     /// operands of different levels, scales or parameters.
-    pub fn dot_integer(&self, cts: &[&Ciphertext], weights: &[i64]) -> Result<Ciphertext, CkksError> {
+    pub fn dot_integer(
+        &self,
+        cts: &[&Ciphertext],
+        weights: &[i64],
+    ) -> Result<Ciphertext, CkksError> {
         let first = match cts.first() {
             Some(f) if cts.len() == weights.len() => *f,
             _ => {
@@ -302,15 +312,17 @@ impl Evaluator {
             let p = q.value();
             residues.clear();
             residues.extend(weights.iter().map(|&w| q.from_i64(w)));
-            // Each product is below (p-1)^2; `fold` of them fit a u128.
-            let fold = (u128::MAX / ((p - 1) as u128 * (p - 1) as u128)).min(1 << 20) as usize;
-            for (out, pick) in [
-                (&mut out0, 0usize),
-                (&mut out1, 1usize),
-            ] {
+            // Each product is below (p-1)^2; `fold` of them plus a reduced residue fit a u128.
+            let fold =
+                (u128::MAX / ((p - 1) as u128 * (p - 1) as u128) - 1).clamp(1, 1 << 20) as usize;
+            for (out, pick) in [(&mut out0, 0usize), (&mut out1, 1usize)] {
                 acc.fill(0);
                 for (t, (ct, &w)) in cts.iter().zip(&residues).enumerate() {
-                    let src = if pick == 0 { ct.c0.limb(i) } else { ct.c1.limb(i) };
+                    let src = if pick == 0 {
+                        ct.c0.limb(i)
+                    } else {
+                        ct.c1.limb(i)
+                    };
                     for (a, &x) in acc.iter_mut().zip(src) {
                         *a += x as u128 * w as u128;
                     }
@@ -341,7 +353,12 @@ impl Evaluator {
     ///
     /// # Errors
     /// As [`Self::dot_integer`], [`CkksError::BadScale`], [`CkksError::Overflow`].
-    pub fn dot_real(&self, cts: &[&Ciphertext], weights: &[f64], scale: f64) -> Result<Ciphertext, CkksError> {
+    pub fn dot_real(
+        &self,
+        cts: &[&Ciphertext],
+        weights: &[f64],
+        scale: f64,
+    ) -> Result<Ciphertext, CkksError> {
         super::check_scale(scale)?;
         let ints = weights
             .iter()
@@ -364,7 +381,12 @@ impl Evaluator {
     ///
     /// # Errors
     /// [`CkksError::ForeignObject`], [`CkksError::LevelMismatch`].
-    pub fn mul_relin(&mut self, a: &Ciphertext, b: &Ciphertext, rlk: &RelinKey) -> Result<Ciphertext, CkksError> {
+    pub fn mul_relin(
+        &mut self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+        rlk: &RelinKey,
+    ) -> Result<Ciphertext, CkksError> {
         self.check_ct(a)?;
         self.check_ct(b)?;
         check_fp(self.he(), rlk.key().fingerprint())?;
@@ -404,7 +426,11 @@ impl Evaluator {
     ///
     /// # Errors
     /// [`CkksError::ForeignObject`].
-    pub fn square_relin(&mut self, a: &Ciphertext, rlk: &RelinKey) -> Result<Ciphertext, CkksError> {
+    pub fn square_relin(
+        &mut self,
+        a: &Ciphertext,
+        rlk: &RelinKey,
+    ) -> Result<Ciphertext, CkksError> {
         self.check_ct(a)?;
         check_fp(self.he(), rlk.key().fingerprint())?;
         let he = self.params.he();
@@ -465,8 +491,8 @@ impl Evaluator {
         for c in [&mut a.c0, &mut a.c1] {
             last_coeff.copy_from_slice(c.limb(last));
             basis.plan(last).inverse(last_coeff);
-            for i in 0..last {
-                divide_round_limb(c.limb_mut(i), basis.plan(i), last_coeff, q_last, inv[i], tmp);
+            for (i, &w) in inv.iter().enumerate() {
+                divide_round_limb(c.limb_mut(i), basis.plan(i), last_coeff, q_last, w, tmp);
             }
             c.truncate(last);
         }
@@ -501,15 +527,26 @@ impl Evaluator {
     ///
     /// # Errors
     /// As [`Self::mod_switch_to`].
-    pub fn align(&self, a: &Ciphertext, b: &Ciphertext) -> Result<(Ciphertext, Ciphertext), CkksError> {
+    pub fn align(
+        &self,
+        a: &Ciphertext,
+        b: &Ciphertext,
+    ) -> Result<(Ciphertext, Ciphertext), CkksError> {
         let level = a.level().min(b.level());
         Ok((self.mod_switch_to(a, level)?, self.mod_switch_to(b, level)?))
     }
 
-    fn apply_galois(&mut self, a: &Ciphertext, g: u64, gk: &GaloisKeys) -> Result<Ciphertext, CkksError> {
+    fn apply_galois(
+        &mut self,
+        a: &Ciphertext,
+        g: u64,
+        gk: &GaloisKeys,
+    ) -> Result<Ciphertext, CkksError> {
         self.check_ct(a)?;
         check_fp(self.he(), gk.fingerprint())?;
-        let key = gk.get(g).ok_or(CkksError::MissingGaloisKey { element: g })?;
+        let key = gk
+            .get(g)
+            .ok_or(CkksError::MissingGaloisKey { element: g })?;
         let he = self.params.he();
         let n = he.n();
         let k = a.level();
@@ -538,7 +575,12 @@ impl Evaluator {
     ///
     /// # Errors
     /// [`CkksError::MissingGaloisKey`], [`CkksError::ForeignObject`].
-    pub fn rotate(&mut self, a: &Ciphertext, steps: i64, gk: &GaloisKeys) -> Result<Ciphertext, CkksError> {
+    pub fn rotate(
+        &mut self,
+        a: &Ciphertext,
+        steps: i64,
+        gk: &GaloisKeys,
+    ) -> Result<Ciphertext, CkksError> {
         let g = rotation_element(self.he().n(), steps);
         self.apply_galois(a, g, gk)
     }

@@ -323,7 +323,10 @@ impl fmt::Display for CkksError {
                 write!(f, "{given} values for {slots} slots")
             }
             Self::Overflow { value } => {
-                write!(f, "value {value:e} does not fit a 62-bit signed coefficient")
+                write!(
+                    f,
+                    "value {value:e} does not fit a 62-bit signed coefficient"
+                )
             }
             Self::BadScale { scale } => write!(f, "scale {scale:e} is not positive and finite"),
             Self::LengthMismatch {
@@ -531,7 +534,12 @@ impl Encoder {
     ///
     /// # Errors
     /// As [`Self::encode_complex`].
-    pub fn encode_constant(&self, c: f64, scale: f64, level: usize) -> Result<Plaintext, CkksError> {
+    pub fn encode_constant(
+        &self,
+        c: f64,
+        scale: f64,
+        level: usize,
+    ) -> Result<Plaintext, CkksError> {
         let he = self.params.he();
         check_scale(scale)?;
         check_level(he, level)?;
@@ -641,12 +649,14 @@ pub fn encrypt_pk<R: RngCore + CryptoRng>(
     check_fp(he, pt.fingerprint)?;
     let basis = he.basis();
     let k = pt.level();
-    let u = small_to_eval(he, heist_core::sample::ternary(rng, he.n()), k);
+    let mut u = small_to_eval(he, heist_core::sample::ternary(rng, he.n()), k);
     let mut c0 = error_eval(he, rng, k);
     let mut c1 = error_eval(he, rng, k);
     c0.mul_add_assign(&u, pk.b(), basis);
     c0.add_assign(&pt.poly, basis);
     c1.mul_add_assign(&u, pk.a(), basis);
+    // The ephemeral ternary u would reveal m from (c_0, c_1) and the public key.
+    u.wipe();
     let n = he.n() as f64;
     let fresh = slot_bound(n, ERROR_VARIANCE)
         + 2.0 * BETA * BETA * n * libm::sqrt(SECRET_VARIANCE * ERROR_VARIANCE);
@@ -708,7 +718,11 @@ pub fn encrypt_sk<R: RngCore + CryptoRng>(
 ///
 /// # Errors
 /// [`CkksError::ForeignObject`] when the key belongs to other parameters.
-pub fn decrypt(params: &CkksParams, sk: &SecretKey, ct: &Ciphertext) -> Result<Plaintext, CkksError> {
+pub fn decrypt(
+    params: &CkksParams,
+    sk: &SecretKey,
+    ct: &Ciphertext,
+) -> Result<Plaintext, CkksError> {
     let he = params.he();
     check_fp(he, sk.fingerprint())?;
     check_fp(he, ct.fingerprint)?;

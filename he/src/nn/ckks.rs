@@ -76,7 +76,7 @@ impl CkksClient {
                     found: values.len(),
                 });
             }
-            if let Some(index) = values.iter().position(|v| !(libm::fabs(*v) <= max)) {
+            if let Some(index) = values.iter().position(|v| v.is_nan() || libm::fabs(*v) > max) {
                 return Err(NnError::InputRange { image, index });
             }
         }
@@ -105,7 +105,11 @@ impl CkksClient {
     /// # Errors
     /// [`NnError::InputLength`] for a wrong number of ciphertexts, [`NnError::BatchSize`],
     /// [`NnError::Ckks`] for ciphertexts of other parameters.
-    pub fn decrypt_scores(&self, scores: &[Ciphertext], images: usize) -> Result<Vec<Vec<f64>>, NnError> {
+    pub fn decrypt_scores(
+        &self,
+        scores: &[Ciphertext],
+        images: usize,
+    ) -> Result<Vec<Vec<f64>>, NnError> {
         if scores.len() != self.plan.output_len() {
             return Err(NnError::InputLength {
                 expected: self.plan.output_len(),
@@ -120,7 +124,9 @@ impl CkksClient {
         }
         let mut out = vec![vec![0.0; scores.len()]; images];
         for (j, ct) in scores.iter().enumerate() {
-            let slots = self.encoder.decode(&decrypt(self.plan.params(), &self.sk, ct)?)?;
+            let slots = self
+                .encoder
+                .decode(&decrypt(self.plan.params(), &self.sk, ct)?)?;
             for (row, &v) in out.iter_mut().zip(&slots) {
                 row[j] = v;
             }
@@ -191,7 +197,11 @@ impl CkksServer {
     /// [`NnError::InputLength`]; [`NnError::InputLevel`] when the inputs are not fresh
     /// ciphertexts of the plan (top level, input scale); [`NnError::Ckks`] for objects of
     /// other parameters.
-    pub fn evaluate<E: Executor>(&self, inputs: Vec<Ciphertext>, exec: &E) -> Result<Vec<Ciphertext>, NnError> {
+    pub fn evaluate<E: Executor>(
+        &self,
+        inputs: Vec<Ciphertext>,
+        exec: &E,
+    ) -> Result<Vec<Ciphertext>, NnError> {
         let he = self.plan.params().he();
         if inputs.len() != self.plan.input_len() {
             return Err(NnError::InputLength {
@@ -201,7 +211,8 @@ impl CkksServer {
         }
         for ct in &inputs {
             crate::ckks::check_fp(he, ct.fingerprint())?;
-            let scale_off = libm::fabs(ct.scale() - self.plan.input_scale()) > 1e-9 * self.plan.input_scale();
+            let scale_off =
+                libm::fabs(ct.scale() - self.plan.input_scale()) > 1e-9 * self.plan.input_scale();
             if ct.level() != he.max_level() || scale_off {
                 return Err(NnError::InputLevel {
                     level: ct.level(),
@@ -220,7 +231,12 @@ impl CkksServer {
         Ok((0..batch.rows).map(|r| batch.ct(self, r)).collect())
     }
 
-    fn linear<E: Executor>(&self, l: &CompiledLinear, input: &Batch, exec: &E) -> Result<Batch, NnError> {
+    fn linear<E: Executor>(
+        &self,
+        l: &CompiledLinear,
+        input: &Batch,
+        exec: &E,
+    ) -> Result<Batch, NnError> {
         let basis = self.plan.params().he().basis();
         let scale = input.scale * libm::ldexp(1.0, l.log2);
         // The bias of row r as an integer at the output scale, as residues per limb.
@@ -259,7 +275,14 @@ impl CkksServer {
             let limb = (job / input.blocks) % input.level;
             let bias: &[u64] = if part == 0 { &residues[limb] } else { &[] };
             let mut out = vec![0u64; rows * width];
-            linear_block(basis.modulus(limb), &l.rows, bias, &input.data[job], width, &mut out);
+            linear_block(
+                basis.modulus(limb),
+                &l.rows,
+                bias,
+                &input.data[job],
+                width,
+                &mut out,
+            );
             out
         });
         let (msg, err) = l.bounds(input.scale, &input.msg, &input.err);

@@ -13,6 +13,12 @@ use super::plan::CompiledRow;
 /// Columns accumulated together (two `u64` accumulators each, kept in L1).
 const TILE: usize = 64;
 
+/// The accumulators of one tile: `Σ |w| x_l` and `Σ |w| x_h` per column.
+struct Acc {
+    lo: [u64; TILE],
+    hi: [u64; TILE],
+}
+
 /// Sums `|w| x` over `terms` for the columns `c0..c0 + res.len()` of `input` (row-major,
 /// `width` columns per input) and writes the sums modulo `q` to `res`.
 ///
@@ -25,10 +31,10 @@ fn accumulate(
     input: &[u64],
     width: usize,
     c0: usize,
-    lo: &mut [u64; TILE],
-    hi: &mut [u64; TILE],
+    acc: &mut Acc,
     res: &mut [u64],
 ) {
+    let Acc { lo, hi } = acc;
     let t = res.len();
     debug_assert!(t <= TILE);
     debug_assert!(terms.iter().map(|&(_, w)| u64::from(w)).sum::<u64>() <= 1 << 32);
@@ -66,16 +72,34 @@ pub(crate) fn linear_block(
     debug_assert!(input.iter().all(|&x| x < q.value()));
     debug_assert_eq!(out.len(), rows.len() * width);
     debug_assert!(bias.is_empty() || bias.len() == rows.len());
-    let mut lo = [0u64; TILE];
-    let mut hi = [0u64; TILE];
+    let mut acc = Acc {
+        lo: [0; TILE],
+        hi: [0; TILE],
+    };
     let mut pos = [0u64; TILE];
     let mut neg = [0u64; TILE];
     let mut c0 = 0;
     while c0 < width {
         let t = TILE.min(width - c0);
         for (r, row) in rows.iter().enumerate() {
-            accumulate(q, &row.pos, input, width, c0, &mut lo, &mut hi, &mut pos[..t]);
-            accumulate(q, &row.neg, input, width, c0, &mut lo, &mut hi, &mut neg[..t]);
+            accumulate(
+                q,
+                &row.pos,
+                input,
+                width,
+                c0,
+                &mut acc,
+                &mut pos[..t],
+            );
+            accumulate(
+                q,
+                &row.neg,
+                input,
+                width,
+                c0,
+                &mut acc,
+                &mut neg[..t],
+            );
             let b = bias.get(r).copied().unwrap_or(0);
             let dst = &mut out[r * width + c0..r * width + c0 + t];
             for ((o, &p), &m) in dst.iter_mut().zip(&pos[..t]).zip(&neg[..t]) {

@@ -18,12 +18,16 @@
 //!
 //! A network with `d` squares thus uses a chain of `d + 1` primes. The plan searches the
 //! input scale `2^p_in` and `p`, derives every prime size from the worst-case magnitudes
-//! (interval bounds over inputs in `[-input_max_abs, input_max_abs]`) and keeps the chain
-//! with the smallest predicted score error, at the smallest secure ring degree meeting
-//! [`PlanConfig::max_score_error`]. The predicted error follows the rules of
+//! (interval bounds over inputs in `[-input_max_abs, input_max_abs]`, so no value can
+//! wrap around the modulus) and keeps the chain with the smallest predicted score error, at
+//! the smallest secure ring degree where such a chain fits (and meets
+//! [`PlanConfig::max_score_error`] if set). The weight width is searched too unless fixed
+//! by [`PlanConfig::weight_bits`]. The predicted error follows the rules of
 //! [`crate::ckks`] (fresh, key-switching and rescaling noise as high-probability bounds,
 //! everything else by the triangle inequality) and includes the rounding of the weights,
-//! so it bounds the distance of each decrypted score to the exact real-valued network.
+//! so it bounds the distance of each decrypted score to the exact real-valued network. It
+//! is a worst case over all inputs in range (magnitudes by the triangle inequality, which
+//! the squares amplify), so it is far above the errors observed on real inputs.
 //!
 //! # Roles
 //!
@@ -42,10 +46,12 @@ mod kernel;
 mod plan;
 
 pub use ckks::{CkksClient, CkksServer};
-pub use plan::{CkksPlan, PlanConfig};
+pub use plan::{Calibration, CkksPlan, PlanConfig};
 
 use alloc::vec::Vec;
 use core::fmt;
+
+use heist_core::nn::EvalError;
 
 use crate::ckks::CkksError;
 use crate::params::ParamsError;
@@ -117,6 +123,8 @@ pub enum NnError {
         /// Its scale.
         scale: f64,
     },
+    /// A calibration input could not be evaluated.
+    Calibration(EvalError),
     /// A CKKS operation failed.
     Ckks(CkksError),
     /// Parameter generation failed.
@@ -143,6 +151,7 @@ impl fmt::Display for NnError {
                 f,
                 "input ciphertext at level {level}, scale {scale:e} is not a fresh input of the plan"
             ),
+            Self::Calibration(e) => write!(f, "calibration input: {e}"),
             Self::Ckks(e) => write!(f, "CKKS: {e}"),
             Self::Params(e) => write!(f, "parameters: {e}"),
         }

@@ -7,9 +7,9 @@ use alloc::vec::Vec;
 use heist_core::nn::{LinearMap, Network, Op};
 
 use super::NnError;
-use crate::ckks::{fft_error, CkksParams, BETA};
-use crate::keys::{rounding_variance, ERROR_VARIANCE};
-use crate::params::{max_log_q, primes_for_sizes, SecurityLevel};
+use crate::ckks::{fft_error, CkksParams};
+use crate::keys::{keyswitch_noise_bound, rounding_bound, slot_bound, BETA, ERROR_VARIANCE};
+use crate::params::{max_log_q, primes_for_sizes, HeParams, SecurityLevel};
 
 /// The smallest and largest prime size the chain search uses.
 const PRIME_BITS: (u32, u32) = (20, 60);
@@ -22,25 +22,66 @@ const HEADROOM_BITS: f64 = 2.0;
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanConfig {
     /// Signed bits of every integer weight: `w_q = round(w · 2^k)` with the largest `k`
-    /// such that every `|w_q| <= 2^(weight_bits-1)` in its layer; in `[2, 24]`.
-    pub weight_bits: u32,
+    /// such that every `|w_q| <= 2^(bits-1)` in its layer; in `[2, 24]`. `None`: the
+    /// search also tries every even width from 8 to 24.
+    pub weight_bits: Option<u32>,
     /// Largest input magnitude the bounds assume (MNIST pixels `k/255` are in `[0, 1]`).
     pub input_max_abs: f64,
-    /// The largest acceptable predicted error of a score; the smallest ring degree whose
-    /// best chain meets it is chosen.
+    /// The largest acceptable predicted error of a score: the smallest ring degree with a
+    /// chain that fits the worst-case magnitudes and meets it is chosen (infinite by
+    /// default: the smallest degree that fits).
     pub max_score_error: f64,
     /// The security level the chain is checked against.
     pub security: SecurityLevel,
+    /// Size the chain for the magnitudes observed on sample inputs (times a margin)
+    /// instead of the worst case over all inputs in range. Much more precision is left
+    /// for typical inputs, but an input driving a value beyond the calibrated magnitude
+    /// makes it wrap around the modulus (a wrong score). The tracked error bounds remain
+    /// worst cases.
+    pub calibration: Option<Calibration>,
+}
+
+/// Sample inputs and a safety factor for [`PlanConfig::calibration`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calibration {
+    /// Sample inputs, each of the network's input length.
+    pub inputs: Vec<Vec<f64>>,
+    /// Factor (at least 1) applied to the largest magnitude observed for each value.
+    pub margin: f64,
+}
+
+/// The largest magnitude of every value after every operation over the calibration
+/// inputs, times the margin.
+fn calibrate(network: &Network<f64>, c: &Calibration) -> Result<Vec<Vec<f64>>, NnError> {
+    if c.inputs.is_empty() || !(c.margin >= 1.0 && c.margin.is_finite()) {
+        return Err(NnError::Config);
+    }
+    let mut mags: Vec<Vec<f64>> = Vec::new();
+    for input in &c.inputs {
+        network
+            .evaluate_with(input, |op, values| {
+                if mags.len() <= op {
+                    mags.push(vec![0.0; values.len()]);
+                }
+                for (m, v) in mags[op].iter_mut().zip(values) {
+                    *m = f64::max(*m, libm::fabs(*v) * c.margin);
+                }
+            })
+            .map_err(NnError::Calibration)?;
+    }
+    Ok(mags)
 }
 
 impl Default for PlanConfig {
-    /// 12-bit weights, inputs in `[-1, 1]`, scores within `0.5`, 128-bit security.
+    /// Searched weight widths, inputs in `[-1, 1]`, no error cap, 128-bit security, worst-case
+    /// magnitudes.
     fn default() -> Self {
         Self {
-            weight_bits: 12,
+            weight_bits: None,
             input_max_abs: 1.0,
-            max_score_error: 0.5,
+            max_score_error: f64::INFINITY,
             security: SecurityLevel::Tc128,
+            calibration: None,
         }
     }
 }
@@ -100,7 +141,10 @@ impl CompiledLinear {
                 debug_assert!(libm::fabs(wq) <= q_max);
                 // |wq| <= 2^23 by the choice of log2 (bits <= 24): the cast is exact.
                 let mag = libm::fabs(wq) as u32;
-                let index = u32::try_from(i).map_err(|_| NnError::TooLarge { op, value: i as u64 })?;
+                let index = u32::try_from(i).map_err(|_| NnError::TooLarge {
+                    op,
+                    value: i as u64,
+                })?;
                 abs_sum += u64::from(mag);
                 if wq > 0.0 {
                     pos.push((index, mag));
@@ -155,16 +199,9 @@ impl CompiledLinear {
 
 /// The bounds of a square followed by a rescale by `q`, per element, as the CKKS
 /// evaluator tracks them (`square_relin` then `rescale`): message `M²`, error
-/// `(2 Δ M E + E² + ks) / q + BETA sqrt(rounding_variance(N))`.
-fn square_bounds(
-    n: usize,
-    scale: f64,
-    q: f64,
-    ks: f64,
-    msg: &mut [f64],
-    err: &mut [f64],
-) {
-    let round = BETA * libm::sqrt(rounding_variance(n as f64));
+/// `(2 Δ M E + E² + ks) / q + rounding_bound(N)`.
+fn square_bounds(n: usize, scale: f64, q: f64, ks: f64, msg: &mut [f64], err: &mut [f64]) {
+    let round = rounding_bound(n as f64);
     for (m, e) in msg.iter_mut().zip(err.iter_mut()) {
         *e = (2.0 * scale * *m * *e + *e * *e + ks) / q + round;
         *m = *m * *m;
@@ -175,7 +212,7 @@ fn square_bounds(
 /// secret-key encryption), in integer units, as [`crate::ckks`] tracks it.
 pub(crate) fn fresh_error(n: usize, scale: f64, max_abs: f64) -> f64 {
     let nf = n as f64;
-    BETA * libm::sqrt(nf / 12.0) + fft_error(n, scale, max_abs) + BETA * libm::sqrt(nf * ERROR_VARIANCE)
+    slot_bound(nf, 1.0 / 12.0) + fft_error(n, scale, max_abs) + slot_bound(nf, ERROR_VARIANCE)
 }
 
 /// The outcome of walking the network with given scales.
@@ -212,11 +249,11 @@ impl CkksPlan {
     /// configuration that cannot be compiled; [`NnError::NoParameters`] when no secure
     /// degree up to 32768 fits.
     pub fn new(network: &Network<f64>, config: &PlanConfig) -> Result<Self, NnError> {
-        let ops = compile(network, config)?;
+        let compiled = compile_all(network, config)?;
         let mut n = 2048;
         while n <= 32768 {
             let budget = max_log_q(n, config.security).unwrap_or(0);
-            if let Some(plan) = Self::search(network, &ops, config, n, Some(budget))? {
+            if let Some(plan) = Self::best(network, &compiled, config, n, Some(budget))? {
                 return Ok(plan);
             }
             n *= 2;
@@ -235,10 +272,36 @@ impl CkksPlan {
         config: &PlanConfig,
         n: usize,
     ) -> Result<Self, NnError> {
-        let ops = compile(network, config)?;
-        Self::search(network, &ops, config, n, None)?.ok_or(NnError::NoParameters {
+        let compiled = compile_all(network, config)?;
+        Self::best(network, &compiled, config, n, None)?.ok_or(NnError::NoParameters {
             max_score_error: config.max_score_error,
         })
+    }
+
+    /// The plan of smallest predicted error over the compiled weight widths at degree `n`.
+    fn best(
+        network: &Network<f64>,
+        compiled: &[Vec<CompiledOp>],
+        config: &PlanConfig,
+        n: usize,
+        budget: Option<u32>,
+    ) -> Result<Option<Self>, NnError> {
+        let mags = match &config.calibration {
+            Some(c) => Some(calibrate(network, c)?),
+            None => None,
+        };
+        let mut best: Option<Self> = None;
+        for ops in compiled {
+            if let Some(plan) = Self::search(network, ops, config, n, budget, mags.as_deref())? {
+                if best
+                    .as_ref()
+                    .is_none_or(|b| plan.predicted_error < b.predicted_error)
+                {
+                    best = Some(plan);
+                }
+            }
+        }
+        Ok(best)
     }
 
     /// The best chain at degree `n` within `budget` bits (`None`: unchecked), if any.
@@ -248,12 +311,18 @@ impl CkksPlan {
         config: &PlanConfig,
         n: usize,
         budget: Option<u32>,
+        mags: Option<&[Vec<f64>]>,
     ) -> Result<Option<Self>, NnError> {
-        let squares = ops.iter().filter(|op| matches!(op, CompiledOp::Square)).count();
+        let squares = ops
+            .iter()
+            .filter(|op| matches!(op, CompiledOp::Square))
+            .count();
         let mut best: Option<(f64, Vec<u32>, u32)> = None;
-        for p_in in SCALE_BITS.0..=SCALE_BITS.1 {
-            for p in SCALE_BITS.0..=SCALE_BITS.1 {
-                let walk = walk(ops, n, config.input_max_abs, p_in, p, None);
+        for p_in in (SCALE_BITS.0..=SCALE_BITS.1).step_by(2) {
+            for p in (SCALE_BITS.0..=SCALE_BITS.1).step_by(2) {
+                let Some(walk) = walk(ops, n, config.input_max_abs, p_in, p, None, mags) else {
+                    continue;
+                };
                 let Some(sizes) = chain_sizes(&walk, squares, budget) else {
                     continue;
                 };
@@ -277,9 +346,15 @@ impl CkksPlan {
             None => CkksParams::new_insecure_for_tests(n, chain, *special, p_in)?,
         };
         // Check the fit again with the actual primes (slightly below their powers of two).
-        let divisors: Vec<f64> = chain[1..].iter().rev().map(|&q| q as f64).collect();
-        let exact = walk(ops, n, config.input_max_abs, p_in, 0, Some(&divisors));
-        let log_q = |limbs: usize| chain[..limbs].iter().map(|&q| libm::log2(q as f64)).sum::<f64>();
+        let Some(exact) = walk(ops, n, config.input_max_abs, p_in, 0, Some(params.he()), mags) else {
+            return Ok(None);
+        };
+        let log_q = |limbs: usize| {
+            chain[..limbs]
+                .iter()
+                .map(|&q| libm::log2(q as f64))
+                .sum::<f64>()
+        };
         let fits = exact
             .square_need
             .iter()
@@ -352,10 +427,20 @@ impl CkksPlan {
     }
 }
 
-fn compile(network: &Network<f64>, config: &PlanConfig) -> Result<Vec<CompiledOp>, NnError> {
-    if !(2..=24).contains(&config.weight_bits)
+/// The network compiled at every weight width the configuration allows.
+fn compile_all(network: &Network<f64>, config: &PlanConfig) -> Result<Vec<Vec<CompiledOp>>, NnError> {
+    let widths: Vec<u32> = match config.weight_bits {
+        Some(bits) => vec![bits],
+        None => (8..=24).step_by(2).collect(),
+    };
+    widths.iter().map(|&bits| compile(network, config, bits)).collect()
+}
+
+fn compile(network: &Network<f64>, config: &PlanConfig, bits: u32) -> Result<Vec<CompiledOp>, NnError> {
+    if !(2..=24).contains(&bits)
         || !(config.input_max_abs.is_finite() && config.input_max_abs > 0.0)
-        || !(config.max_score_error > 0.0)
+        || config.max_score_error.is_nan()
+        || config.max_score_error <= 0.0
     {
         return Err(NnError::Config);
     }
@@ -364,23 +449,27 @@ fn compile(network: &Network<f64>, config: &PlanConfig) -> Result<Vec<CompiledOp
         .iter()
         .enumerate()
         .map(|(i, op)| match op {
-            Op::Linear(map) => CompiledLinear::new(i, map, config.weight_bits).map(CompiledOp::Linear),
+            Op::Linear(map) => {
+                CompiledLinear::new(i, map, bits).map(CompiledOp::Linear)
+            }
             Op::Square => Ok(CompiledOp::Square),
         })
         .collect()
 }
 
 /// Walks the compiled network with input scale `2^p_in`. Each square's rescale divides by
-/// `divisors[j]` when given, else by a prime of `round(2 log2 Δ - p)` bits (so the scale
-/// returns to about `2^p`), taken as its power of two.
+/// the top prime of `he`'s chain when given, else by a prime of `round(2 log2 Δ - p)` bits (so the scale
+/// returns to about `2^p`), taken as its power of two; `None` when such a size is outside
+/// the prime sizes searched.
 fn walk(
     ops: &[CompiledOp],
     n: usize,
     input_max_abs: f64,
     p_in: u32,
     p: u32,
-    divisors: Option<&[f64]>,
-) -> Walk {
+    he: Option<&HeParams>,
+    mags: Option<&[Vec<f64>]>,
+) -> Option<Walk> {
     let mut scale = libm::ldexp(1.0, p_in as i32);
     let input_len = match ops.first() {
         Some(CompiledOp::Linear(l)) => l.input_len,
@@ -402,12 +491,23 @@ fn walk(
             .fold(0.0, f64::max);
         libm::log2(top) + HEADROOM_BITS
     };
-    // Key-switching noise with the special prime at least the largest chain prime.
-    let nf = n as f64;
-    let ks_bound = |limbs: usize| BETA * libm::sqrt(limbs as f64 * nf * ERROR_VARIANCE / 3.0 + rounding_variance(nf));
-    let squares = ops.iter().filter(|op| matches!(op, CompiledOp::Square)).count();
+    // Key-switching noise: the evaluator's own bound once the chain is known, else its
+    // value with every ratio q_j / P at its largest, 1 (the special prime is the largest).
+    let ks_bound = |limbs: usize| match he {
+        Some(he) => keyswitch_noise_bound(he, limbs),
+        None => {
+            let nf = n as f64;
+            BETA * BETA * nf * libm::sqrt(ERROR_VARIANCE * limbs as f64 / 12.0) + rounding_bound(nf)
+        }
+    };
+    let squares = ops
+        .iter()
+        .filter(|op| matches!(op, CompiledOp::Square))
+        .count();
     let mut done = 0;
-    for op in ops {
+    // The magnitudes the modulus must hold: calibrated ones when given, else worst cases.
+    let held = |i: usize, worst: &[f64]| -> Vec<f64> { mags.map_or(worst, |m| &m[i]).to_vec() };
+    for (i, op) in ops.iter().enumerate() {
         match op {
             CompiledOp::Linear(l) => {
                 let (m, e) = l.bounds(scale, &msg, &err);
@@ -415,7 +515,7 @@ fn walk(
                 err = e;
                 scale *= libm::ldexp(1.0, l.log2);
                 if done == squares {
-                    out.tail_need = out.tail_need.max(need(scale, &msg, &err));
+                    out.tail_need = out.tail_need.max(need(scale, &held(i, &msg), &err));
                 }
             }
             CompiledOp::Square => {
@@ -425,20 +525,32 @@ fn walk(
                     .zip(&err)
                     .map(|(m, e)| 2.0 * scale * m * e + e * e)
                     .collect();
-                out.square_need.push(need(scale * scale, &sq_msg, &sq_err));
-                let q = match divisors {
-                    Some(d) => d.get(done).copied().unwrap_or(1.0),
+                out.square_need
+                    .push(need(scale * scale, &held(i, &sq_msg), &sq_err));
+                // The chain is [q_0, r_d, …, r_1]: square `done` removes r_{done+1}.
+                let q = match he {
+                    Some(he) => he.chain()[squares - done] as f64,
                     None => {
                         let bits = libm::round(2.0 * libm::log2(scale) - f64::from(p)).max(0.0);
+                        if !(f64::from(PRIME_BITS.0)..=f64::from(PRIME_BITS.1)).contains(&bits) {
+                            return None;
+                        }
                         out.rescale_bits.push(bits as u32);
                         libm::ldexp(1.0, bits as i32)
                     }
                 };
-                square_bounds(n, scale, q, ks_bound(squares + 1 - done), &mut msg, &mut err);
+                square_bounds(
+                    n,
+                    scale,
+                    q,
+                    ks_bound(squares + 1 - done),
+                    &mut msg,
+                    &mut err,
+                );
                 scale = scale * scale / q;
                 done += 1;
                 if done == squares {
-                    out.tail_need = need(scale, &msg, &err);
+                    out.tail_need = need(scale, &held(i, &msg), &err);
                 }
             }
         }
@@ -448,7 +560,7 @@ fn walk(
         .zip(&err)
         .map(|(&m, &e)| e / scale + fft_error(n, 1.0, m))
         .fold(0.0, f64::max);
-    out
+    Some(out)
 }
 
 /// Prime sizes `[q_0, r_d, …, r_1, special]` for a walk (`r_j` removed by square `j`), or

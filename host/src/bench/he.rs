@@ -21,8 +21,41 @@ use crate::exit::{CliError, CliResult};
 /// A scheme's benchmark: the timed operations at ring degree `n`.
 pub type SchemeBench = fn(n: usize, budget: Budget) -> anyhow::Result<Vec<HeRow>>;
 
+/// A named operation to time.
+pub type TimedOp<'a> = (&'static str, Box<dyn FnMut() + 'a>);
+
+/// Times `ops` in alternation ([`median_ns`]) and labels each median with the scheme and
+/// the parameters `he`.
+pub fn time_ops(
+    scheme: &'static str,
+    he: &heist_he::params::HeParams,
+    ops: &mut [TimedOp<'_>],
+    budget: Budget,
+) -> Vec<HeRow> {
+    let names: Vec<&'static str> = ops.iter().map(|(name, _)| *name).collect();
+    let mut fns: Vec<&mut dyn FnMut()> = ops
+        .iter_mut()
+        .map(|(_, f)| &mut **f as &mut dyn FnMut())
+        .collect();
+    let medians = median_ns(&mut fns, budget);
+    let mut primes_bits: Vec<u32> = he.chain().iter().map(|q| 64 - q.leading_zeros()).collect();
+    primes_bits.push(64 - he.special().leading_zeros());
+    names
+        .into_iter()
+        .zip(medians)
+        .map(|(op, ns)| HeRow {
+            scheme,
+            n: he.n(),
+            log_q: he.log_q(),
+            primes_bits: primes_bits.clone(),
+            op,
+            median_ms: ns / 1e6,
+        })
+        .collect()
+}
+
 /// The registered schemes, by `--scheme` name.
-pub const SCHEMES: &[(&str, SchemeBench)] = &[("ckks", ckks)];
+pub const SCHEMES: &[(&str, SchemeBench)] = &[("ckks", ckks), ("bfv", bfv)];
 
 /// Time every homomorphic operation.
 #[derive(Debug, clap::Args)]
@@ -94,12 +127,14 @@ pub fn run(args: HeArgs) -> CliResult {
         batches: 9,
     };
     let mut rows = Vec::new();
-    println!("{:>6} {:>6} {:>6}  {:<28} {:>12}", "scheme", "N", "log q", "operation", "median ms");
+    println!(
+        "{:>6} {:>6} {:>6}  {:<28} {:>12}",
+        "scheme", "N", "log q", "operation", "median ms"
+    );
     for (name, bench) in chosen {
         for &n in &args.n {
-            let timed = bench(n, budget).map_err(|e| {
-                CliError::bad_input(e.context(format!("{name} at N = {n}")))
-            })?;
+            let timed = bench(n, budget)
+                .map_err(|e| CliError::bad_input(e.context(format!("{name} at N = {n}"))))?;
             for r in timed {
                 println!(
                     "{:>6} {:>6} {:>6}  {:<28} {:>12.4}",
@@ -152,7 +187,7 @@ fn ckks(n: usize, budget: Budget) -> anyhow::Result<Vec<HeRow>> {
         Evaluator::new(&params),
         Evaluator::new(&params),
     );
-    let mut ops: Vec<(&'static str, Box<dyn FnMut() + '_>)> = vec![
+    let mut ops: Vec<TimedOp<'_>> = vec![
         (
             "keygen (sk+pk+relin)",
             Box::new(|| {
@@ -249,21 +284,107 @@ fn ckks(n: usize, budget: Budget) -> anyhow::Result<Vec<HeRow>> {
             }),
         ),
     ];
-    let names: Vec<&'static str> = ops.iter().map(|(name, _)| *name).collect();
-    let mut fns: Vec<&mut dyn FnMut()> = ops.iter_mut().map(|(_, f)| &mut **f as &mut dyn FnMut()).collect();
-    let medians = median_ns(&mut fns, budget);
-    let mut primes_bits: Vec<u32> = he.chain().iter().map(|q| 64 - q.leading_zeros()).collect();
-    primes_bits.push(64 - he.special().leading_zeros());
-    Ok(names
-        .into_iter()
-        .zip(medians)
-        .map(|(op, ns)| HeRow {
-            scheme: "ckks",
-            n,
-            log_q: he.log_q(),
-            primes_bits: primes_bits.clone(),
-            op,
-            median_ms: ns / 1e6,
-        })
-        .collect())
+    Ok(time_ops("ckks", he, &mut ops, budget))
+}
+
+/// BFV at [`heist_he::bfv::BfvParams::default_for`]`(n)` (SEAL's default prime sizes,
+/// `t = 65537`): every operation on random full-slot messages.
+fn bfv(n: usize, budget: Budget) -> anyhow::Result<Vec<HeRow>> {
+    use heist_he::bfv;
+    let params = bfv::BfvParams::default_for(n).context("default BFV parameters")?;
+    let he = params.he();
+    let t = params.plain_modulus().value();
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0x6266_7600);
+    let sk = SecretKey::generate(he, &mut rng);
+    let pk = PublicKey::generate(he, &sk, &mut rng);
+    let rlk = RelinKey::generate(he, &sk, &mut rng);
+    let gk = GaloisKeys::generate(he, &sk, &[bfv::rotation_galois_element(n, 1)], &mut rng)
+        .context("Galois keys")?;
+    let enc = bfv::BatchEncoder::new(n, t)?;
+    let values: Vec<u64> = (0..n).map(|_| rng.next_u64() % t).collect();
+    let pt = enc.encode_u64(&values)?;
+    let ct = bfv::encrypt_pk(&params, &pk, &pt, &mut rng)?;
+    let ct2 = bfv::encrypt_pk(&params, &pk, &pt, &mut rng)?;
+    let ev = bfv::Evaluator::new(&params);
+    let many: Vec<_> = (0..16).map(|_| &ct).collect();
+    let weights: Vec<i64> = (0..16).map(|i| i - 8).collect();
+    let (mut r1, mut r2, mut r3) = (rng.clone(), rng.clone(), rng.clone());
+    let (mut e1, mut e2) = (bfv::Evaluator::new(&params), bfv::Evaluator::new(&params));
+    let mut ops: Vec<TimedOp<'_>> = vec![
+        (
+            "keygen (sk+pk+relin)",
+            Box::new(|| {
+                let sk = SecretKey::generate(he, &mut r1);
+                let pk = PublicKey::generate(he, &sk, &mut r1);
+                black_box((pk, RelinKey::generate(he, &sk, &mut r1)));
+            }),
+        ),
+        (
+            "encode",
+            Box::new(|| {
+                black_box(enc.encode_u64(black_box(&values)).ok());
+            }),
+        ),
+        (
+            "encrypt (pk)",
+            Box::new(|| {
+                black_box(bfv::encrypt_pk(&params, &pk, black_box(&pt), &mut r2).ok());
+            }),
+        ),
+        (
+            "encrypt (sk)",
+            Box::new(|| {
+                black_box(bfv::encrypt_sk(&params, &sk, black_box(&pt), &mut r3).ok());
+            }),
+        ),
+        (
+            "decrypt",
+            Box::new(|| {
+                black_box(bfv::decrypt(&params, &sk, black_box(&ct)).ok());
+            }),
+        ),
+        (
+            "decode",
+            Box::new(|| {
+                black_box(enc.decode_u64(black_box(&pt)).ok());
+            }),
+        ),
+        (
+            "add",
+            Box::new(|| {
+                black_box(ev.add(black_box(&ct), &ct2).ok());
+            }),
+        ),
+        (
+            "mul-plain",
+            Box::new(|| {
+                black_box(ev.mul_plain(black_box(&ct), &pt).ok());
+            }),
+        ),
+        (
+            "mul-scalar",
+            Box::new(|| {
+                black_box(ev.mul_scalar(black_box(&ct), 7).ok());
+            }),
+        ),
+        (
+            "dot 16 x scalar",
+            Box::new(|| {
+                black_box(ev.dot_scalar(black_box(&many), &weights).ok());
+            }),
+        ),
+        (
+            "mul+relin",
+            Box::new(|| {
+                black_box(e1.mul(black_box(&ct), &ct2, &rlk).ok());
+            }),
+        ),
+        (
+            "rotate",
+            Box::new(|| {
+                black_box(e2.rotate_rows(black_box(&ct), 1, &gk).ok());
+            }),
+        ),
+    ];
+    Ok(time_ops("bfv", he, &mut ops, budget))
 }

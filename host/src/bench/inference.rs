@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use heist_core::nn::{MnistWeights, Model};
-use heist_he::nn::{CkksClient, CkksPlan, CkksServer, PlanConfig};
+use heist_he::nn::{Calibration, CkksClient, CkksPlan, CkksServer, PlanConfig};
 use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
 
@@ -81,6 +81,11 @@ fn random_mnist(rng: &mut impl RngCore) -> anyhow::Result<Model> {
     .map_err(|e| anyhow!("{e}"))
 }
 
+/// Random pixels `k / 255`.
+fn random_image(rng: &mut impl RngCore) -> Vec<f64> {
+    (0..784).map(|_| f64::from(rng.next_u32() % 256) / 255.0).collect()
+}
+
 /// The peak resident set size in MiB (`VmHWM` of /proc/self/status), 0 where unavailable.
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -106,8 +111,17 @@ pub fn run(args: InferenceArgs) -> CliResult {
     let exec = Rayon::with_threads(threads).map_err(CliError::bad_input)?;
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0x6865_6e6e);
     let model = random_mnist(&mut rng)?;
-    let plan = CkksPlan::new(model.network(), &PlanConfig::default()).map_err(|e| anyhow!("{e}"))?;
-    let he = plan.params().he();
+    // The chain is sized for the magnitudes of 256 sample images of the same
+    // distribution as the batch, times 4.
+    let config = PlanConfig {
+        calibration: Some(Calibration {
+            inputs: (0..256).map(|_| random_image(&mut rng)).collect(),
+            margin: 4.0,
+        }),
+        ..PlanConfig::default()
+    };
+    let plan = CkksPlan::new(model.network(), &config).map_err(|e| anyhow!("{e}"))?;
+    let he = plan.params().he().clone();
     let batch = args.batch.unwrap_or(plan.batch());
     if batch == 0 || batch > plan.batch() {
         return Err(CliError::bad_input(anyhow!("--batch must be in [1, {}]", plan.batch())));
@@ -121,9 +135,7 @@ pub fn run(args: InferenceArgs) -> CliResult {
         plan.input_scale().log2(),
         plan.predicted_error()
     );
-    let images: Vec<Vec<f64>> = (0..batch)
-        .map(|_| (0..784).map(|_| f64::from(rng.next_u32() % 256) / 255.0).collect())
-        .collect();
+    let images: Vec<Vec<f64>> = (0..batch).map(|_| random_image(&mut rng)).collect();
     let refs: Vec<&[f64]> = images.iter().map(Vec::as_slice).collect();
 
     let start = Instant::now();

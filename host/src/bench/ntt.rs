@@ -22,7 +22,11 @@ const PRIME_BITS: [u32; 2] = [50, 62];
 #[command(after_help = "Example:\n  heist bench ntt --sizes 4096,8192 --path auto --json ntt.json")]
 pub struct NttArgs {
     /// Transform lengths (powers of two in [16, 131072]).
-    #[arg(long, value_delimiter = ',', default_value = "1024,2048,4096,8192,16384,32768")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1024,2048,4096,8192,16384,32768"
+    )]
     sizes: Vec<usize>,
     /// Kernel choice: the fastest this CPU runs, or the portable one.
     #[arg(long, value_enum, default_value = "auto")]
@@ -119,10 +123,9 @@ pub fn run(args: NttArgs) -> CliResult {
             // Forward outputs lie in [0, p) and inverse outputs too, so repeating each
             // transform in place keeps feeding it valid input.
             let medians = median_ns(
-                &mut [
-                    &mut || plan.forward(black_box(&mut fwd)),
-                    &mut || plan.inverse(black_box(&mut inv)),
-                ],
+                &mut [&mut || plan.forward(black_box(&mut fwd)), &mut || {
+                    plan.inverse(black_box(&mut inv))
+                }],
                 budget,
             );
             let butterflies = (n / 2) as f64 * n.trailing_zeros() as f64;
