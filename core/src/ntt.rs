@@ -24,7 +24,7 @@
 //! Theoretic Transform for Faster Ideal Lattice-Based Cryptography", CANS 2016
 //! (<https://eprint.iacr.org/2016/504>), Algorithms 1 and 2. Butterflies use Harvey's lazy
 //! reduction, "Faster arithmetic for number-theoretic transforms", J. Symb. Comp. 2014
-//! (<https://arxiv.org/abs/1205.2926>), with Shoup twiddles ([`ShoupConst`]).
+//! (<https://arxiv.org/abs/1205.2926>), with Shoup twiddles ([`ShoupConst`](crate::arith::ShoupConst)).
 //!
 //! Where heist differs from Longa–Naehrig: coefficients stay in `[0, 4p)` between forward
 //! stages and in `[0, 2p)` between inverse stages; the final reduction to `[0, p)` is fused

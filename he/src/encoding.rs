@@ -221,6 +221,10 @@ impl RelinKey {
 
 impl GaloisKeys {
     /// Encodes the Galois keys: a count, then per key its element and its key.
+    ///
+    /// # Panics
+    /// If the encoding exceeds [`crate::wire::MAX_BODY`] (1 GiB), which takes many keys at
+    /// the largest parameter sets; encode such sets in several parts.
     pub fn encode(&self) -> Vec<u8> {
         let per = self.keys.first().map_or(0, |k| {
             8 + k.key.digits.len() * 2 * k.key.digits[0].0.as_slice().len() * 8
@@ -255,7 +259,14 @@ impl GaloisKeys {
                 max: n as u64,
             });
         }
-        check_len(&h, 4 + count * (8 + ksk_len(params)))?;
+        // In u64: on 32-bit targets count · key size may exceed usize.
+        let expected = 4 + count as u64 * (8 + ksk_len(params) as u64);
+        if expected != h.body_len as u64 {
+            return Err(WireError::BadLength {
+                declared: h.body_len,
+                expected: usize::try_from(expected).unwrap_or(usize::MAX),
+            });
+        }
         let mut keys: Vec<GaloisKey> = Vec::with_capacity(count);
         for _ in 0..count {
             let element = r.u64()?;

@@ -31,7 +31,34 @@
 //! public or secret key (seed-compressed), decryption, [`ckks::Evaluator`] (add, sub,
 //! negate, plaintext and scalar products, multiply-accumulate, ct × ct with
 //! relinearisation, rescale, level alignment, rotation, conjugation) and a precision
-//! readout (measured error against a predicted bound tracked on every ciphertext).
+//! readout (measured error against a predicted bound tracked on every ciphertext,
+//! [`ckks::precision`]). Linear layers over many ciphertexts use
+//! [`ckks::Evaluator::dot_integer`] / [`ckks::Evaluator::dot_real`], which accumulate
+//! products in `u128` and reduce once per output residue.
+//!
+//! # Example
+//!
+//! ```
+//! use heist_he::ckks::{decrypt, encrypt_pk, CkksParams, Encoder, Evaluator};
+//! use heist_he::keys::{PublicKey, RelinKey, SecretKey};
+//! use rand_chacha::rand_core::SeedableRng;
+//!
+//! let params = CkksParams::for_depth_insecure_for_tests(1024, 2, 40, 55)?;
+//! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+//! let sk = SecretKey::generate(params.he(), &mut rng);
+//! let pk = PublicKey::generate(params.he(), &sk, &mut rng);
+//! let rlk = RelinKey::generate(params.he(), &sk, &mut rng);
+//! let enc = Encoder::new(&params);
+//! let mut ev = Evaluator::new(&params);
+//! let pt = enc.encode(&[0.5, -1.5], params.scale(), params.he().max_level())?;
+//! let ct = encrypt_pk(&params, &pk, &pt, &mut rng)?;
+//! let sq = ev.square_relin(&ct, &rlk)?;
+//! let sq = ev.rescale(&sq)?;
+//! let out = enc.decode(&decrypt(&params, &sk, &sq)?)?;
+//! assert!((out[0] - 0.25).abs() <= sq.predicted_error());
+//! assert!((out[1] - 2.25).abs() <= sq.predicted_error());
+//! # Ok::<(), Box<dyn core::error::Error>>(())
+//! ```
 #![no_std]
 #![deny(missing_docs)]
 

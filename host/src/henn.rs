@@ -17,7 +17,9 @@ impl Rayon {
     /// # Errors
     /// When the pool cannot be built.
     pub fn with_threads(threads: usize) -> Result<Self, rayon::ThreadPoolBuildError> {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()?;
         Ok(Self { pool: Some(pool) })
     }
 }

@@ -4,7 +4,9 @@
 
 use heist::data::{load, Dataset};
 use heist_core::nn::{Conv2d, Dense, Layer, MnistWeights, Model, Padding, Rounding, Shape};
-use heist_he::nn::{Calibration, CkksClient, CkksPlan, CkksServer, NnError, PlanConfig, Sequential};
+use heist_he::nn::{
+    Calibration, CkksClient, CkksPlan, CkksServer, NnError, PlanConfig, Sequential,
+};
 use heist_he::params::max_log_q;
 use heist_he::params::SecurityLevel;
 use heist_tests::seeded_rng;
@@ -79,7 +81,8 @@ fn small_model(rng: &mut impl RngCore) -> Model {
 /// Bound on |f64 reference - exact real network| for inputs in [-1, 1].
 fn f64_bound(model: &Model) -> f64 {
     let net = model.network();
-    net.error_bound(1.0, &Rounding::f64_arithmetic(net)).unwrap()
+    net.error_bound(1.0, &Rounding::f64_arithmetic(net))
+        .unwrap()
 }
 
 fn argmax(v: &[f64]) -> usize {
@@ -105,7 +108,10 @@ fn run(
     let he = plan.params().he();
     println!(
         "N {n}: chain {:?} special {}, input scale 2^{}, weight exponents {:?}",
-        he.chain().iter().map(|q| 64 - q.leading_zeros()).collect::<Vec<_>>(),
+        he.chain()
+            .iter()
+            .map(|q| 64 - q.leading_zeros())
+            .collect::<Vec<_>>(),
         64 - he.special().leading_zeros(),
         plan.input_scale().log2(),
         plan.weight_log2()
@@ -132,14 +138,23 @@ fn small_model_scores_within_tracked_bound() {
         let images: Vec<Vec<f64>> = (0..512)
             .map(|_| (0..64).map(|_| uniform(&mut rng, -1.0, 1.0)).collect())
             .collect();
-        let (scores, bound) = run(&model, &PlanConfig::default(), 1024, &images, "henn_ckks small run");
+        let (scores, bound) = run(
+            &model,
+            &PlanConfig::default(),
+            1024,
+            &images,
+            "henn_ckks small run",
+        );
         let bound = bound + f64_bound(&model);
         let mut worst = 0.0f64;
         for (image, got) in images.iter().zip(&scores) {
             let want = model.infer(image).unwrap();
             for (g, w) in got.iter().zip(&want) {
                 let e = (g - w).abs();
-                assert!(e <= bound, "trial {trial}: score {g} vs {w}, error {e:e} > bound {bound:e}");
+                assert!(
+                    e <= bound,
+                    "trial {trial}: score {g} vs {w}, error {e:e} > bound {bound:e}"
+                );
                 worst = worst.max(e);
             }
         }
@@ -155,7 +170,13 @@ fn mnist_argmax_agrees_on_real_images() {
     }
     let count = data.test.len().min(1024);
     let images: Vec<Vec<f64>> = (0..count)
-        .map(|i| data.test.image(i).iter().map(|&p| f64::from(p) / 255.0).collect())
+        .map(|i| {
+            data.test
+                .image(i)
+                .iter()
+                .map(|&p| f64::from(p) / 255.0)
+                .collect()
+        })
         .collect();
     let mut rng = seeded_rng("henn_ckks mnist model", 0);
     let model = mnist_model(&mut rng);
@@ -163,7 +184,13 @@ fn mnist_argmax_agrees_on_real_images() {
     let config = PlanConfig {
         calibration: Some(Calibration {
             inputs: (0..200)
-                .map(|i| data.train.image(i).iter().map(|&p| f64::from(p) / 255.0).collect())
+                .map(|i| {
+                    data.train
+                        .image(i)
+                        .iter()
+                        .map(|&p| f64::from(p) / 255.0)
+                        .collect()
+                })
                 .collect(),
             margin: 4.0,
         }),
@@ -176,7 +203,10 @@ fn mnist_argmax_agrees_on_real_images() {
     for (image, got) in images.iter().zip(&scores) {
         let want = model.infer(image).unwrap();
         for (g, w) in got.iter().zip(&want) {
-            assert!((g - w).abs() <= bound, "score {g} vs {w} beyond bound {bound:e}");
+            assert!(
+                (g - w).abs() <= bound,
+                "score {g} vs {w} beyond bound {bound:e}"
+            );
             worst = worst.max((g - w).abs());
         }
         if argmax(got) == argmax(&want) {
@@ -184,7 +214,10 @@ fn mnist_argmax_agrees_on_real_images() {
         } else {
             let mut sorted = want.clone();
             sorted.sort_by(|a, b| b.total_cmp(a));
-            println!("disagreement: plaintext gap {:e}, scores {want:?}", sorted[0] - sorted[1]);
+            println!(
+                "disagreement: plaintext gap {:e}, scores {want:?}",
+                sorted[0] - sorted[1]
+            );
         }
     }
     println!("arg-max agreement {agree}/{count}, worst error {worst:e}, bound {bound:e}");
@@ -216,12 +249,16 @@ fn mnist_plan_is_secure_at_8192() {
 fn rejects_bad_inputs_and_foreign_keys() {
     let mut rng = seeded_rng("henn_ckks errors", 0);
     let model = small_model(&mut rng);
-    let plan = CkksPlan::new_insecure_for_tests(model.network(), &PlanConfig::default(), 1024).unwrap();
+    let plan =
+        CkksPlan::new_insecure_for_tests(model.network(), &PlanConfig::default(), 1024).unwrap();
     let client = CkksClient::new(plan.clone(), &mut rng);
     let short = vec![0.5; 63];
     assert_eq!(
         client.encrypt_batch(&[&short], &mut rng, &Sequential),
-        Err(NnError::InputLength { expected: 64, found: 63 })
+        Err(NnError::InputLength {
+            expected: 64,
+            found: 63
+        })
     );
     let mut wide = vec![0.5; 64];
     wide[7] = 1.5;
@@ -232,7 +269,10 @@ fn rejects_bad_inputs_and_foreign_keys() {
     let too_many = vec![wide.as_slice(); 513];
     assert_eq!(
         client.encrypt_batch(&too_many, &mut rng, &Sequential),
-        Err(NnError::BatchSize { given: 513, max: 512 })
+        Err(NnError::BatchSize {
+            given: 513,
+            max: 512
+        })
     );
     let config = PlanConfig {
         weight_bits: Some(1),
@@ -242,11 +282,14 @@ fn rejects_bad_inputs_and_foreign_keys() {
         CkksPlan::new(model.network(), &config).unwrap_err(),
         NnError::Config
     );
-    let other_plan = CkksPlan::new_insecure_for_tests(model.network(), &PlanConfig::default(), 2048).unwrap();
+    let other_plan =
+        CkksPlan::new_insecure_for_tests(model.network(), &PlanConfig::default(), 2048).unwrap();
     let other = CkksClient::new(other_plan, &mut rng);
     assert!(matches!(
         CkksServer::new(plan, other.relin_key(&mut rng)),
         Err(NnError::Ckks(_))
     ));
-    assert!(NnError::InputRange { image: 0, index: 7 }.to_string().contains("input 7"));
+    assert!(NnError::InputRange { image: 0, index: 7 }
+        .to_string()
+        .contains("input 7"));
 }

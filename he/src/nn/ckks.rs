@@ -76,7 +76,10 @@ impl CkksClient {
                     found: values.len(),
                 });
             }
-            if let Some(index) = values.iter().position(|v| v.is_nan() || libm::fabs(*v) > max) {
+            if let Some(index) = values
+                .iter()
+                .position(|v| v.is_nan() || libm::fabs(*v) > max)
+            {
                 return Err(NnError::InputRange { image, index });
             }
         }

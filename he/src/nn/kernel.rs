@@ -82,24 +82,8 @@ pub(crate) fn linear_block(
     while c0 < width {
         let t = TILE.min(width - c0);
         for (r, row) in rows.iter().enumerate() {
-            accumulate(
-                q,
-                &row.pos,
-                input,
-                width,
-                c0,
-                &mut acc,
-                &mut pos[..t],
-            );
-            accumulate(
-                q,
-                &row.neg,
-                input,
-                width,
-                c0,
-                &mut acc,
-                &mut neg[..t],
-            );
+            accumulate(q, &row.pos, input, width, c0, &mut acc, &mut pos[..t]);
+            accumulate(q, &row.neg, input, width, c0, &mut acc, &mut neg[..t]);
             let b = bias.get(r).copied().unwrap_or(0);
             let dst = &mut out[r * width + c0..r * width + c0 + t];
             for ((o, &p), &m) in dst.iter_mut().zip(&pos[..t]).zip(&neg[..t]) {

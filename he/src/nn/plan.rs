@@ -346,7 +346,15 @@ impl CkksPlan {
             None => CkksParams::new_insecure_for_tests(n, chain, *special, p_in)?,
         };
         // Check the fit again with the actual primes (slightly below their powers of two).
-        let Some(exact) = walk(ops, n, config.input_max_abs, p_in, 0, Some(params.he()), mags) else {
+        let Some(exact) = walk(
+            ops,
+            n,
+            config.input_max_abs,
+            p_in,
+            0,
+            Some(params.he()),
+            mags,
+        ) else {
             return Ok(None);
         };
         let log_q = |limbs: usize| {
@@ -428,20 +436,31 @@ impl CkksPlan {
 }
 
 /// The network compiled at every weight width the configuration allows.
-fn compile_all(network: &Network<f64>, config: &PlanConfig) -> Result<Vec<Vec<CompiledOp>>, NnError> {
+fn compile_all(
+    network: &Network<f64>,
+    config: &PlanConfig,
+) -> Result<Vec<Vec<CompiledOp>>, NnError> {
     let widths: Vec<u32> = match config.weight_bits {
         Some(bits) => vec![bits],
         None => (8..=24).step_by(2).collect(),
     };
-    widths.iter().map(|&bits| compile(network, config, bits)).collect()
+    widths
+        .iter()
+        .map(|&bits| compile(network, config, bits))
+        .collect()
 }
 
-fn compile(network: &Network<f64>, config: &PlanConfig, bits: u32) -> Result<Vec<CompiledOp>, NnError> {
-    if !(2..=24).contains(&bits)
-        || !(config.input_max_abs.is_finite() && config.input_max_abs > 0.0)
-        || config.max_score_error.is_nan()
-        || config.max_score_error <= 0.0
-    {
+fn compile(
+    network: &Network<f64>,
+    config: &PlanConfig,
+    bits: u32,
+) -> Result<Vec<CompiledOp>, NnError> {
+    // Written positively so that NaN fails every comparison.
+    let valid = (2..=24).contains(&bits)
+        && config.input_max_abs.is_finite()
+        && config.input_max_abs > 0.0
+        && config.max_score_error > 0.0;
+    if !valid {
         return Err(NnError::Config);
     }
     network
@@ -449,9 +468,7 @@ fn compile(network: &Network<f64>, config: &PlanConfig, bits: u32) -> Result<Vec
         .iter()
         .enumerate()
         .map(|(i, op)| match op {
-            Op::Linear(map) => {
-                CompiledLinear::new(i, map, bits).map(CompiledOp::Linear)
-            }
+            Op::Linear(map) => CompiledLinear::new(i, map, bits).map(CompiledOp::Linear),
             Op::Square => Ok(CompiledOp::Square),
         })
         .collect()

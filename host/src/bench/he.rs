@@ -180,6 +180,8 @@ fn ckks(n: usize, budget: Budget) -> anyhow::Result<Vec<HeRow>> {
     let product = Evaluator::new(&params).mul_relin(&ct, &ct2, &rlk)?;
     let many: Vec<_> = (0..16).map(|_| &ct).collect();
     let weights: Vec<i64> = (0..16).map(|i| i - 8).collect();
+    let last = ev.mod_switch_to(&ct, 1)?;
+    let mut acc = ct.clone();
     let (mut r1, mut r2, mut r3) = (rng.clone(), rng.clone(), rng.clone());
     let (mut e1, mut e2, mut e3, mut e4) = (
         Evaluator::new(&params),
@@ -232,6 +234,19 @@ fn ckks(n: usize, budget: Budget) -> anyhow::Result<Vec<HeRow>> {
             Box::new(|| {
                 let p = decrypt(&params, &sk, black_box(&ct)).ok();
                 black_box(p.map(|p| enc.decode(&p)));
+            }),
+        ),
+        (
+            "decrypt+decode (last level)",
+            Box::new(|| {
+                let p = decrypt(&params, &sk, black_box(&last)).ok();
+                black_box(p.map(|p| enc.decode(&p)));
+            }),
+        ),
+        (
+            "add (in place)",
+            Box::new(|| {
+                black_box(ev.add_assign(&mut acc, black_box(&ct2)).ok());
             }),
         ),
         (

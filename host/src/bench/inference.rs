@@ -15,7 +15,9 @@ use crate::henn::Rayon;
 
 /// Time key generation, encryption, evaluation and decryption of one batch.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  heist bench inference --scheme ckks --threads 2 --json inference.json")]
+#[command(
+    after_help = "Example:\n  heist bench inference --scheme ckks --threads 2 --json inference.json"
+)]
 pub struct InferenceArgs {
     /// The scheme.
     #[arg(long, value_enum, default_value = "ckks")]
@@ -83,7 +85,9 @@ fn random_mnist(rng: &mut impl RngCore) -> anyhow::Result<Model> {
 
 /// Random pixels `k / 255`.
 fn random_image(rng: &mut impl RngCore) -> Vec<f64> {
-    (0..784).map(|_| f64::from(rng.next_u32() % 256) / 255.0).collect()
+    (0..784)
+        .map(|_| f64::from(rng.next_u32() % 256) / 255.0)
+        .collect()
 }
 
 /// The peak resident set size in MiB (`VmHWM` of /proc/self/status), 0 where unavailable.
@@ -91,9 +95,11 @@ fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -124,7 +130,10 @@ pub fn run(args: InferenceArgs) -> CliResult {
     let he = plan.params().he().clone();
     let batch = args.batch.unwrap_or(plan.batch());
     if batch == 0 || batch > plan.batch() {
-        return Err(CliError::bad_input(anyhow!("--batch must be in [1, {}]", plan.batch())));
+        return Err(CliError::bad_input(anyhow!(
+            "--batch must be in [1, {}]",
+            plan.batch()
+        )));
     }
     let chain_bits: Vec<u32> = he.chain().iter().map(|q| 64 - q.leading_zeros()).collect();
     let special_bits = 64 - he.special().leading_zeros();
@@ -193,7 +202,18 @@ pub fn run(args: InferenceArgs) -> CliResult {
     };
     println!(
         "{:>6} {:>6} {:>7} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>10} {:>10}",
-        "scheme", "N", "threads", "keygen ms", "encrypt ms", "eval ms", "decrypt ms", "ms/image", "images/s", "peak MiB", "err bound", "err meas."
+        "scheme",
+        "N",
+        "threads",
+        "keygen ms",
+        "encrypt ms",
+        "eval ms",
+        "decrypt ms",
+        "ms/image",
+        "images/s",
+        "peak MiB",
+        "err bound",
+        "err meas."
     );
     println!(
         "{:>6} {:>6} {:>7} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>9.4} {:>9.0} {:>9.0} {:>10.2e} {:>10.2e}",
