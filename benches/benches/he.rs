@@ -1,7 +1,10 @@
 //! criterion benchmarks of the CKKS operations at the default parameter sets
 //! (`CkksParams::default_for(N)`, N = 4096, 8192, 16384), ciphertexts at the top level.
 //! Names are `ckks/{op}/{N}/{log q}`.
-#![expect(missing_docs, reason = "criterion_group! generates an undocumented pub fn")]
+#![expect(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented pub fn"
+)]
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -11,6 +11,10 @@
 //!
 //! `cargo bench -p heist-benches --bench ntt` (about five minutes); a subset with a filter,
 //! e.g. `cargo bench -p heist-benches --bench ntt -- 'ntt-forward/.*/4096/'`.
+#![expect(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented pub fn"
+)]
 
 use std::hint::black_box;
 use std::sync::Arc;

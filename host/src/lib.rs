@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod data;
+pub mod encrypted;
 pub mod exit;
 pub mod henn;
 pub mod model;

@@ -23,6 +23,9 @@ enum Command {
     Query(heist::service::cli::QueryArgs),
     /// Time heist's building blocks (NTT, …) without criterion.
     Bench(heist::bench::BenchArgs),
+    /// Train the paper's network on the embedded data (or reuse a cached model) and
+    /// classify encrypted test images through the three-party service.
+    Demo(heist::encrypted::DemoArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,5 +37,6 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => heist::exit::finish(heist::service::cli::serve(args)),
         Command::Query(args) => heist::exit::finish(heist::service::cli::query(args)),
         Command::Bench(args) => heist::exit::finish(heist::bench::run(args)),
+        Command::Demo(args) => heist::exit::finish(heist::encrypted::demo(args)),
     }
 }

@@ -126,7 +126,12 @@ fn large_known_primes() {
 
 #[test]
 fn ntt_primes_have_the_requested_shape() {
-    for (bits, order) in [(20u32, 1u64 << 11), (31, 1 << 13), (50, 1 << 15), (62, 1 << 18)] {
+    for (bits, order) in [
+        (20u32, 1u64 << 11),
+        (31, 1 << 13),
+        (50, 1 << 15),
+        (62, 1 << 18),
+    ] {
         let ps = ntt_primes(bits, order, 4, &[]).unwrap();
         assert_eq!(ps.len(), 4);
         for w in ps.windows(2) {
@@ -147,7 +152,10 @@ fn ntt_primes_have_the_requested_shape() {
     assert_eq!(ntt_primes(16, 32, all.len(), &[]).unwrap(), all);
     assert_eq!(
         ntt_primes(16, 32, all.len() + 1, &[]).unwrap_err(),
-        PrimeError::Exhausted { found: all.len(), wanted: all.len() + 1 }
+        PrimeError::Exhausted {
+            found: all.len(),
+            wanted: all.len() + 1
+        }
     );
 }
 
@@ -155,8 +163,12 @@ fn ntt_primes_have_the_requested_shape() {
 fn primes_above_and_below_bounds() {
     let above = primes_above(1 << 40, 1 << 12, 3, &[]).unwrap();
     let below = primes_below(1 << 40, 1 << 12, 3, &[]).unwrap();
-    assert!(above.iter().all(|&p| p > 1 << 40 && p % (1 << 12) == 1 && is_prime(p)));
-    assert!(below.iter().all(|&p| p < 1 << 40 && p % (1 << 12) == 1 && is_prime(p)));
+    assert!(above
+        .iter()
+        .all(|&p| p > 1 << 40 && p % (1 << 12) == 1 && is_prime(p)));
+    assert!(below
+        .iter()
+        .all(|&p| p < 1 << 40 && p % (1 << 12) == 1 && is_prime(p)));
     // Nothing suitable was skipped between consecutive results.
     let mut c = above[0] + (1 << 12);
     while c < above[1] {
@@ -167,15 +179,27 @@ fn primes_above_and_below_bounds() {
 
 #[test]
 fn prime_errors() {
-    assert_eq!(ntt_primes(50, 3, 1, &[]).unwrap_err(), PrimeError::BadOrder { order: 3 });
-    assert_eq!(ntt_primes(50, 0, 1, &[]).unwrap_err(), PrimeError::BadOrder { order: 0 });
+    assert_eq!(
+        ntt_primes(50, 3, 1, &[]).unwrap_err(),
+        PrimeError::BadOrder { order: 3 }
+    );
+    assert_eq!(
+        ntt_primes(50, 0, 1, &[]).unwrap_err(),
+        PrimeError::BadOrder { order: 0 }
+    );
     assert_eq!(
         ntt_primes(63, 1 << 10, 1, &[]).unwrap_err(),
-        PrimeError::BadBitSize { bits: 63, order: 1 << 10 }
+        PrimeError::BadBitSize {
+            bits: 63,
+            order: 1 << 10
+        }
     );
     assert_eq!(
         ntt_primes(10, 1 << 10, 1, &[]).unwrap_err(),
-        PrimeError::BadBitSize { bits: 10, order: 1 << 10 }
+        PrimeError::BadBitSize {
+            bits: 10,
+            order: 1 << 10
+        }
     );
     assert!(matches!(
         primes_below(1 << 63, 2, 1, &[]).unwrap_err(),
@@ -189,11 +213,20 @@ fn prime_errors() {
         primitive_root(97, 64).unwrap_err(),
         PrimeError::NoRoot { p: 97, order: 64 }
     );
-    assert_eq!(primitive_root(97, 1).unwrap_err(), PrimeError::BadOrder { order: 1 });
-    assert!(matches!(primitive_root(1, 2).unwrap_err(), PrimeError::Modulus(_)));
+    assert_eq!(
+        primitive_root(97, 1).unwrap_err(),
+        PrimeError::BadOrder { order: 1 }
+    );
+    assert!(matches!(
+        primitive_root(1, 2).unwrap_err(),
+        PrimeError::Modulus(_)
+    ));
     for e in [
         PrimeError::BadOrder { order: 3 },
-        PrimeError::Exhausted { found: 1, wanted: 2 },
+        PrimeError::Exhausted {
+            found: 1,
+            wanted: 2,
+        },
         PrimeError::NoRoot { p: 91, order: 2 },
     ] {
         assert!(!e.to_string().is_empty());

@@ -26,7 +26,7 @@
 //! use heist_he::keys::{PublicKey, RelinKey, SecretKey};
 //! use rand_chacha::rand_core::SeedableRng;
 //! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
-//! let params = BfvParams::for_depth(4096, 65537, 1, heist_he::params::SecurityLevel::Tc128)?;
+//! let params = BfvParams::default_for(4096)?; // 128-bit secure, t = 65537
 //! let sk = SecretKey::generate(params.he(), &mut rng);
 //! let pk = PublicKey::generate(params.he(), &sk, &mut rng);
 //! let rlk = RelinKey::generate(params.he(), &sk, &mut rng);

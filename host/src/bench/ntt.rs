@@ -106,7 +106,7 @@ pub fn run(args: NttArgs) -> CliResult {
         total: std::time::Duration::from_millis(args.ms),
         ..Budget::default()
     };
-    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0x6e74_74);
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(0x006e_7474);
     let mut rows = Vec::new();
     println!(
         "{:>7} {:>4} {:>20} {:>12} {:>12} {:>9} {:>9}  kernel",

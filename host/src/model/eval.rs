@@ -103,6 +103,13 @@ pub struct EvalArgs {
     /// Also write the results as JSON to this file (`-` for stdout).
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+    /// Also classify the images through the in-process three-party service with real
+    /// encryption, and report both accuracies and their agreement.
+    #[arg(long)]
+    encrypted: bool,
+    /// The scheme of `--encrypted`.
+    #[arg(long, value_enum, default_value = "ckks", requires = "encrypted")]
+    scheme: crate::service::Scheme,
 }
 
 /// Runs `heist eval`.
@@ -116,6 +123,15 @@ pub fn run(args: EvalArgs) -> CliResult {
         Some(k) => data.test.truncated(k),
         None => data.test.clone(),
     };
+    if args.encrypted {
+        return crate::encrypted::eval_encrypted(
+            &model,
+            &data,
+            &images,
+            args.scheme,
+            args.json.as_deref(),
+        );
+    }
     let plain = evaluate(&mut Plain(&model), &images)?;
     if let Some(n) = data.source.notice() {
         println!("{n}");

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::anyhow;
 
 use super::{
-    BatchConfig, ClientConfig, ComputeServer, PeerConfig, PlaintextCodec, PlaintextEvaluator,
-    Scheme, ServerConfig, TcpClient, TrustedServer,
+    BatchCodec, BatchConfig, CkksCodec, CkksEvaluator, ClientConfig, ComputeServer, PeerConfig,
+    PlaintextCodec, PlaintextEvaluator, Scheme, ServerConfig, TcpClient, TrustedServer,
 };
 use crate::exit::{write_json, CliError, CliResult};
 use crate::model::Model;
@@ -22,7 +22,12 @@ use crate::oracle::{predicted_class, Image, Oracle, IMAGE_SIDE};
 #[command(after_help = "Examples (three terminals):\n  \
     heist serve compute --listen 127.0.0.1:7001 --model mnist.safetensors --scheme plain\n  \
     heist serve trusted --listen 127.0.0.1:7000 --compute 127.0.0.1:7001 --scheme plain\n  \
-    heist query --to 127.0.0.1:7000 digit.png")]
+    heist query --to 127.0.0.1:7000 digit.png\n\n\
+    Encrypted (CKKS; both roles compile the same plan from the model and the data set's \
+    first 256 training images):\n  \
+    heist serve compute --listen 127.0.0.1:7001 --model mnist.safetensors --scheme ckks\n  \
+    heist serve trusted --listen 127.0.0.1:7000 --compute 127.0.0.1:7001 --scheme ckks \
+    --model mnist.safetensors")]
 pub struct ServeArgs {
     #[command(subcommand)]
     role: Role,
@@ -43,6 +48,8 @@ enum Role {
         #[command(flatten)]
         scheme: SchemeArg,
         #[command(flatten)]
+        plan: crate::encrypted::PlanOptions,
+        #[command(flatten)]
         limits: Limits,
     },
     /// The trusted party: batches clients' images, encrypts, has the compute server
@@ -59,7 +66,13 @@ enum Role {
         compute: String,
         #[command(flatten)]
         scheme: SchemeArg,
-        /// Images per batch (for an encrypting scheme, its number of SIMD slots).
+        /// Model file the compute server evaluates (`ckks`: the trusted party compiles the
+        /// same plan to know the parameters it encrypts with).
+        #[arg(long, value_name = "PATH")]
+        model: Option<PathBuf>,
+        #[command(flatten)]
+        plan: crate::encrypted::PlanOptions,
+        /// Images per batch (`plain` only; an encrypting scheme batches its SIMD slots).
         #[arg(long, default_value_t = 4096)]
         slots: usize,
         /// Longest a batch waits for more images before it is sent, in milliseconds.
@@ -76,8 +89,9 @@ enum Role {
 #[derive(Debug, clap::Args)]
 struct SchemeArg {
     /// Encryption scheme between trusted party and compute server. `plain` does NOT
-    /// encrypt (the compute server sees every image); `ckks` and `bfv` are not available in
-    /// this build yet.
+    /// encrypt (the compute server sees every image); `ckks` encrypts (both roles then
+    /// compile the same plan from the model and the calibration images); `bfv` is not
+    /// available in this build yet.
     #[arg(long, value_enum)]
     scheme: Scheme,
 }
@@ -128,13 +142,19 @@ pub fn serve(args: ServeArgs) -> CliResult {
             listen,
             model,
             scheme,
+            plan,
             limits,
         } => {
             let config = limits.apply(ServerConfig::compute())?;
             require_available(scheme.scheme)?;
             let model = load_model(&model)?;
-            let listener = bind(&listen)?;
-            let server = ComputeServer::start(listener, PlaintextEvaluator::new(model), config)?;
+            let server = if scheme.scheme == Scheme::Ckks {
+                let evaluator = CkksEvaluator::new(plan.ckks_plan(&model)?)
+                    .map_err(|e| CliError::Failure(e.into()))?;
+                ComputeServer::start(bind(&listen)?, evaluator, config)?
+            } else {
+                ComputeServer::start(bind(&listen)?, PlaintextEvaluator::new(model), config)?
+            };
             eprintln!(
                 "[compute] listening on {} (scheme {})",
                 server.local_addr(),
@@ -146,6 +166,8 @@ pub fn serve(args: ServeArgs) -> CliResult {
             listen,
             compute,
             scheme,
+            model,
+            plan,
             slots,
             window_ms,
             compute_timeout_s,
@@ -153,27 +175,68 @@ pub fn serve(args: ServeArgs) -> CliResult {
         } => {
             let config = limits.apply(ServerConfig::trusted())?;
             require_available(scheme.scheme)?;
-            let codec = PlaintextCodec::new(slots).map_err(CliError::bad_input)?;
-            let link = PeerConfig {
-                reply_timeout: Duration::from_secs(compute_timeout_s),
-                max_payload: ServerConfig::compute().max_payload,
-                ..ClientConfig::default().peer
+            let trusted = TrustedArgs {
+                listen,
+                compute,
+                window_ms,
+                compute_timeout_s,
+                config,
             };
-            let batch = BatchConfig {
-                window: Duration::from_millis(window_ms),
-                ..BatchConfig::default()
-            };
-            let listener = bind(&listen)?;
-            let server = TrustedServer::start(listener, codec, &compute, link, &batch, config)
-                .map_err(|e| CliError::Failure(e.into()))?;
-            eprintln!(
-                "[trusted] listening on {} (scheme {}, {slots} slots, {window_ms} ms window, compute server {compute})",
-                server.local_addr(),
-                scheme.scheme
-            );
-            server.wait();
+            if scheme.scheme == Scheme::Ckks {
+                let path = model
+                    .ok_or_else(|| CliError::bad_input(anyhow!("--scheme ckks needs --model")))?;
+                let model = Model::load(&path, None).map_err(CliError::bad_input)?;
+                let codec = CkksCodec::new(plan.ckks_plan(&model)?, &mut rand_core::OsRng)
+                    .map_err(|e| CliError::Failure(e.into()))?;
+                start_trusted(codec, trusted)?;
+            } else {
+                start_trusted(
+                    PlaintextCodec::new(slots).map_err(CliError::bad_input)?,
+                    trusted,
+                )?;
+            }
         }
     }
+    Ok(())
+}
+
+/// The trusted party's addresses and limits.
+struct TrustedArgs {
+    listen: String,
+    compute: String,
+    window_ms: u64,
+    compute_timeout_s: u64,
+    config: ServerConfig,
+}
+
+/// Starts a trusted party batching with `codec` and serves until the process is stopped.
+fn start_trusted<C: BatchCodec + 'static>(codec: C, args: TrustedArgs) -> CliResult {
+    let TrustedArgs {
+        listen,
+        compute,
+        window_ms,
+        compute_timeout_s,
+        config,
+    } = args;
+    let scheme = codec.scheme();
+    let slots = codec.slots();
+    let link = PeerConfig {
+        reply_timeout: Duration::from_secs(compute_timeout_s),
+        max_payload: ServerConfig::compute().max_payload,
+        ..ClientConfig::default().peer
+    };
+    let batch = BatchConfig {
+        window: Duration::from_millis(window_ms),
+        ..BatchConfig::default()
+    };
+    let listener = bind(&listen)?;
+    let server = TrustedServer::start(listener, codec, &compute, link, &batch, config)
+        .map_err(|e| CliError::Failure(e.into()))?;
+    eprintln!(
+        "[trusted] listening on {} (scheme {scheme}, {slots} slots, {window_ms} ms window, compute server {compute})",
+        server.local_addr(),
+    );
+    server.wait();
     Ok(())
 }
 
@@ -181,6 +244,8 @@ pub fn serve(args: ServeArgs) -> CliResult {
 fn require_available(scheme: Scheme) -> CliResult {
     if scheme == Scheme::Plain {
         eprintln!("warning: scheme plain does NOT encrypt: the compute server sees every image");
+        Ok(())
+    } else if scheme == Scheme::Ckks {
         Ok(())
     } else {
         Err(CliError::Failure(anyhow!(

@@ -14,6 +14,7 @@ pub mod client;
 pub mod codec;
 pub mod compute;
 pub mod frame;
+pub mod he;
 pub mod inproc;
 pub mod message;
 pub mod net;
@@ -25,6 +26,7 @@ pub use codec::{
     Scheme,
 };
 pub use compute::ComputeServer;
+pub use he::{ckks_plan, CkksCodec, CkksEvaluator, HeBatchError};
 pub use inproc::{InProcessClient, InProcessService};
 pub use net::{NetError, PeerConfig, ServerConfig, ServerHandle};
 pub use trusted::{

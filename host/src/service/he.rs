@@ -1,0 +1,342 @@
+//! The encrypting codec/evaluator pair: CKKS batch inference of [`heist_he::nn`] behind
+//! [`BatchCodec`] and [`BatchEvaluator`].
+//!
+//! [`CkksCodec`] (trusted party) holds the secret key. It encrypts a batch one image per
+//! slot into one ciphertext per pixel and decrypts the one ciphertext per class that comes
+//! back. [`CkksEvaluator`] (compute server) holds the compiled model ([`CkksPlan`]) and,
+//! per connection, the relinearisation key the trusted party sends as its evaluation
+//! context; it never sees a secret key.
+//!
+//! Both sides compile the same plan from the same model and calibration images
+//! ([`ckks_plan`]): the plan fixes the ring, the chain and the input scale the trusted
+//! party encrypts at. The evaluation context is the encoded relinearisation key, whose
+//! fingerprint names the parameters it belongs to; the compute server refuses a key of
+//! other parameters.
+//!
+//! # Payload layout
+//!
+//! A batch payload is a list of encoded ciphertexts ([`heist_he::wire`] format):
+//! `count: u32 LE`, then `count` times `len: u32 LE` followed by `len` bytes. The count is
+//! checked against the plan (784 inputs, 10 scores) before anything is allocated, and every
+//! ciphertext goes through the size-checked decoder of the plan's parameters.
+
+use heist_he::ckks::Ciphertext;
+use heist_he::keys::RelinKey;
+use heist_he::nn::{Calibration, CkksClient, CkksPlan, CkksServer, NnError, PlanConfig};
+use heist_he::wire::WireError;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{CryptoRng, RngCore, SeedableRng};
+
+use super::codec::{BatchCodec, BatchEvaluator, CodecError, Scheme};
+use crate::henn::Rayon;
+use crate::model::Model;
+use crate::oracle::{Image, Scores, CLASSES, IMAGE_PIXELS};
+
+/// Margin applied to the magnitudes observed on the calibration images.
+pub const CALIBRATION_MARGIN: f64 = 4.0;
+
+/// Why a CKKS batch payload was refused or a CKKS operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeBatchError {
+    /// The payload ends before the field that starts at `offset`.
+    #[error("payload truncated at byte {offset}: needs {needed} more bytes, has {available}")]
+    Truncated {
+        /// Where the missing field starts.
+        offset: usize,
+        /// Bytes the field needs.
+        needed: u64,
+        /// Bytes left.
+        available: usize,
+    },
+    /// The payload holds another number of ciphertexts than the plan needs.
+    #[error("payload holds {found} ciphertexts, expected {expected}")]
+    Count {
+        /// Ciphertexts the plan needs.
+        expected: usize,
+        /// Ciphertexts announced.
+        found: u64,
+    },
+    /// Bytes remain after the last ciphertext.
+    #[error("{extra} bytes after the last ciphertext")]
+    Trailing {
+        /// Bytes left over.
+        extra: usize,
+    },
+    /// Ciphertext `index` did not decode.
+    #[error("ciphertext {index}: {error}")]
+    Wire {
+        /// Its position in the payload.
+        index: usize,
+        /// The decoder's error.
+        error: WireError,
+    },
+    /// The relinearisation key did not decode.
+    #[error("relinearisation key: {0}")]
+    Key(WireError),
+    /// Encrypted inference failed.
+    #[error(transparent)]
+    Nn(#[from] NnError),
+    /// A decrypted score is not finite.
+    #[error("decrypted score {class} of image {image} is not finite")]
+    NonFinite {
+        /// The image (slot).
+        image: usize,
+        /// The class.
+        class: usize,
+    },
+}
+
+fn backend(error: impl Into<HeBatchError>) -> CodecError {
+    CodecError::Backend {
+        scheme: Scheme::Ckks,
+        error: Box::new(error.into()),
+    }
+}
+
+/// Compiles `model` for CKKS at secure parameters, sizing the chain for the magnitudes of
+/// `calibration` (each of [`IMAGE_PIXELS`] pixels) times [`CALIBRATION_MARGIN`]. Both
+/// parties call it with the same model and images and obtain the same plan.
+///
+/// # Errors
+/// When the model cannot be converted or compiled, or no secure parameters fit.
+pub fn ckks_plan(model: &Model, calibration: &[Image]) -> anyhow::Result<CkksPlan> {
+    let core = model
+        .to_core()
+        .map_err(|e| anyhow::anyhow!("model conversion: {e}"))?;
+    let config = PlanConfig {
+        calibration: Some(Calibration {
+            inputs: calibration.iter().map(pixels_f64).collect(),
+            margin: CALIBRATION_MARGIN,
+        }),
+        ..PlanConfig::default()
+    };
+    CkksPlan::new(core.network(), &config).map_err(|e| anyhow::anyhow!("CKKS plan: {e}"))
+}
+
+fn pixels_f64(image: &Image) -> Vec<f64> {
+    image.pixels().iter().map(|&p| f64::from(p)).collect()
+}
+
+/// Encodes `cts` in the payload layout of this module.
+fn encode_ciphertexts(cts: &[Ciphertext]) -> Result<Vec<u8>, CodecError> {
+    let encoded: Vec<Vec<u8>> = cts.iter().map(Ciphertext::encode).collect();
+    let mut out = Vec::with_capacity(4 + encoded.iter().map(|c| 4 + c.len()).sum::<usize>());
+    let count = u32::try_from(encoded.len()).map_err(|_| CodecError::Context {
+        reason: format!("{} ciphertexts do not fit a u32 count", encoded.len()),
+    })?;
+    out.extend_from_slice(&count.to_le_bytes());
+    for ct in &encoded {
+        let len = u32::try_from(ct.len()).map_err(|_| CodecError::Context {
+            reason: format!(
+                "a ciphertext of {} bytes does not fit a u32 length",
+                ct.len()
+            ),
+        })?;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(ct);
+    }
+    Ok(out)
+}
+
+/// Reads a little-endian `u32` at `*offset`, advancing it.
+fn read_u32(payload: &[u8], offset: &mut usize) -> Result<u32, HeBatchError> {
+    let bytes = payload
+        .get(*offset..)
+        .and_then(|rest| rest.get(..4))
+        .ok_or(HeBatchError::Truncated {
+            offset: *offset,
+            needed: 4,
+            available: payload.len().saturating_sub(*offset),
+        })?;
+    *offset += 4;
+    let mut word = [0u8; 4];
+    word.copy_from_slice(bytes);
+    Ok(u32::from_le_bytes(word))
+}
+
+/// Decodes exactly `expected` ciphertexts of `plan`'s parameters from an untrusted payload.
+fn decode_ciphertexts(
+    plan: &CkksPlan,
+    payload: &[u8],
+    expected: usize,
+) -> Result<Vec<Ciphertext>, HeBatchError> {
+    let mut offset = 0;
+    let count = read_u32(payload, &mut offset)?;
+    if usize::try_from(count).ok() != Some(expected) {
+        return Err(HeBatchError::Count {
+            expected,
+            found: u64::from(count),
+        });
+    }
+    let mut cts = Vec::with_capacity(expected);
+    for index in 0..expected {
+        let len = read_u32(payload, &mut offset)?;
+        let available = payload.len() - offset;
+        let bytes = usize::try_from(len)
+            .ok()
+            .and_then(|len| payload.get(offset..offset.checked_add(len)?))
+            .ok_or(HeBatchError::Truncated {
+                offset,
+                needed: u64::from(len),
+                available,
+            })?;
+        offset += bytes.len();
+        let ct = Ciphertext::decode(plan.params(), bytes)
+            .map_err(|error| HeBatchError::Wire { index, error })?;
+        cts.push(ct);
+    }
+    if offset != payload.len() {
+        return Err(HeBatchError::Trailing {
+            extra: payload.len() - offset,
+        });
+    }
+    Ok(cts)
+}
+
+/// Refuses a plan that does not map [`IMAGE_PIXELS`] inputs to [`CLASSES`] scores.
+fn check_shape(plan: &CkksPlan) -> Result<(), CodecError> {
+    if plan.input_len() == IMAGE_PIXELS && plan.output_len() == CLASSES {
+        Ok(())
+    } else {
+        Err(CodecError::Context {
+            reason: format!(
+                "plan maps {} inputs to {} outputs, expected {IMAGE_PIXELS} to {CLASSES}",
+                plan.input_len(),
+                plan.output_len()
+            ),
+        })
+    }
+}
+
+/// The trusted party's CKKS codec: the secret key, encryption and decryption.
+#[derive(Debug)]
+pub struct CkksCodec {
+    client: CkksClient,
+    rng: ChaCha20Rng,
+    exec: Rayon,
+    context: Vec<u8>,
+}
+
+impl CkksCodec {
+    /// A codec for `plan` (which must have [`IMAGE_PIXELS`] inputs and [`CLASSES`]
+    /// outputs) with a fresh secret key and relinearisation key; its randomness is a
+    /// ChaCha20 stream seeded from `rng`.
+    ///
+    /// # Errors
+    /// [`CodecError::Context`] for a plan of another shape.
+    pub fn new<R: RngCore + CryptoRng>(plan: CkksPlan, rng: &mut R) -> Result<Self, CodecError> {
+        check_shape(&plan)?;
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let mut rng = ChaCha20Rng::from_seed(seed);
+        let client = CkksClient::new(plan, &mut rng);
+        let context = client.relin_key(&mut rng).encode();
+        Ok(Self {
+            client,
+            rng,
+            exec: Rayon::default(),
+            context,
+        })
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &CkksPlan {
+        self.client.plan()
+    }
+}
+
+impl BatchCodec for CkksCodec {
+    fn scheme(&self) -> Scheme {
+        Scheme::Ckks
+    }
+
+    fn slots(&self) -> usize {
+        self.client.plan().batch()
+    }
+
+    /// The encoded relinearisation key (the compute server's only key).
+    fn evaluation_context(&self) -> Result<Vec<u8>, CodecError> {
+        Ok(self.context.clone())
+    }
+
+    fn encrypt_batch(&mut self, images: &[Image]) -> Result<Vec<u8>, CodecError> {
+        if images.is_empty() || images.len() > self.slots() {
+            return Err(CodecError::BatchSize {
+                count: images.len(),
+                slots: self.slots(),
+            });
+        }
+        let pixels: Vec<Vec<f64>> = images.iter().map(pixels_f64).collect();
+        let refs: Vec<&[f64]> = pixels.iter().map(Vec::as_slice).collect();
+        let cts = self
+            .client
+            .encrypt_batch(&refs, &mut self.rng, &self.exec)
+            .map_err(backend)?;
+        encode_ciphertexts(&cts)
+    }
+
+    fn decrypt_batch(&mut self, payload: &[u8], count: usize) -> Result<Vec<Scores>, CodecError> {
+        let plan = self.client.plan();
+        let cts = decode_ciphertexts(plan, payload, plan.output_len()).map_err(backend)?;
+        let rows = self.client.decrypt_scores(&cts, count).map_err(backend)?;
+        rows.iter()
+            .enumerate()
+            .map(|(image, row)| {
+                let mut scores = [0.0f32; CLASSES];
+                for (class, (out, &value)) in scores.iter_mut().zip(row).enumerate() {
+                    // Scores far beyond f32 are garbage anyway; refuse them as non-finite.
+                    *out = value as f32;
+                    if !out.is_finite() {
+                        return Err(backend(HeBatchError::NonFinite { image, class }));
+                    }
+                }
+                Ok(scores)
+            })
+            .collect()
+    }
+}
+
+/// The compute server's CKKS evaluator: the compiled model; per connection, the
+/// relinearisation key received from the trusted party.
+#[derive(Debug)]
+pub struct CkksEvaluator {
+    plan: CkksPlan,
+    exec: Rayon,
+}
+
+impl CkksEvaluator {
+    /// An evaluator of `plan` (which must have [`IMAGE_PIXELS`] inputs and [`CLASSES`]
+    /// outputs).
+    ///
+    /// # Errors
+    /// [`CodecError::Context`] for a plan of another shape.
+    pub fn new(plan: CkksPlan) -> Result<Self, CodecError> {
+        check_shape(&plan)?;
+        Ok(Self {
+            plan,
+            exec: Rayon::default(),
+        })
+    }
+}
+
+impl BatchEvaluator for CkksEvaluator {
+    type Session = CkksServer;
+
+    fn scheme(&self) -> Scheme {
+        Scheme::Ckks
+    }
+
+    fn open_session(&self, context: &[u8]) -> Result<CkksServer, CodecError> {
+        let rlk = RelinKey::decode(self.plan.params().he(), context)
+            .map_err(|e| backend(HeBatchError::Key(e)))?;
+        CkksServer::new(self.plan.clone(), rlk).map_err(backend)
+    }
+
+    fn evaluate(&self, session: &CkksServer, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let cts =
+            decode_ciphertexts(&self.plan, payload, self.plan.input_len()).map_err(backend)?;
+        let scores = session.evaluate(cts, &self.exec).map_err(backend)?;
+        encode_ciphertexts(&scores)
+    }
+}
