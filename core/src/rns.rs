@@ -404,6 +404,13 @@ impl<R> RnsPoly<R> {
     /// # Panics
     /// If degrees differ, `other` has fewer limbs, or either exceeds the basis.
     pub fn add_assign(&mut self, other: &Self, basis: &RnsBasis) {
+        self.zip_limbs(other, basis, |x, y, p| csub(x + y, p));
+    }
+
+    /// Applies `f(x, y, q_i)` to every pair of residues of limb `i` of `self` and `other`,
+    /// writing the result into `self`; the length checks of [`Self::add_assign`].
+    #[inline(always)]
+    fn zip_limbs(&mut self, other: &Self, basis: &RnsBasis, f: impl Fn(u64, u64, u64) -> u64) {
         self.check_pair(other, basis);
         let n = self.n;
         for (i, (a, b)) in self
@@ -414,7 +421,7 @@ impl<R> RnsPoly<R> {
         {
             let p = basis.modulus(i).value();
             for (x, &y) in a.iter_mut().zip(b) {
-                *x = csub(*x + y, p);
+                *x = f(*x, y, p);
             }
         }
     }
@@ -427,19 +434,7 @@ impl<R> RnsPoly<R> {
     /// # Panics
     /// As [`Self::add_assign`].
     pub fn sub_assign(&mut self, other: &Self, basis: &RnsBasis) {
-        self.check_pair(other, basis);
-        let n = self.n;
-        for (i, (a, b)) in self
-            .data
-            .chunks_exact_mut(n)
-            .zip(other.data.chunks_exact(n))
-            .enumerate()
-        {
-            let p = basis.modulus(i).value();
-            for (x, &y) in a.iter_mut().zip(b) {
-                *x = csub(*x + p - y, p);
-            }
-        }
+        self.zip_limbs(other, basis, |x, y, p| csub(x + p - y, p));
     }
 
     /// `self = -self` limb-wise.

@@ -4,7 +4,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use heist_core::arith::ShoupConst;
-use heist_core::rns::{divide_round_limb, Eval, RnsPoly};
+use heist_core::rns::{divide_round_limb, Eval, RnsBasis, RnsPoly};
 
 use super::{check_fp, Ciphertext, CkksError, CkksParams, Plaintext, SCALE_TOLERANCE};
 use crate::galois::{conjugation_element, rotation_element};
@@ -89,11 +89,22 @@ impl Evaluator {
     /// # Errors
     /// As [`Self::add`].
     pub fn add_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<(), CkksError> {
+        self.combine_assign(a, b, RnsPoly::add_assign)
+    }
+
+    /// `a ← a ∘ b` limb-wise for `∘` = `op` (addition or subtraction): the checks and the
+    /// bound updates are the same for both.
+    fn combine_assign(
+        &self,
+        a: &mut Ciphertext,
+        b: &Ciphertext,
+        op: fn(&mut RnsPoly<Eval>, &RnsPoly<Eval>, &RnsBasis),
+    ) -> Result<(), CkksError> {
         self.check_ct(b)?;
         let extra = self.check_add(a, b.level(), b.scale, b.msg_bound)?;
         let basis = self.he().basis();
-        a.c0.add_assign(&b.c0, basis);
-        a.c1.add_assign(&b.c1, basis);
+        op(&mut a.c0, &b.c0, basis);
+        op(&mut a.c1, &b.c1, basis);
         a.msg_bound += b.msg_bound;
         a.err_bound += b.err_bound + extra;
         a.seed = None;
@@ -115,15 +126,7 @@ impl Evaluator {
     /// # Errors
     /// As [`Self::add`].
     pub fn sub_assign(&self, a: &mut Ciphertext, b: &Ciphertext) -> Result<(), CkksError> {
-        self.check_ct(b)?;
-        let extra = self.check_add(a, b.level(), b.scale, b.msg_bound)?;
-        let basis = self.he().basis();
-        a.c0.sub_assign(&b.c0, basis);
-        a.c1.sub_assign(&b.c1, basis);
-        a.msg_bound += b.msg_bound;
-        a.err_bound += b.err_bound + extra;
-        a.seed = None;
-        Ok(())
+        self.combine_assign(a, b, RnsPoly::sub_assign)
     }
 
     /// `-a`.
