@@ -96,6 +96,25 @@ impl Ciphertext {
     }
 }
 
+impl Ciphertext {
+    /// A ciphertext of `params` from its parts and tracked noise bound (raised to the
+    /// model's floor).
+    pub(crate) fn from_parts(
+        params: &BfvParams,
+        c0: RnsPoly<Eval>,
+        c1: RnsPoly<Eval>,
+        noise_bound: f64,
+    ) -> Self {
+        Self {
+            fingerprint: params.fingerprint(),
+            c0,
+            c1,
+            noise_bound: params.noise_model().floor(noise_bound),
+            seed: None,
+        }
+    }
+}
+
 pub(crate) fn check_fp(expected: u64, found: u64) -> Result<(), BfvError> {
     if expected == found {
         Ok(())
@@ -117,6 +136,31 @@ pub(crate) fn check_plain(params: &BfvParams, pt: &Plaintext) -> Result<(), BfvE
     Ok(())
 }
 
+/// `round([Q]_t·m/t)`, the part of `round(Q·m/t)` beyond `Δ·m`.
+///
+/// # Ranges
+/// `m` in `[0, t)` → `[0, t)` (computed exactly in `u128`: `[Q]_t·m < 2^120`).
+fn correction(params: &BfvParams, m: u64) -> u64 {
+    let t = u128::from(params.plain_modulus().value());
+    ((u128::from(params.q_mod_t()) * u128::from(m) + t / 2) / t) as u64
+}
+
+/// `round(Q·m/t)` modulo each chain prime for an integer `m`: the residues of the
+/// constant plaintext `m` (the same in every slot) in every coefficient of the
+/// evaluation form.
+///
+/// # Ranges
+/// `m` in `[0, t)` → one residue in `[0, q_i)` per chain prime.
+pub(crate) fn scaled_constant(params: &BfvParams, m: u64) -> Vec<u64> {
+    let c = correction(params, m);
+    params
+        .chain_moduli()
+        .iter()
+        .zip(params.delta())
+        .map(|(q, &d)| q.add(q.mul_shoup(m, d), q.reduce(c)))
+        .collect()
+}
+
 /// `round(Q·m/t)` modulo each chain prime, in evaluation form: `Δ·m + round([Q]_t·m/t)`
 /// with `Δ = floor(Q/t)` (the second term is below `t`, computed exactly in `u128`).
 ///
@@ -126,13 +170,7 @@ pub(crate) fn scaled_plain(params: &BfvParams, pt: &Plaintext) -> RnsPoly<Eval> 
     let he = params.he();
     let n = he.n();
     let l = he.max_level();
-    let t = u128::from(pt.t);
-    let r = u128::from(params.q_mod_t());
-    let corr: Vec<u64> = pt
-        .coeffs
-        .iter()
-        .map(|&m| ((r * u128::from(m) + t / 2) / t) as u64)
-        .collect();
+    let corr: Vec<u64> = pt.coeffs.iter().map(|&m| correction(params, m)).collect();
     let mut out = RnsPoly::<Coeff>::zero(n, l);
     for (i, q) in params.chain_moduli().iter().enumerate() {
         let d = params.delta()[i];

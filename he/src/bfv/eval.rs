@@ -41,13 +41,7 @@ impl Evaluator {
     }
 
     fn with(&self, c0: RnsPoly<Eval>, c1: RnsPoly<Eval>, noise_bound: f64) -> Ciphertext {
-        Ciphertext {
-            fingerprint: self.params.fingerprint(),
-            c0,
-            c1,
-            noise_bound: self.params.noise_model().floor(noise_bound),
-            seed: None,
-        }
+        Ciphertext::from_parts(&self.params, c0, c1, noise_bound)
     }
 
     /// `a + b`.

@@ -50,6 +50,7 @@ pub mod noise;
 pub mod params;
 pub mod rns;
 
+pub(crate) use cipher::scaled_constant;
 pub use cipher::{decrypt, encrypt_pk, encrypt_sk, noise_budget, Ciphertext, Plaintext};
 pub use encoder::{rotation_galois_element, row_swap_galois_element, BatchEncoder};
 pub use eval::Evaluator;

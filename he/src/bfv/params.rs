@@ -292,6 +292,27 @@ impl BfvParams {
 /// bound after `depth` squarings of a fresh public-key encryption leaves at least one bit
 /// of budget; sizes past any security bound end the search (the caller rejects them).
 fn chain_for_depth(n: usize, t: u64, depth: usize) -> (usize, u32) {
+    chain_for_noise(n, t, |model| {
+        let mut v = model.fresh_pk();
+        for _ in 0..depth {
+            v = model.mul_relin(v, v);
+        }
+        v
+    })
+}
+
+/// The smallest chain, as (number of primes, bits per prime ≤ [`DEPTH_PRIME_BITS`]), for
+/// which `circuit` (the final noise bound of a computation under a noise model) leaves at
+/// least one bit of budget. `circuit` is evaluated on a model whose `Q` and special prime
+/// are lower bounds and whose largest prime is an upper bound for primes of the returned
+/// size, so the bound holds for any such primes (when `circuit` grows with those).
+/// Sizes past any security bound (above 1000 bits) end the search: the caller rejects
+/// them.
+pub(crate) fn chain_for_noise(
+    n: usize,
+    t: u64,
+    circuit: impl Fn(&NoiseModel) -> f64,
+) -> (usize, u32) {
     // Primes of NTT-friendly size: above 2N with room for a few of them.
     let min_bits = n.trailing_zeros() + 4;
     let mut log_q = min_bits;
@@ -309,11 +330,7 @@ fn chain_for_depth(n: usize, t: u64, depth: usize) -> (usize, u32) {
             libm::exp2(b),
             libm::exp2(b - 1.0),
         );
-        let mut v = model.fresh_pk();
-        for _ in 0..depth {
-            v = model.mul_relin(v, v);
-        }
-        if budget_bits(v) >= 1.0 || log_q > 1000 {
+        if budget_bits(circuit(&model)) >= 1.0 || log_q > 1000 {
             return (count as usize, bits);
         }
         log_q += 1;

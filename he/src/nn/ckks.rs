@@ -4,20 +4,16 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use heist_core::rns::{Eval, RnsPoly};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore};
 
-use super::kernel::linear_block;
+use super::layout::Blocks;
 use super::plan::{fresh_error, CkksPlan, CompiledLinear, CompiledOp};
 use super::{Executor, NnError};
 use crate::ckks::{decrypt, encrypt_sk, Ciphertext, CkksError, Encoder, Evaluator};
 use crate::keys::{RelinKey, SecretKey};
 
-/// Columns per block of the batch layout: a linear layer is one job per (polynomial,
-/// limb, block).
-const BLOCK: usize = 1024;
 /// Ciphertexts per square job.
 const SQUARE_CHUNK: usize = 16;
 
@@ -163,15 +159,9 @@ pub struct CkksServer {
     rlk: RelinKey,
 }
 
-/// A layer's ciphertexts in blocked layout: buffer `(part · level + limb) · blocks + block`
-/// holds `rows × width` residues (row-major), so a linear layer maps each input buffer to
-/// the output buffer of the same index.
+/// A layer's ciphertexts in blocked layout with their scale and tracked bounds.
 struct Batch {
-    level: usize,
-    width: usize,
-    blocks: usize,
-    rows: usize,
-    data: Vec<Vec<u64>>,
+    blocks: Blocks,
     scale: f64,
     msg: Vec<f64>,
     err: Vec<f64>,
@@ -231,7 +221,9 @@ impl CkksServer {
                 CompiledOp::Square => self.square(batch, exec)?,
             };
         }
-        Ok((0..batch.rows).map(|r| batch.ct(self, r)).collect())
+        Ok((0..batch.blocks.rows())
+            .map(|r| batch.ct(self, r))
+            .collect())
     }
 
     fn linear<E: Executor>(
@@ -244,10 +236,10 @@ impl CkksServer {
         let scale = input.scale * libm::ldexp(1.0, l.log2);
         // The bias of row r as an integer at the output scale, as residues per limb.
         let biases: Vec<i128> = l
-            .rows
+            .biases
             .iter()
-            .map(|row| {
-                let v = libm::round(row.bias * scale);
+            .map(|bias| {
+                let v = libm::round(bias * scale);
                 if libm::fabs(v) < libm::ldexp(1.0, 120) {
                     Ok(v as i128)
                 } else {
@@ -255,7 +247,7 @@ impl CkksServer {
                 }
             })
             .collect::<Result<_, _>>()?;
-        let residues: Vec<Vec<u64>> = (0..input.level)
+        let residues: Vec<Vec<u64>> = (0..input.blocks.level())
             .map(|i| {
                 let q = basis.modulus(i);
                 biases
@@ -271,30 +263,9 @@ impl CkksServer {
                     .collect()
             })
             .collect();
-        let rows = l.rows.len();
-        let width = input.width;
-        let data = exec.map(input.data.len(), |job| {
-            let part = job / (input.level * input.blocks);
-            let limb = (job / input.blocks) % input.level;
-            let bias: &[u64] = if part == 0 { &residues[limb] } else { &[] };
-            let mut out = vec![0u64; rows * width];
-            linear_block(
-                basis.modulus(limb),
-                &l.rows,
-                bias,
-                &input.data[job],
-                width,
-                &mut out,
-            );
-            out
-        });
         let (msg, err) = l.bounds(input.scale, &input.msg, &input.err);
         Ok(Batch {
-            level: input.level,
-            width,
-            blocks: input.blocks,
-            rows,
-            data,
+            blocks: input.blocks.linear(basis, &l.rows, &residues, exec),
             scale,
             msg,
             err,
@@ -302,10 +273,11 @@ impl CkksServer {
     }
 
     fn square<E: Executor>(&self, input: Batch, exec: &E) -> Result<Batch, NnError> {
-        let chunks = input.rows.div_ceil(SQUARE_CHUNK);
+        let rows = input.blocks.rows();
+        let chunks = rows.div_ceil(SQUARE_CHUNK);
         let results = exec.map(chunks, |c| -> Result<Vec<Ciphertext>, CkksError> {
             let mut ev = Evaluator::new(self.plan.params());
-            let end = ((c + 1) * SQUARE_CHUNK).min(input.rows);
+            let end = ((c + 1) * SQUARE_CHUNK).min(rows);
             (c * SQUARE_CHUNK..end)
                 .map(|r| {
                     let mut sq = ev.square_relin(&input.ct(self, r), &self.rlk)?;
@@ -327,28 +299,9 @@ impl Batch {
     /// Gathers ciphertexts (same level and scale) into the blocked layout.
     fn from_cts(n: usize, cts: &[Ciphertext]) -> Batch {
         let level = cts.first().map_or(1, Ciphertext::level);
-        let width = BLOCK.min(n);
-        let blocks = n / width;
-        let rows = cts.len();
-        let mut data = Vec::with_capacity(2 * level * blocks);
-        for part in 0..2 {
-            for limb in 0..level {
-                for block in 0..blocks {
-                    let mut buf = Vec::with_capacity(rows * width);
-                    for ct in cts {
-                        let poly = if part == 0 { &ct.c0 } else { &ct.c1 };
-                        buf.extend_from_slice(&poly.limb(limb)[block * width..(block + 1) * width]);
-                    }
-                    data.push(buf);
-                }
-            }
-        }
+        let pairs: Vec<_> = cts.iter().map(|ct| (&ct.c0, &ct.c1)).collect();
         Batch {
-            level,
-            width,
-            blocks,
-            rows,
-            data,
+            blocks: Blocks::gather(n, level, &pairs),
             scale: cts.first().map_or(1.0, Ciphertext::scale),
             msg: cts.iter().map(Ciphertext::msg_bound).collect(),
             err: cts.iter().map(Ciphertext::err_bound).collect(),
@@ -357,22 +310,11 @@ impl Batch {
 
     /// Ciphertext `r`.
     fn ct(&self, server: &CkksServer, r: usize) -> Ciphertext {
-        let he = server.plan.params().he();
-        let n = he.n();
-        let poly = |part: usize| {
-            let mut data = Vec::with_capacity(self.level * n);
-            for limb in 0..self.level {
-                for block in 0..self.blocks {
-                    let buf = &self.data[(part * self.level + limb) * self.blocks + block];
-                    data.extend_from_slice(&buf[r * self.width..(r + 1) * self.width]);
-                }
-            }
-            RnsPoly::<Eval>::from_vec(n, self.level, data)
-        };
+        let (c0, c1) = self.blocks.pair(r);
         Ciphertext {
-            fingerprint: he.fingerprint(),
-            c0: poly(0),
-            c1: poly(1),
+            fingerprint: server.plan.params().he().fingerprint(),
+            c0,
+            c1,
             scale: self.scale,
             msg_bound: self.msg[r],
             err_bound: self.err[r],

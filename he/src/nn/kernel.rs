@@ -6,9 +6,63 @@
 //! compilers vectorise), and reduces once per row: `(Σ |w| x_h) 2^32 + Σ |w| x_l` modulo
 //! `q`. Positive and negative weights are accumulated apart and subtracted after reduction.
 
+use alloc::vec::Vec;
+
 use heist_core::arith::Modulus;
 
-use super::plan::CompiledRow;
+use super::NnError;
+
+/// One output of a linear map as the kernel takes it: the positive and the negative
+/// integer weights kept apart (it accumulates magnitudes unsigned).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CompiledRow {
+    /// `(input index, w)` for `w > 0`.
+    pub(crate) pos: Vec<(u32, u32)>,
+    /// `(input index, |w|)` for `w < 0`.
+    pub(crate) neg: Vec<(u32, u32)>,
+}
+
+impl CompiledRow {
+    /// The row of the integer terms `(input index, w)` of operation `op`; zero weights are
+    /// dropped.
+    ///
+    /// # Errors
+    /// [`NnError::TooLarge`] for an index or `|w|` above `u32::MAX`, or `Σ |w| > 2^32`
+    /// (the kernel's accumulators hold `Σ |w| · (2^32 - 1)`).
+    pub(crate) fn from_terms(
+        op: usize,
+        terms: impl IntoIterator<Item = (usize, i64)>,
+    ) -> Result<Self, NnError> {
+        let too_large = |value: u64| NnError::TooLarge { op, value };
+        let mut row = Self {
+            pos: Vec::new(),
+            neg: Vec::new(),
+        };
+        let mut abs_sum = 0u64;
+        for (i, w) in terms {
+            let index = u32::try_from(i).map_err(|_| too_large(i as u64))?;
+            let mag = u32::try_from(w.unsigned_abs()).map_err(|_| too_large(w.unsigned_abs()))?;
+            abs_sum += u64::from(mag);
+            if abs_sum > 1 << 32 {
+                return Err(too_large(abs_sum));
+            }
+            match w.signum() {
+                1 => row.pos.push((index, mag)),
+                -1 => row.neg.push((index, mag)),
+                _ => {}
+            }
+        }
+        Ok(row)
+    }
+
+    /// Every `(input index, |w|)`.
+    pub(crate) fn magnitudes(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        self.pos
+            .iter()
+            .chain(&self.neg)
+            .map(|&(i, w)| (i as usize, w))
+    }
+}
 
 /// Columns accumulated together (two `u64` accumulators each, kept in L1).
 const TILE: usize = 64;

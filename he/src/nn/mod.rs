@@ -41,10 +41,13 @@
 //! encryption per input position. [`Sequential`] runs them in order; a host with threads
 //! supplies its own executor.
 
+mod bfv;
 mod ckks;
 mod kernel;
+mod layout;
 mod plan;
 
+pub use bfv::{BfvClient, BfvPlan, BfvServer, MAX_PLAIN_PRIMES};
 pub use ckks::{CkksClient, CkksServer};
 pub use plan::{Calibration, CkksPlan, PlanConfig};
 
@@ -53,6 +56,7 @@ use core::fmt;
 
 use heist_core::nn::EvalError;
 
+use crate::bfv::BfvError;
 use crate::ckks::CkksError;
 use crate::params::ParamsError;
 
@@ -123,10 +127,24 @@ pub enum NnError {
         /// Its scale.
         scale: f64,
     },
+    /// No secure BFV parameters evaluate the integer model exactly.
+    NoExactParameters {
+        /// `log2(2B + 1)`: the plaintext bits the model's worst case needs.
+        plaintext_bits: f64,
+    },
+    /// An input ciphertext carries more noise than the plan assumes.
+    InputNoise {
+        /// Its tracked noise bound.
+        bound: f64,
+        /// That of a fresh secret-key encryption.
+        max: f64,
+    },
     /// A calibration input could not be evaluated.
     Calibration(EvalError),
     /// A CKKS operation failed.
     Ckks(CkksError),
+    /// A BFV operation failed.
+    Bfv(BfvError),
     /// Parameter generation failed.
     Params(ParamsError),
 }
@@ -151,8 +169,17 @@ impl fmt::Display for NnError {
                 f,
                 "input ciphertext at level {level}, scale {scale:e} is not a fresh input of the plan"
             ),
+            Self::NoExactParameters { plaintext_bits } => write!(
+                f,
+                "no secure BFV parameters evaluate the model exactly ({plaintext_bits:.1} plaintext bits needed, at most {MAX_PLAIN_PRIMES} primes)"
+            ),
+            Self::InputNoise { bound, max } => write!(
+                f,
+                "input ciphertext with noise bound {bound:e}, above the {max:e} of a fresh encryption the plan assumes"
+            ),
             Self::Calibration(e) => write!(f, "calibration input: {e}"),
             Self::Ckks(e) => write!(f, "CKKS: {e}"),
+            Self::Bfv(e) => write!(f, "BFV: {e}"),
             Self::Params(e) => write!(f, "parameters: {e}"),
         }
     }
@@ -163,6 +190,12 @@ impl core::error::Error for NnError {}
 impl From<CkksError> for NnError {
     fn from(e: CkksError) -> Self {
         Self::Ckks(e)
+    }
+}
+
+impl From<BfvError> for NnError {
+    fn from(e: BfvError) -> Self {
+        Self::Bfv(e)
     }
 }
 

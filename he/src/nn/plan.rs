@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 
 use heist_core::nn::{LinearMap, Network, Op};
 
+use super::kernel::CompiledRow;
 use super::NnError;
 use crate::ckks::{fft_error, CkksParams};
 use crate::keys::{keyswitch_noise_bound, rounding_bound, slot_bound, BETA, ERROR_VARIANCE};
@@ -86,23 +87,13 @@ impl Default for PlanConfig {
     }
 }
 
-/// One output of a compiled linear map: `bias + Σ w_q x / 2^k` with the positive and the
-/// negative integer weights kept apart (the kernel accumulates magnitudes unsigned).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct CompiledRow {
-    /// `(input index, w_q)` for `w_q > 0`.
-    pub(crate) pos: Vec<(u32, u32)>,
-    /// `(input index, |w_q|)` for `w_q < 0`.
-    pub(crate) neg: Vec<(u32, u32)>,
-    /// The real bias, added at the accumulator's scale.
-    pub(crate) bias: f64,
-}
-
 /// A linear map with integer weights `round(w · 2^log2)`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CompiledLinear {
     pub(crate) input_len: usize,
     pub(crate) rows: Vec<CompiledRow>,
+    /// The real bias of every row, added at the accumulator's scale.
+    pub(crate) biases: Vec<f64>,
     pub(crate) log2: i32,
 }
 
@@ -132,42 +123,24 @@ impl CompiledLinear {
             0
         };
         let mut rows = Vec::with_capacity(map.output_len());
+        let mut biases = Vec::with_capacity(map.output_len());
         for row in map.rows() {
-            let mut pos = Vec::new();
-            let mut neg = Vec::new();
-            let mut abs_sum = 0u64;
-            for &(i, w) in row.terms() {
+            // |w_q| <= 2^23 by the choice of log2 (bits <= 24): the casts are exact.
+            let terms = row.terms().iter().map(|&(i, w)| {
                 let wq = libm::round(libm::ldexp(w, log2));
                 debug_assert!(libm::fabs(wq) <= q_max);
-                // |wq| <= 2^23 by the choice of log2 (bits <= 24): the cast is exact.
-                let mag = libm::fabs(wq) as u32;
-                let index = u32::try_from(i).map_err(|_| NnError::TooLarge {
-                    op,
-                    value: i as u64,
-                })?;
-                abs_sum += u64::from(mag);
-                if wq > 0.0 {
-                    pos.push((index, mag));
-                } else if wq < 0.0 {
-                    neg.push((index, mag));
-                }
-            }
-            // The kernel's u64 accumulators hold Σ |w_q| · (2^32 - 1).
-            if abs_sum > 1 << 32 {
-                return Err(NnError::TooLarge { op, value: abs_sum });
-            }
+                (i, wq as i64)
+            });
+            rows.push(CompiledRow::from_terms(op, terms)?);
             if !row.bias().is_finite() {
                 return Err(NnError::NotFinite { op });
             }
-            rows.push(CompiledRow {
-                pos,
-                neg,
-                bias: row.bias(),
-            });
+            biases.push(row.bias());
         }
         Ok(Self {
             input_len: map.input_len(),
             rows,
+            biases,
             log2,
         })
     }
@@ -183,15 +156,15 @@ impl CompiledLinear {
         let inv = libm::ldexp(1.0, -self.log2);
         self.rows
             .iter()
-            .map(|row| {
+            .zip(&self.biases)
+            .map(|(row, bias)| {
                 let (mut m, mut e, mut msum) = (0.0, 0.0, 0.0);
-                for &(i, w) in row.pos.iter().chain(&row.neg) {
-                    let i = i as usize;
+                for (i, w) in row.magnitudes() {
                     m += f64::from(w) * msg[i];
                     e += f64::from(w) * err[i];
                     msum += msg[i];
                 }
-                (m * inv + libm::fabs(row.bias), e + 0.5 * scale * msum + 0.5)
+                (m * inv + libm::fabs(*bias), e + 0.5 * scale * msum + 0.5)
             })
             .unzip()
     }
