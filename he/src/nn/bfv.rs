@@ -56,7 +56,9 @@ use crate::params::{max_log_q, primes_for_sizes, SecurityLevel};
 /// The most plaintext primes a plan uses.
 pub const MAX_PLAIN_PRIMES: usize = 4;
 /// Ciphertexts per square job.
-const SQUARE_CHUNK: usize = 16;
+const SQUARE_CHUNK: usize = 8;
+/// Square jobs per wave (the new ciphertexts of one wave exist beside the layer's).
+const SQUARE_JOBS: usize = 8;
 
 /// One operation of the integer network.
 #[derive(Debug, Clone, PartialEq)]
@@ -618,7 +620,8 @@ impl BfvServer {
             if ct.fingerprint() != fp {
                 return Err(foreign(ct.fingerprint()));
             }
-            if !(ct.noise_bound() <= model.fresh_sk()) {
+            // Written so that NaN is refused too.
+            if ct.noise_bound().is_nan() || ct.noise_bound() > model.fresh_sk() {
                 return Err(NnError::InputNoise {
                     bound: ct.noise_bound(),
                     max: model.fresh_sk(),
@@ -626,40 +629,49 @@ impl BfvServer {
             }
         }
         let he = params.he();
-        let gather = |cts: &[Ciphertext]| {
-            let pairs: Vec<_> = cts.iter().map(|ct| (ct.c0(), ct.c1())).collect();
-            Blocks::gather(he.n(), he.max_level(), &pairs)
-        };
         let mut noise: Vec<f64> = inputs.iter().map(Ciphertext::noise_bound).collect();
-        let mut blocks = gather(&inputs);
-        drop(inputs);
+        let pairs: Vec<_> = inputs.iter().map(|ct| (ct.c0(), ct.c1())).collect();
+        // The inputs stay where they are until the first layer has read them.
+        let mut blocks: Option<Blocks> = None;
         for op in &self.plan.ops {
             let next_noise = op_noise(model, op, &noise);
-            blocks = match op {
+            match op {
                 BfvOp::Linear { rows, biases } => {
-                    let t = params.plain_modulus().value();
-                    // residues[limb][row] of round(Q·[b]_t/t).
-                    let per_row: Vec<Vec<u64>> = biases
-                        .iter()
-                        .map(|&b| {
-                            // rem_euclid of an i128 by t < 2^60 is in [0, t).
-                            let m = b.rem_euclid(i128::from(t)) as u64;
-                            crate::bfv::scaled_constant(params, m)
-                        })
-                        .collect();
-                    let residues: Vec<Vec<u64>> = (0..blocks.level())
-                        .map(|limb| per_row.iter().map(|r| r[limb]).collect())
-                        .collect();
-                    blocks.linear(he.basis(), rows, &residues, exec)
+                    let residues = bias_residues(params, biases);
+                    blocks = Some(match &blocks {
+                        Some(b) => b.linear(he.basis(), rows, &residues, exec),
+                        None => Blocks::linear_from(
+                            he.n(),
+                            he.max_level(),
+                            &pairs,
+                            he.basis(),
+                            rows,
+                            &residues,
+                            exec,
+                        ),
+                    });
                 }
                 BfvOp::Square => {
-                    let squared = self.square(params, &blocks, &noise, exec)?;
-                    drop(blocks);
-                    gather(&squared)
+                    let b = blocks
+                        .get_or_insert_with(|| Blocks::gather(he.n(), he.max_level(), &pairs));
+                    b.map_in_place(
+                        (SQUARE_CHUNK, SQUARE_JOBS),
+                        exec,
+                        || Evaluator::new(params),
+                        |ev, r, c0, c1| {
+                            let ct = Ciphertext::from_parts(params, c0, c1, noise[r]);
+                            let sq = ev.square(&ct, &self.rlk)?;
+                            Ok::<_, NnError>((sq.c0, sq.c1))
+                        },
+                    )?;
                 }
-            };
+            }
             noise = next_noise;
         }
+        // A network without operations: the scores are the inputs.
+        let blocks = blocks.unwrap_or_else(|| Blocks::gather(he.n(), he.max_level(), &pairs));
+        drop(pairs);
+        drop(inputs);
         Ok((0..blocks.rows())
             .map(|r| {
                 let (c0, c1) = blocks.pair(r);
@@ -667,30 +679,20 @@ impl BfvServer {
             })
             .collect())
     }
+}
 
-    /// Squares every ciphertext of `blocks` (noise bounds `noise`), in chunks on `exec`.
-    fn square<E: Executor>(
-        &self,
-        params: &BfvParams,
-        blocks: &Blocks,
-        noise: &[f64],
-        exec: &E,
-    ) -> Result<Vec<Ciphertext>, NnError> {
-        let rows = blocks.rows();
-        let results = exec.map(rows.div_ceil(SQUARE_CHUNK), |c| {
-            let mut ev = Evaluator::new(params);
-            let end = ((c + 1) * SQUARE_CHUNK).min(rows);
-            (c * SQUARE_CHUNK..end)
-                .map(|r| {
-                    let (c0, c1) = blocks.pair(r);
-                    ev.square(&Ciphertext::from_parts(params, c0, c1, noise[r]), &self.rlk)
-                })
-                .collect::<Result<Vec<_>, _>>()
-        });
-        let mut out = Vec::with_capacity(rows);
-        for r in results {
-            out.extend(r?);
-        }
-        Ok(out)
-    }
+/// The residues `[limb][row]` of `round(Q·[b]_t/t)` for the integer biases `b`.
+fn bias_residues(params: &BfvParams, biases: &[i128]) -> Vec<Vec<u64>> {
+    let t = params.plain_modulus().value();
+    let per_row: Vec<Vec<u64>> = biases
+        .iter()
+        .map(|&b| {
+            // rem_euclid by t < 2^60 is in [0, t).
+            let m = b.rem_euclid(i128::from(t)) as u64;
+            crate::bfv::scaled_constant(params, m)
+        })
+        .collect();
+    (0..params.chain_moduli().len())
+        .map(|limb| per_row.iter().map(|r| r[limb]).collect())
+        .collect()
 }

@@ -14,8 +14,14 @@ use heist_core::rns::{Eval, RnsBasis, RnsPoly};
 use super::kernel::{linear_block, CompiledRow};
 use super::Executor;
 
-/// Coefficients per block: a linear layer is one job per (part, limb, block).
-const BLOCK: usize = 1024;
+/// Coefficients per block: a linear layer is one job per (part, limb, block). A block of
+/// all rows is contiguous, so the kernel's working set (every input row of one tile)
+/// streams through the cache instead of striding by a power of two, which maps the rows
+/// onto a few cache sets.
+const BLOCK: usize = 64;
+
+/// A ciphertext as `(c_0, c_1)`.
+pub(crate) type Pair = (RnsPoly<Eval>, RnsPoly<Eval>);
 
 /// A layer's ciphertexts in blocked layout (see the module documentation).
 pub(crate) struct Blocks {
@@ -70,7 +76,7 @@ impl Blocks {
     }
 
     /// Ciphertext `r` as `(c_0, c_1)`.
-    pub(crate) fn pair(&self, r: usize) -> (RnsPoly<Eval>, RnsPoly<Eval>) {
+    pub(crate) fn pair(&self, r: usize) -> Pair {
         let n = self.width * self.blocks;
         let poly = |part: usize| {
             let mut data = Vec::with_capacity(self.level * n);
@@ -98,31 +104,133 @@ impl Blocks {
         bias: &[Vec<u64>],
         exec: &E,
     ) -> Self {
+        let shape = Self::empty(self.level, self.width, self.blocks, rows.len());
+        shape.fill_linear(basis, rows, bias, exec, |job| {
+            self.data[job].chunks_exact(self.width).collect()
+        })
+    }
+
+    /// As [`Self::linear`] on ciphertexts `(c_0, c_1)` of degree `n` over `level` primes
+    /// read in place (no gathered copy of the inputs).
+    ///
+    /// # Ranges
+    /// As [`Self::linear`]; every polynomial has `level` limbs (checked by the callers).
+    pub(crate) fn linear_from<E: Executor>(
+        n: usize,
+        level: usize,
+        cts: &[(&RnsPoly<Eval>, &RnsPoly<Eval>)],
+        basis: &RnsBasis,
+        rows: &[CompiledRow],
+        bias: &[Vec<u64>],
+        exec: &E,
+    ) -> Self {
+        let width = BLOCK.min(n);
+        let blocks = n / width;
+        let shape = Self::empty(level, width, blocks, rows.len());
+        shape.fill_linear(basis, rows, bias, exec, |job| {
+            let (part, limb, block) = job_of(level, blocks, job);
+            cts.iter()
+                .map(|&(c0, c1)| {
+                    let poly = if part == 0 { c0 } else { c1 };
+                    &poly.limb(limb)[block * width..(block + 1) * width]
+                })
+                .collect()
+        })
+    }
+
+    /// A layout of `rows` ciphertexts with no data yet.
+    fn empty(level: usize, width: usize, blocks: usize, rows: usize) -> Self {
+        Self {
+            level,
+            width,
+            blocks,
+            rows,
+            data: Vec::new(),
+        }
+    }
+
+    /// Fills this layout's buffers with the linear layer over the input rows of each
+    /// buffer, `input(job)`.
+    fn fill_linear<'a, E: Executor>(
+        mut self,
+        basis: &RnsBasis,
+        rows: &[CompiledRow],
+        bias: &[Vec<u64>],
+        exec: &E,
+        input: impl Fn(usize) -> Vec<&'a [u64]> + Sync,
+    ) -> Self {
         let width = self.width;
-        let data = exec.map(self.data.len(), |job| {
-            let part = job / (self.level * self.blocks);
-            let limb = (job / self.blocks) % self.level;
+        let shape = &self;
+        let data = exec.map(2 * self.level * self.blocks, |job| {
+            let (part, limb, _) = job_of(shape.level, shape.blocks, job);
             let b: &[u64] = match bias.get(limb) {
                 Some(b) if part == 0 => b,
                 _ => &[],
             };
             let mut out = vec![0u64; rows.len() * width];
-            linear_block(
-                basis.modulus(limb),
-                rows,
-                b,
-                &self.data[job],
-                width,
-                &mut out,
-            );
+            linear_block(basis.modulus(limb), rows, b, &input(job), width, &mut out);
             out
         });
-        Self {
-            level: self.level,
-            width,
-            blocks: self.blocks,
-            rows: rows.len(),
-            data,
+        self.data = data;
+        self
+    }
+
+    /// Replaces every ciphertext `r` by `f(state, r, c_0, c_1)`. Jobs of `chunk`
+    /// consecutive ciphertexts run on `exec`, each with its own `state` from `init`, in
+    /// waves of `jobs` jobs: at most one wave of new ciphertexts exists beside the layout.
+    ///
+    /// # Errors
+    /// The first error of `f`; the layout is then partly updated.
+    pub(crate) fn map_in_place<E: Executor, S, Err: Send>(
+        &mut self,
+        (chunk, jobs): (usize, usize),
+        exec: &E,
+        init: impl Fn() -> S + Sync,
+        f: impl Fn(&mut S, usize, RnsPoly<Eval>, RnsPoly<Eval>) -> Result<Pair, Err> + Sync,
+    ) -> Result<(), Err> {
+        let chunk = chunk.max(1);
+        let wave = chunk * jobs.max(1);
+        for start in (0..self.rows).step_by(wave) {
+            let end = (start + wave).min(self.rows);
+            let this = &*self;
+            let results = exec.map((end - start).div_ceil(chunk), |j| {
+                let mut state = init();
+                let first = start + j * chunk;
+                (first..(first + chunk).min(end))
+                    .map(|r| {
+                        let (c0, c1) = this.pair(r);
+                        f(&mut state, r, c0, c1)
+                    })
+                    .collect::<Result<Vec<Pair>, Err>>()
+            });
+            let mut r = start;
+            for job in results {
+                for (c0, c1) in job? {
+                    self.set_pair(r, &c0, &c1);
+                    r += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes ciphertext `r`.
+    fn set_pair(&mut self, r: usize, c0: &RnsPoly<Eval>, c1: &RnsPoly<Eval>) {
+        let w = self.width;
+        for (part, poly) in [c0, c1].into_iter().enumerate() {
+            debug_assert_eq!(poly.limbs(), self.level);
+            for limb in 0..self.level {
+                for block in 0..self.blocks {
+                    let buf = &mut self.data[(part * self.level + limb) * self.blocks + block];
+                    buf[r * w..(r + 1) * w]
+                        .copy_from_slice(&poly.limb(limb)[block * w..(block + 1) * w]);
+                }
+            }
         }
     }
+}
+
+/// `(part, limb, block)` of buffer `job` in a layout of `level` primes and `blocks` blocks.
+fn job_of(level: usize, blocks: usize, job: usize) -> (usize, usize, usize) {
+    (job / (level * blocks), (job / blocks) % level, job % blocks)
 }
