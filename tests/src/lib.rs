@@ -228,3 +228,157 @@ pub mod big {
         }
     }
 }
+
+/// Random models and inputs shared by the inference suites.
+pub mod models {
+    use heist_core::nn::{Conv2d, Dense, Layer, Model, Padding, Shape, SumPool2d};
+    use proptest::prelude::*;
+    use rand_core::RngCore;
+
+    /// Uniform in [lo, hi).
+    pub fn uniform(rng: &mut impl RngCore, lo: f64, hi: f64) -> f64 {
+        let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        lo + (hi - lo) * unit
+    }
+
+    /// Glorot-uniform weights: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)).
+    pub fn glorot(rng: &mut impl RngCore, n: usize, fan_in: usize, fan_out: usize) -> Vec<f64> {
+        let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
+        (0..n).map(|_| uniform(rng, -a, a)).collect()
+    }
+
+    /// Biases uniform in `[-0.05, 0.05)`.
+    pub fn small_bias(rng: &mut impl RngCore, n: usize) -> Vec<f64> {
+        (0..n).map(|_| uniform(rng, -0.05, 0.05)).collect()
+    }
+
+    /// Random pixels k / 255, k uniform in 0..=255.
+    pub fn pixels(rng: &mut impl RngCore, n: usize) -> Vec<f64> {
+        (0..n)
+            .map(|_| (rng.next_u32() % 256) as f64 / 255.0)
+            .collect()
+    }
+
+    /// A random small square-activation network: conv → [square] → [pool] →
+    /// flatten → dense → [square] → dense, Glorot weights.
+    pub fn random_model(rng: &mut impl RngCore, p: &Arch) -> Model {
+        let (kh, kw) = (p.k, p.k);
+        let conv = Conv2d {
+            in_channels: p.c,
+            out_channels: p.o,
+            kernel: [kh, kw],
+            stride: [p.s, p.s],
+            padding: if p.same {
+                Padding::Same
+            } else {
+                Padding::Valid
+            },
+            weight: glorot(rng, p.o * p.c * kh * kw, p.c * kh * kw, p.o * kh * kw),
+            bias: p.bias.then(|| small_bias(rng, p.o)),
+        };
+        let input = Shape::Image {
+            channels: p.c,
+            height: p.h,
+            width: p.h,
+        };
+        let mut layers = vec![Layer::Conv2d(conv)];
+        if p.square1 {
+            layers.push(Layer::Square);
+        }
+        if p.pool {
+            let pool = Layer::SumPool2d(SumPool2d {
+                kernel: [2, 2],
+                stride: [2, 2],
+                scale: 0.25,
+            });
+            let mut with_pool = layers.clone();
+            with_pool.push(pool);
+            if Model::new(input, with_pool.clone()).is_ok() {
+                layers = with_pool;
+            }
+        }
+        layers.push(Layer::Flatten);
+        let flat = Model::new(input, layers.clone())
+            .unwrap()
+            .output_shape()
+            .len()
+            .unwrap();
+        layers.push(Layer::Dense(Dense {
+            in_features: flat,
+            out_features: p.hidden,
+            weight: glorot(rng, flat * p.hidden, flat, p.hidden),
+            bias: p.bias.then(|| small_bias(rng, p.hidden)),
+        }));
+        if p.square2 {
+            layers.push(Layer::Square);
+        }
+        layers.push(Layer::Dense(Dense {
+            in_features: p.hidden,
+            out_features: p.classes,
+            weight: glorot(rng, p.hidden * p.classes, p.hidden, p.classes),
+            bias: p.bias.then(|| small_bias(rng, p.classes)),
+        }));
+        Model::new(input, layers).unwrap()
+    }
+
+    #[derive(Debug, Clone)]
+    /// A random small architecture: conv (optionally square, sum pooling), flatten, dense,
+    /// optionally square, dense.
+    pub struct Arch {
+        /// Parameter `c`.
+        pub c: usize,
+        /// Parameter `h`.
+        pub h: usize,
+        /// Parameter `o`.
+        pub o: usize,
+        /// Parameter `k`.
+        pub k: usize,
+        /// Parameter `s`.
+        pub s: usize,
+        /// Parameter `same`.
+        pub same: bool,
+        /// Parameter `bias`.
+        pub bias: bool,
+        /// Parameter `square1`.
+        pub square1: bool,
+        /// Parameter `square2`.
+        pub square2: bool,
+        /// Parameter `pool`.
+        pub pool: bool,
+        /// Parameter `hidden`.
+        pub hidden: usize,
+        /// Parameter `classes`.
+        pub classes: usize,
+    }
+
+    /// The strategy of [`Arch`].
+    pub fn arch() -> impl Strategy<Value = Arch> {
+        (
+            (1usize..3, 4usize..11, 1usize..4, 1usize..4, 1usize..3),
+            (
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            ),
+            (1usize..17, 2usize..6),
+        )
+            .prop_map(
+                |((c, h, o, k, s), (same, bias, square1, square2, pool), (hidden, classes))| Arch {
+                    c,
+                    h,
+                    o,
+                    k,
+                    s,
+                    same,
+                    bias,
+                    square1,
+                    square2,
+                    pool,
+                    hidden,
+                    classes,
+                },
+            )
+    }
+}
