@@ -32,4 +32,21 @@ impl Executor for Rayon {
             None => run(),
         }
     }
+
+    fn for_each_mut<T: Send, F: Fn(usize, &mut T) + Sync>(&self, items: &mut [T], f: F) {
+        let f = &f;
+        let run = move || {
+            // Moved, not reborrowed: the closure runs once.
+            let items = items;
+            items
+                .par_iter_mut()
+                .with_max_len(1)
+                .enumerate()
+                .for_each(|(i, item)| f(i, item));
+        };
+        match &self.pool {
+            Some(pool) => pool.install(run),
+            None => run(),
+        }
+    }
 }

@@ -349,3 +349,43 @@ fn rejects_weights_the_kernel_cannot_take() {
         Err(NnError::TooLarge { op: 0, .. })
     ));
 }
+
+#[test]
+fn consecutive_and_trailing_squares_exact() {
+    // dense → square → square → dense → square: the squares that no linear map follows
+    // are relinearised one by one; the one before the second map is fused with it.
+    let mut rng = seeded_rng("henn_bfv squares", 0);
+    let model = Model::new(
+        Shape::Flat(8),
+        vec![
+            Layer::Dense(Dense {
+                in_features: 8,
+                out_features: 4,
+                weight: weights(&mut rng, 32, 1.0),
+                bias: Some(weights(&mut rng, 4, 0.5)),
+            }),
+            Layer::Square,
+            Layer::Square,
+            Layer::Dense(Dense {
+                in_features: 4,
+                out_features: 2,
+                weight: weights(&mut rng, 8, 1.0),
+                bias: Some(weights(&mut rng, 2, 0.5)),
+            }),
+            Layer::Square,
+        ],
+    )
+    .unwrap();
+    let config = QuantConfig {
+        input_scale: 4,
+        weight_bits: heist_core::nn::WeightBits::Uniform(3),
+        ..QuantConfig::pixels(3)
+    };
+    let quant = QuantizedModel::new(&model, &config).unwrap();
+    let plan = BfvPlan::new_insecure_for_tests(&quant, 64).unwrap();
+    let inputs = images(&mut rng, 64, 8, plan.input_bound());
+    let got = run(&plan, &inputs, "henn_bfv squares run");
+    for (img, row) in inputs.iter().zip(&got) {
+        assert_eq!(row, &quant.infer(img).unwrap());
+    }
+}

@@ -237,10 +237,88 @@ impl Evaluator {
             .into_eval(self.basis())
     }
 
-    /// `a · b` (slot-wise product) with relinearisation: the HPS multiplication
-    /// ([`super::rns`]): the four polynomials are lifted exactly to `Q ∪ P`, the tensor
-    /// product is taken there, scaled by `t/Q` and brought back to `Q`; the `s²` part is
-    /// switched to `s` with `rlk`.
+    /// The parts `(d_0, d_1, d_2)` of `round(t/Q · x ⊗ y)`, decrypting under `(1, s, s²)`
+    /// (HPS, [`super::rns`]): the four polynomials are lifted exactly to `Q ∪ P`, the
+    /// tensor product is taken there, scaled by `t/Q` and brought back to `Q`. For a square
+    /// (`y = None`) the middle part is `(2 x_0) x_1`: three products instead of four.
+    ///
+    /// # Ranges
+    /// Full-chain polynomials of these parameters, residues in `[0, q_i)` → the same.
+    pub(crate) fn tensor(
+        &self,
+        x: [&RnsPoly<Eval>; 2],
+        y: Option<[&RnsPoly<Eval>; 2]>,
+    ) -> [RnsPoly<Eval>; 3] {
+        let basis = self.basis();
+        let aux = self.params.aux_basis();
+        let lift = |p: &RnsPoly<Eval>| self.to_aux(&p.clone().into_coeff(basis));
+        let products =
+            |[x0, x1]: [&RnsPoly<Eval>; 2], y: Option<[&RnsPoly<Eval>; 2]>, bs: &RnsBasis| {
+                let mut d0 = x0.clone();
+                let mut d1 = x0.clone();
+                let mut d2 = x1.clone();
+                match y {
+                    None => {
+                        d0.mul_assign(x0, bs);
+                        d1.add_assign(x0, bs);
+                        d1.mul_assign(x1, bs);
+                        d2.mul_assign(x1, bs);
+                    }
+                    Some([y0, y1]) => {
+                        d0.mul_assign(y0, bs);
+                        d1.mul_assign(y1, bs);
+                        d1.mul_add_assign(x1, y0, bs);
+                        d2.mul_assign(y1, bs);
+                    }
+                }
+                [d0, d1, d2]
+            };
+        let xp = [lift(x[0]), lift(x[1])];
+        let dp = match y {
+            None => products([&xp[0], &xp[1]], None, aux),
+            Some(y) => {
+                let yp = [lift(y[0]), lift(y[1])];
+                products([&xp[0], &xp[1]], Some([&yp[0], &yp[1]]), aux)
+            }
+        };
+        drop(xp);
+        let dq = products(x, y, basis);
+        let [q0, q1, q2] = dq;
+        let [p0, p1, p2] = dp;
+        [
+            self.scale_down(q0, p0),
+            self.scale_down(q1, p1),
+            self.scale_down(q2, p2),
+        ]
+    }
+
+    /// Switches the `s²` part of `(d_0, d_1, d_2)` to `s` with `rlk`: `(c_0, c_1)` with
+    /// `c_0 + c_1 s ≈ d_0 + d_1 s + d_2 s²` (the noise grows by
+    /// [`super::noise::NoiseModel::key_switch`]).
+    ///
+    /// # Ranges
+    /// Full-chain polynomials, residues in `[0, q_i)` → the same.
+    ///
+    /// # Panics
+    /// If `rlk` belongs to other parameters (checked by the public callers).
+    pub(crate) fn relinearize(
+        &mut self,
+        [mut c0, mut c1, c2]: [RnsPoly<Eval>; 3],
+        rlk: &RelinKey,
+    ) -> (RnsPoly<Eval>, RnsPoly<Eval>) {
+        key_switch(
+            self.params.he(),
+            rlk.key(),
+            &c2,
+            &mut c0,
+            &mut c1,
+            &mut self.scratch,
+        );
+        (c0, c1)
+    }
+
+    /// `a · b` (slot-wise product) with relinearisation: the HPS tensor product
+    /// ([`super::rns`]), then the `s²` part switched to `s` with `rlk`.
     ///
     /// # Errors
     /// [`BfvError::ForeignObject`] for operands or a key of other parameters.
@@ -253,52 +331,9 @@ impl Evaluator {
         self.check(a)?;
         self.check(b)?;
         check_fp(self.params.he().fingerprint(), rlk.key().fingerprint())?;
-        let basis = self.params.he().basis().clone();
-        let aux = self.params.aux_basis().clone();
-        let lift = |x: &RnsPoly<Eval>| -> (RnsPoly<Eval>, RnsPoly<Eval>) {
-            let p = self.to_aux(&x.clone().into_coeff(&basis));
-            (x.clone(), p)
-        };
-        let (a0, a0p) = lift(&a.c0);
-        let (a1, a1p) = lift(&a.c1);
-        let (b0, b0p) = if core::ptr::eq(a, b) {
-            (a0.clone(), a0p.clone())
-        } else {
-            lift(&b.c0)
-        };
-        let (b1, b1p) = if core::ptr::eq(a, b) {
-            (a1.clone(), a1p.clone())
-        } else {
-            lift(&b.c1)
-        };
-        // (a0 + a1 s)(b0 + b1 s) = a0 b0 + (a0 b1 + a1 b0) s + a1 b1 s², in Q and in P.
-        let tensor = |x0: &RnsPoly<Eval>,
-                      x1: &RnsPoly<Eval>,
-                      y0: &RnsPoly<Eval>,
-                      y1: &RnsPoly<Eval>,
-                      bs: &RnsBasis| {
-            let mut d0 = x0.clone();
-            d0.mul_assign(y0, bs);
-            let mut d1 = x0.clone();
-            d1.mul_assign(y1, bs);
-            d1.mul_add_assign(x1, y0, bs);
-            let mut d2 = x1.clone();
-            d2.mul_assign(y1, bs);
-            (d0, d1, d2)
-        };
-        let (d0q, d1q, d2q) = tensor(&a0, &a1, &b0, &b1, &basis);
-        let (d0p, d1p, d2p) = tensor(&a0p, &a1p, &b0p, &b1p, &aux);
-        let mut c0 = self.scale_down(d0q, d0p);
-        let mut c1 = self.scale_down(d1q, d1p);
-        let c2 = self.scale_down(d2q, d2p);
-        key_switch(
-            self.params.he(),
-            rlk.key(),
-            &c2,
-            &mut c0,
-            &mut c1,
-            &mut self.scratch,
-        );
+        let other = (!core::ptr::eq(a, b)).then_some([&b.c0, &b.c1]);
+        let parts = self.tensor([&a.c0, &a.c1], other);
+        let (c0, c1) = self.relinearize(parts, rlk);
         let bound = self
             .params
             .noise_model()

@@ -38,8 +38,11 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use core::ops::Range;
+
 use heist_core::nn::{Network, Op, QuantizedModel};
 use heist_core::primes::ntt_primes;
+use heist_core::rns::{Eval, RnsPoly};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore};
@@ -55,68 +58,120 @@ use crate::params::{max_log_q, primes_for_sizes, SecurityLevel};
 
 /// The most plaintext primes a plan uses.
 pub const MAX_PLAIN_PRIMES: usize = 4;
-/// Ciphertexts per square job.
+/// Ciphertexts per square or relinearisation job.
 const SQUARE_CHUNK: usize = 8;
-/// Square jobs per wave (the new ciphertexts of one wave exist beside the layer's).
+/// Square jobs per wave of an in-place square layer.
 const SQUARE_JOBS: usize = 8;
+/// Products per group of a fused square and linear layer: the products of one group
+/// exist at a time, beside the accumulated outputs.
+const GROUP: usize = 64;
 
-/// One operation of the integer network.
+/// A linear map of the integer network in the kernel's form.
 #[derive(Debug, Clone, PartialEq)]
-enum BfvOp {
-    /// `Σ w x + b` with the kernel's rows and the integer biases.
-    Linear {
-        rows: Vec<CompiledRow>,
-        biases: Vec<i128>,
-    },
-    /// Square and relinearise.
+struct Linear {
+    rows: Vec<CompiledRow>,
+    biases: Vec<i128>,
+}
+
+/// One step of the evaluation.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    /// A linear map.
+    Linear(Linear),
+    /// Square and relinearise every value.
     Square,
+    /// Square every value *without* relinearising, apply the linear map to the
+    /// three-part products, and relinearise its outputs only: one key switch per output
+    /// instead of one per square. The columns of the map are also kept split into groups
+    /// of [`GROUP`] inputs, so the products can be made and consumed a group at a time.
+    SquareLinear(Linear, Vec<Vec<CompiledRow>>),
 }
 
-/// The noise bound of a linear row's output: `Σ |w| v_i`, plus the rounding of the
-/// added bias plaintext, at least the model's floor (as [`crate::bfv::Evaluator`] tracks).
-fn row_noise(model: &NoiseModel, row: &CompiledRow, v: &[f64]) -> f64 {
-    let sum: f64 = row.magnitudes().map(|(i, w)| f64::from(w) * v[i]).sum();
-    model.floor(model.add_plain(sum))
+/// `Σ |w| v_i` over a row.
+fn row_sum(row: &CompiledRow, v: &[f64]) -> f64 {
+    row.magnitudes().map(|(i, w)| f64::from(w) * v[i]).sum()
 }
 
-/// The noise bounds after `op` given those before it.
-fn op_noise(model: &NoiseModel, op: &BfvOp, v: &[f64]) -> Vec<f64> {
-    match op {
-        BfvOp::Linear { rows, .. } => rows.iter().map(|r| row_noise(model, r, v)).collect(),
-        BfvOp::Square => v
+/// The noise bounds after `step` given those before it, as the server tracks them (the
+/// rules of [`crate::bfv::noise`]: a linear row multiplies by `Σ |w|` and adds the
+/// rounding of its bias plaintext; a product before relinearisation is
+/// [`NoiseModel::tensor`], a relinearisation adds [`NoiseModel::key_switch`]).
+fn step_noise(model: &NoiseModel, step: &Step, v: &[f64]) -> Vec<f64> {
+    match step {
+        Step::Linear(l) => l
+            .rows
+            .iter()
+            .map(|r| model.floor(model.add_plain(row_sum(r, v))))
+            .collect(),
+        Step::Square => v
             .iter()
             .map(|&x| model.floor(model.mul_relin(x, x)))
             .collect(),
+        Step::SquareLinear(l, _) => {
+            let t: Vec<f64> = v.iter().map(|&x| model.tensor(x, x)).collect();
+            l.rows
+                .iter()
+                .map(|r| model.floor(model.key_switch(model.add_plain(row_sum(r, &t)))))
+                .collect()
+        }
     }
 }
 
 /// The largest noise bound of the scores for fresh secret-key inputs.
-fn walk(ops: &[BfvOp], input_len: usize, model: &NoiseModel) -> f64 {
+fn walk(steps: &[Step], input_len: usize, model: &NoiseModel) -> f64 {
     let mut v = vec![model.fresh_sk(); input_len];
-    for op in ops {
-        v = op_noise(model, op, &v);
+    for step in steps {
+        v = step_noise(model, step, &v);
     }
     v.into_iter().fold(0.0, f64::max)
 }
 
-/// The integer network in the kernel's form.
-fn compile(network: &Network<i128>) -> Result<Vec<BfvOp>, NnError> {
-    network
-        .ops()
-        .iter()
-        .enumerate()
-        .map(|(op, o)| match o {
-            Op::Linear(map) => Ok(BfvOp::Linear {
-                rows: map
-                    .rows()
-                    .iter()
-                    .map(|row| CompiledRow::from_terms(op, row.terms().iter().copied()))
-                    .collect::<Result<_, _>>()?,
-                biases: map.rows().iter().map(|row| row.bias()).collect(),
-            }),
-            Op::Square => Ok(BfvOp::Square),
-        })
-        .collect()
+/// The integer network as evaluation steps: every square followed by a linear map is
+/// fused with it.
+fn compile(network: &Network<i128>) -> Result<Vec<Step>, NnError> {
+    let mut steps = Vec::new();
+    let mut pending_square = false;
+    for (op, o) in network.ops().iter().enumerate() {
+        match o {
+            Op::Square => {
+                if pending_square {
+                    steps.push(Step::Square);
+                }
+                pending_square = true;
+            }
+            Op::Linear(map) => {
+                let linear = Linear {
+                    rows: map
+                        .rows()
+                        .iter()
+                        .map(|row| CompiledRow::from_terms(op, row.terms().iter().copied()))
+                        .collect::<Result<_, _>>()?,
+                    biases: map.rows().iter().map(|row| row.bias()).collect(),
+                };
+                if pending_square {
+                    let groups = (0..map.input_len())
+                        .step_by(GROUP)
+                        .map(|g0| {
+                            let cols = g0..(g0 + GROUP).min(map.input_len());
+                            linear
+                                .rows
+                                .iter()
+                                .map(|r| r.restrict(cols.clone()))
+                                .collect()
+                        })
+                        .collect();
+                    steps.push(Step::SquareLinear(linear, groups));
+                } else {
+                    steps.push(Step::Linear(linear));
+                }
+                pending_square = false;
+            }
+        }
+    }
+    if pending_square {
+        steps.push(Step::Square);
+    }
+    Ok(steps)
 }
 
 /// The parameters chosen at one degree.
@@ -147,7 +202,7 @@ fn plain_primes(n: usize, k: usize, needed: u128) -> Option<Vec<u64>> {
 /// unchecked).
 fn candidate(
     n: usize,
-    ops: &[BfvOp],
+    steps: &[Step],
     input_len: usize,
     needed: u128,
     budget: Option<u32>,
@@ -158,7 +213,7 @@ fn candidate(
             continue;
         };
         let t_max = plain.iter().copied().max().unwrap_or(0);
-        let (count, bits) = chain_for_noise(n, t_max, |m| walk(ops, input_len, m));
+        let (count, bits) = chain_for_noise(n, t_max, |m| walk(steps, input_len, m));
         let total = (count as u32 + 1) * bits;
         if budget.is_some_and(|b| total > b) || total > 1000 {
             continue;
@@ -185,7 +240,7 @@ fn candidate(
 pub struct BfvPlan {
     /// One parameter set per plaintext prime, on one ring and chain.
     params: Vec<BfvParams>,
-    ops: Vec<BfvOp>,
+    steps: Vec<Step>,
     input_len: usize,
     output_len: usize,
     input_bound: u64,
@@ -201,14 +256,14 @@ impl BfvPlan {
     /// [`NnError::TooLarge`] for weights the kernel cannot take (`Σ |w| > 2^32` in a row);
     /// [`NnError::NoExactParameters`] when no secure degree up to 32768 fits.
     pub fn new(model: &QuantizedModel, level: SecurityLevel) -> Result<Self, NnError> {
-        let ops = compile(model.network())?;
+        let steps = compile(model.network())?;
         let input_len = model.network().input_len();
         let needed = model.min_plaintext_modulus();
         let mut best: Option<Candidate> = None;
         let mut n = 2048;
         while n <= 32768 {
             let budget = max_log_q(n, level).unwrap_or(0);
-            if let Some(c) = candidate(n, &ops, input_len, needed, Some(budget)) {
+            if let Some(c) = candidate(n, &steps, input_len, needed, Some(budget)) {
                 if best.as_ref().is_none_or(|b| c.cost < b.cost) {
                     best = Some(c);
                 }
@@ -218,7 +273,7 @@ impl BfvPlan {
         let c = best.ok_or(NnError::NoExactParameters {
             plaintext_bits: libm::log2(needed as f64),
         })?;
-        Self::build(model, ops, &c, Some(level))
+        Self::build(model, steps, &c, Some(level))
     }
 
     /// As [`Self::new`] at a fixed degree `n` without the security check (fast tests).
@@ -226,19 +281,19 @@ impl BfvPlan {
     /// # Errors
     /// As [`Self::new`].
     pub fn new_insecure_for_tests(model: &QuantizedModel, n: usize) -> Result<Self, NnError> {
-        let ops = compile(model.network())?;
+        let steps = compile(model.network())?;
         let needed = model.min_plaintext_modulus();
-        let c = candidate(n, &ops, model.network().input_len(), needed, None).ok_or(
+        let c = candidate(n, &steps, model.network().input_len(), needed, None).ok_or(
             NnError::NoExactParameters {
                 plaintext_bits: libm::log2(needed as f64),
             },
         )?;
-        Self::build(model, ops, &c, None)
+        Self::build(model, steps, &c, None)
     }
 
     fn build(
         model: &QuantizedModel,
-        ops: Vec<BfvOp>,
+        steps: Vec<Step>,
         c: &Candidate,
         level: Option<SecurityLevel>,
     ) -> Result<Self, NnError> {
@@ -257,7 +312,7 @@ impl BfvPlan {
         // The search bounded Q from below; check the walk with the actual primes.
         let final_noise = params
             .iter()
-            .map(|p| walk(&ops, input_len, p.noise_model()))
+            .map(|p| walk(&steps, input_len, p.noise_model()))
             .fold(0.0, f64::max);
         if budget_bits(final_noise) < 1.0 {
             return Err(NnError::NoExactParameters {
@@ -266,7 +321,7 @@ impl BfvPlan {
         }
         Ok(Self {
             params,
-            ops,
+            steps,
             input_len,
             output_len: model.network().output_len(),
             input_bound: model.input_bound(),
@@ -629,55 +684,156 @@ impl BfvServer {
             }
         }
         let he = params.he();
+        let (n, level, basis) = (he.n(), he.max_level(), he.basis());
         let mut noise: Vec<f64> = inputs.iter().map(Ciphertext::noise_bound).collect();
-        let pairs: Vec<_> = inputs.iter().map(|ct| (ct.c0(), ct.c1())).collect();
-        // The inputs stay where they are until the first layer has read them.
-        let mut blocks: Option<Blocks> = None;
-        for op in &self.plan.ops {
-            let next_noise = op_noise(model, op, &noise);
-            match op {
-                BfvOp::Linear { rows, biases } => {
-                    let residues = bias_residues(params, biases);
-                    blocks = Some(match &blocks {
-                        Some(b) => b.linear(he.basis(), rows, &residues, exec),
-                        None => Blocks::linear_from(
-                            he.n(),
-                            he.max_level(),
-                            &pairs,
-                            he.basis(),
-                            rows,
-                            &residues,
-                            exec,
-                        ),
-                    });
+        let pairs: Vec<[&RnsPoly<Eval>; 2]> = inputs.iter().map(|ct| [ct.c0(), ct.c1()]).collect();
+        // The layer so far; `None`: still the inputs, read in place by the first layer.
+        let mut layer: Option<Blocks> = None;
+        let mut steps = self.plan.steps.iter().peekable();
+        while let Some(step) = steps.next() {
+            let mut next_noise = step_noise(model, step, &noise);
+            layer = Some(match step {
+                Step::Linear(a) => {
+                    let residues = bias_residues(params, &a.biases);
+                    let source = match &layer {
+                        Some(b) => Source::Layer(b),
+                        None => Source::Inputs(&pairs),
+                    };
+                    match steps.next_if(|s| matches!(s, Step::SquareLinear(..))) {
+                        // Linear, square, linear: the first map's outputs are made a
+                        // group at a time and consumed at once.
+                        Some(fused @ Step::SquareLinear(b, groups)) => {
+                            next_noise = step_noise(model, fused, &next_noise);
+                            let make = |rows: Range<usize>| {
+                                let bias: Vec<Vec<u64>> =
+                                    residues.iter().map(|r| r[rows.clone()].to_vec()).collect();
+                                source.linear(n, level, basis, &a.rows[rows], &bias, exec)
+                            };
+                            self.square_linear(params, a.rows.len(), make, b, groups, exec)?
+                        }
+                        _ => source.linear(n, level, basis, &a.rows, &residues, exec),
+                    }
                 }
-                BfvOp::Square => {
-                    let b = blocks
-                        .get_or_insert_with(|| Blocks::gather(he.n(), he.max_level(), &pairs));
+                Step::SquareLinear(b, groups) => {
+                    let whole = layer
+                        .take()
+                        .unwrap_or_else(|| Blocks::gather(n, level, &pairs));
+                    let rows = whole.rows();
+                    let make = |r: Range<usize>| whole.select(r);
+                    self.square_linear(params, rows, make, b, groups, exec)?
+                }
+                Step::Square => {
+                    let mut b = layer
+                        .take()
+                        .unwrap_or_else(|| Blocks::gather(n, level, &pairs));
                     b.map_in_place(
-                        (SQUARE_CHUNK, SQUARE_JOBS),
+                        (SQUARE_CHUNK, SQUARE_CHUNK * SQUARE_JOBS),
                         exec,
                         || Evaluator::new(params),
-                        |ev, r, c0, c1| {
-                            let ct = Ciphertext::from_parts(params, c0, c1, noise[r]);
-                            let sq = ev.square(&ct, &self.rlk)?;
-                            Ok::<_, NnError>((sq.c0, sq.c1))
+                        |ev, b, r| {
+                            let (c0, c1) = b.pair(r);
+                            let (c0, c1) = ev.relinearize(ev.tensor([&c0, &c1], None), &self.rlk);
+                            Ok::<_, NnError>(vec![c0, c1])
                         },
                     )?;
+                    b
                 }
-            }
+            });
             noise = next_noise;
         }
         // A network without operations: the scores are the inputs.
-        let blocks = blocks.unwrap_or_else(|| Blocks::gather(he.n(), he.max_level(), &pairs));
+        let layer = layer.unwrap_or_else(|| Blocks::gather(n, level, &pairs));
         drop(pairs);
         drop(inputs);
-        Ok((0..blocks.rows())
+        Ok((0..layer.rows())
             .map(|r| {
-                let (c0, c1) = blocks.pair(r);
+                let (c0, c1) = layer.pair(r);
                 Ciphertext::from_parts(params, c0, c1, noise[r])
             })
             .collect())
+    }
+
+    /// The fused step [`Step::SquareLinear`] on `rows` values, whose layout `make(range)`
+    /// gives a group at a time: each group is squared without relinearisation and its
+    /// columns of the map `b` (`groups[g]`) are accumulated into the three-part outputs,
+    /// which are relinearised at the end. The bias of `b` is added with the first group.
+    fn square_linear<E: Executor>(
+        &self,
+        params: &BfvParams,
+        rows: usize,
+        make: impl Fn(Range<usize>) -> Blocks,
+        b: &Linear,
+        groups: &[Vec<CompiledRow>],
+        exec: &E,
+    ) -> Result<Blocks, NnError> {
+        let he = params.he();
+        let (n, level, basis) = (he.n(), he.max_level(), he.basis());
+        let residues = bias_residues(params, &b.biases);
+        let mut acc: Option<Blocks> = None;
+        for (g, cols) in groups.iter().enumerate() {
+            let range = g * GROUP..((g + 1) * GROUP).min(rows);
+            let group = make(range.clone());
+            let products = group.map_rows(
+                0..range.len(),
+                SQUARE_CHUNK,
+                exec,
+                || Evaluator::new(params),
+                |ev, layer, r| {
+                    let (c0, c1) = layer.pair(r);
+                    Ok::<_, NnError>(ev.tensor([&c0, &c1], None))
+                },
+            )?;
+            drop(group);
+            let refs: Vec<[&RnsPoly<Eval>; 3]> =
+                products.iter().map(|[a, b, c]| [a, b, c]).collect();
+            let squared = Blocks::gather(n, level, &refs);
+            drop(refs);
+            drop(products);
+            match &mut acc {
+                None => acc = Some(squared.linear(basis, cols, &residues, exec)),
+                Some(acc) => acc.add_linear(&squared, basis, cols, &[], exec),
+            }
+        }
+        let acc = acc.ok_or(NnError::InputLength {
+            expected: 1,
+            found: 0,
+        })?;
+        let relinearised = acc.map_rows(
+            0..acc.rows(),
+            SQUARE_CHUNK,
+            exec,
+            || Evaluator::new(params),
+            |ev, layer, r| Ok::<_, NnError>(ev.relinearize(layer.triple(r), &self.rlk)),
+        )?;
+        drop(acc);
+        let refs: Vec<[&RnsPoly<Eval>; 2]> = relinearised.iter().map(|(a, b)| [a, b]).collect();
+        Ok(Blocks::gather(n, level, &refs))
+    }
+}
+
+/// Where a linear layer reads its inputs.
+enum Source<'a> {
+    /// The input ciphertexts, in place.
+    Inputs(&'a [[&'a RnsPoly<Eval>; 2]]),
+    /// A layer in blocked layout.
+    Layer(&'a Blocks),
+}
+
+impl Source<'_> {
+    /// The linear layer of `rows` (biases as residues `[limb][row]`).
+    fn linear<E: Executor>(
+        &self,
+        n: usize,
+        level: usize,
+        basis: &heist_core::rns::RnsBasis,
+        rows: &[CompiledRow],
+        bias: &[Vec<u64>],
+        exec: &E,
+    ) -> Blocks {
+        match self {
+            Self::Inputs(cts) => Blocks::linear_from(n, level, cts, basis, rows, bias, exec),
+            Self::Layer(b) => b.linear(basis, rows, bias, exec),
+        }
     }
 }
 

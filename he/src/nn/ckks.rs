@@ -299,7 +299,7 @@ impl Batch {
     /// Gathers ciphertexts (same level and scale) into the blocked layout.
     fn from_cts(n: usize, cts: &[Ciphertext]) -> Batch {
         let level = cts.first().map_or(1, Ciphertext::level);
-        let pairs: Vec<_> = cts.iter().map(|ct| (&ct.c0, &ct.c1)).collect();
+        let pairs: Vec<_> = cts.iter().map(|ct| [&ct.c0, &ct.c1]).collect();
         Batch {
             blocks: Blocks::gather(n, level, &pairs),
             scale: cts.first().map_or(1.0, Ciphertext::scale),

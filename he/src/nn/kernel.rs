@@ -55,6 +55,21 @@ impl CompiledRow {
         Ok(row)
     }
 
+    /// The terms whose input index lies in `cols`, re-indexed from `cols.start`.
+    pub(crate) fn restrict(&self, cols: core::ops::Range<usize>) -> Self {
+        let keep = |terms: &[(u32, u32)]| {
+            terms
+                .iter()
+                .filter(|&&(i, _)| cols.contains(&(i as usize)))
+                .map(|&(i, w)| (i - cols.start as u32, w))
+                .collect()
+        };
+        Self {
+            pos: keep(&self.pos),
+            neg: keep(&self.neg),
+        }
+    }
+
     /// Every `(input index, |w|)`.
     pub(crate) fn magnitudes(&self) -> impl Iterator<Item = (usize, u32)> + '_ {
         self.pos
@@ -114,6 +129,7 @@ fn tiles<const T: usize>(
     input: &[&[u64]],
     width: usize,
     out: &mut [u64],
+    add: bool,
 ) {
     debug_assert_eq!(width % T, 0);
     let mut pos = [0u64; T];
@@ -125,7 +141,8 @@ fn tiles<const T: usize>(
             let b = bias.get(r).copied().unwrap_or(0);
             let dst = &mut out[r * width + c0..r * width + c0 + T];
             for ((o, &p), &m) in dst.iter_mut().zip(&pos).zip(&neg) {
-                *o = q.add(q.sub(p, m), b);
+                let v = q.add(q.sub(p, m), b);
+                *o = if add { q.add(*o, v) } else { v };
                 debug_assert!(*o < q.value());
             }
         }
@@ -134,7 +151,7 @@ fn tiles<const T: usize>(
 
 /// `out[r][c] = bias[r] + Σ_{(i, w) in rows[r]} w · input[i][c] mod q` over one block of
 /// `width` columns (every input row a slice of `width` residues); `bias` is empty for no
-/// bias.
+/// bias. With `add`, the result is added to `out` instead (modulo `q`).
 ///
 /// The loops are plain Rust; on x86-64 they are compiled a second and third time with
 /// AVX-512F and AVX2 enabled (the 32 × 32 → 64-bit products vectorise to 8 and 4 lanes)
@@ -142,8 +159,8 @@ fn tiles<const T: usize>(
 /// integers.
 ///
 /// # Ranges
-/// `input` rows of `width` residues in `[0, q)` with `q < 2^61`; `bias` in `[0, q)`
-/// → `out` (`rows × width`) in `[0, q)`.
+/// `input` rows of `width` residues in `[0, q)` with `q < 2^61`; `bias` (and `out`, with
+/// `add`) in `[0, q)` → `out` (`rows × width`) in `[0, q)`.
 pub(crate) fn linear_block(
     q: &Modulus,
     rows: &[CompiledRow],
@@ -151,21 +168,22 @@ pub(crate) fn linear_block(
     input: &[&[u64]],
     width: usize,
     out: &mut [u64],
+    add: bool,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
         if cpu_avx512::get() {
             // SAFETY: the CPU supports AVX-512F (checked just above).
-            unsafe { linear_block_avx512(q, rows, bias, input, width, out) };
+            unsafe { linear_block_avx512(q, rows, bias, input, width, out, add) };
             return;
         }
         if cpu_avx2::get() {
             // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { linear_block_avx2(q, rows, bias, input, width, out) };
+            unsafe { linear_block_avx2(q, rows, bias, input, width, out, add) };
             return;
         }
     }
-    linear_block_generic(q, rows, bias, input, width, out);
+    linear_block_generic(q, rows, bias, input, width, out, add);
 }
 
 /// [`linear_block`] compiled with AVX-512F.
@@ -181,8 +199,9 @@ unsafe fn linear_block_avx512(
     input: &[&[u64]],
     width: usize,
     out: &mut [u64],
+    add: bool,
 ) {
-    linear_block_generic(q, rows, bias, input, width, out);
+    linear_block_generic(q, rows, bias, input, width, out, add);
 }
 
 /// [`linear_block`] compiled with AVX2.
@@ -198,8 +217,9 @@ unsafe fn linear_block_avx2(
     input: &[&[u64]],
     width: usize,
     out: &mut [u64],
+    add: bool,
 ) {
-    linear_block_generic(q, rows, bias, input, width, out);
+    linear_block_generic(q, rows, bias, input, width, out, add);
 }
 
 /// [`linear_block`] for any target: the loops every variant compiles.
@@ -211,6 +231,7 @@ pub(crate) fn linear_block_generic(
     input: &[&[u64]],
     width: usize,
     out: &mut [u64],
+    add: bool,
 ) {
     debug_assert!(q.value() < 1 << 61);
     debug_assert!(input
@@ -219,10 +240,11 @@ pub(crate) fn linear_block_generic(
     debug_assert_eq!(out.len(), rows.len() * width);
     debug_assert!(bias.is_empty() || bias.len() == rows.len());
     debug_assert!(width % MIN_TILE == 0);
+    debug_assert!(!add || out.iter().all(|&x| x < q.value()));
     if width % TILE == 0 {
-        tiles::<TILE>(q, rows, bias, input, width, out);
+        tiles::<TILE>(q, rows, bias, input, width, out, add);
     } else {
-        tiles::<MIN_TILE>(q, rows, bias, input, width, out);
+        tiles::<MIN_TILE>(q, rows, bias, input, width, out, add);
     }
 }
 #[cfg(test)]
@@ -267,8 +289,10 @@ mod tests {
             let mut fast = vec![0u64; outputs * width];
             let mut generic = vec![0u64; outputs * width];
             let slices: Vec<&[u64]> = input.chunks_exact(width).collect();
-            linear_block(&q, &rows, &bias, &slices, width, &mut fast);
-            linear_block_generic(&q, &rows, &bias, &slices, width, &mut generic);
+            linear_block(&q, &rows, &bias, &slices, width, &mut fast, false);
+            // Accumulating onto a first pass with no bias gives the same sums plus the bias.
+            linear_block_generic(&q, &rows, &[], &slices, width, &mut generic, false);
+            linear_block_generic(&q, &rows, &bias, &slices, width, &mut generic, true);
             let p = i128::from(q.value());
             for (r, row) in terms.iter().enumerate() {
                 for c in 0..width {
@@ -278,8 +302,9 @@ mod tests {
                         .sum::<i128>()
                         + i128::from(bias[r]);
                     let want = sum.rem_euclid(p) as u64;
+                    let twice = (2 * sum - i128::from(bias[r])).rem_euclid(p) as u64;
                     assert_eq!(fast[r * width + c], want, "bits {bits} row {r} col {c}");
-                    assert_eq!(generic[r * width + c], want, "bits {bits} row {r} col {c}");
+                    assert_eq!(generic[r * width + c], twice, "bits {bits} row {r} col {c}");
                 }
             }
         }

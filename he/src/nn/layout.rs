@@ -1,13 +1,15 @@
 //! The blocked layout of a layer's ciphertexts, shared by the CKKS and BFV evaluators.
 //!
-//! A layer of `rows` ciphertexts `(c_0, c_1)` over `level` primes is stored as one buffer
-//! per (part, limb, block of `width` coefficients), each holding `rows × width` residues
-//! row-major. A linear layer then maps every input buffer to the output buffer of the same
-//! index with [`linear_block`]: the jobs are independent and each touches only its own
-//! contiguous data.
+//! A layer of `rows` ciphertexts of `parts` polynomials (2, or 3 for a BFV product not
+//! yet relinearised) over `level` primes is stored as one buffer per (part, limb, block
+//! of `width` coefficients), each holding `rows × width` residues row-major. A linear
+//! layer then maps every input buffer to the output buffer of the same index with
+//! [`linear_block`]: the jobs are independent and each touches only its own contiguous
+//! data.
 
 use alloc::vec;
 use alloc::vec::Vec;
+use core::ops::Range;
 
 use heist_core::rns::{Eval, RnsBasis, RnsPoly};
 
@@ -20,11 +22,9 @@ use super::Executor;
 /// onto a few cache sets.
 const BLOCK: usize = 64;
 
-/// A ciphertext as `(c_0, c_1)`.
-pub(crate) type Pair = (RnsPoly<Eval>, RnsPoly<Eval>);
-
 /// A layer's ciphertexts in blocked layout (see the module documentation).
 pub(crate) struct Blocks {
+    parts: usize,
     level: usize,
     width: usize,
     blocks: usize,
@@ -34,34 +34,42 @@ pub(crate) struct Blocks {
 }
 
 impl Blocks {
-    /// Gathers ciphertexts `(c_0, c_1)` of degree `n` over `level` primes each.
+    /// Gathers ciphertexts of `P` polynomials of degree `n` over `level` primes each.
     ///
     /// # Ranges
     /// Every polynomial has `level` limbs (checked by the callers).
-    pub(crate) fn gather(n: usize, level: usize, cts: &[(&RnsPoly<Eval>, &RnsPoly<Eval>)]) -> Self {
-        let width = BLOCK.min(n);
-        let blocks = n / width;
-        let rows = cts.len();
-        let mut data = Vec::with_capacity(2 * level * blocks);
-        for part in 0..2 {
+    pub(crate) fn gather<const P: usize>(
+        n: usize,
+        level: usize,
+        cts: &[[&RnsPoly<Eval>; P]],
+    ) -> Self {
+        let mut out = Self::empty(P, level, n, cts.len());
+        for part in 0..P {
             for limb in 0..level {
-                for block in 0..blocks {
-                    let mut buf = Vec::with_capacity(rows * width);
-                    for &(c0, c1) in cts {
-                        let poly = if part == 0 { c0 } else { c1 };
-                        debug_assert_eq!(poly.limbs(), level);
-                        buf.extend_from_slice(&poly.limb(limb)[block * width..(block + 1) * width]);
+                for block in 0..out.blocks {
+                    let cols = block * out.width..(block + 1) * out.width;
+                    let mut buf = Vec::with_capacity(cts.len() * out.width);
+                    for ct in cts {
+                        debug_assert_eq!(ct[part].limbs(), level);
+                        buf.extend_from_slice(&ct[part].limb(limb)[cols.clone()]);
                     }
-                    data.push(buf);
+                    out.data.push(buf);
                 }
             }
         }
+        out
+    }
+
+    /// A layout of `rows` ciphertexts with no data yet.
+    fn empty(parts: usize, level: usize, n: usize, rows: usize) -> Self {
+        let width = BLOCK.min(n);
         Self {
+            parts,
             level,
             width,
-            blocks,
+            blocks: n / width,
             rows,
-            data,
+            data: Vec::new(),
         }
     }
 
@@ -75,24 +83,63 @@ impl Blocks {
         self.level
     }
 
-    /// Ciphertext `r` as `(c_0, c_1)`.
-    pub(crate) fn pair(&self, r: usize) -> Pair {
+    /// Part `part` of ciphertext `r`.
+    fn poly(&self, r: usize, part: usize) -> RnsPoly<Eval> {
         let n = self.width * self.blocks;
-        let poly = |part: usize| {
-            let mut data = Vec::with_capacity(self.level * n);
-            for limb in 0..self.level {
-                for block in 0..self.blocks {
-                    let buf = &self.data[(part * self.level + limb) * self.blocks + block];
-                    data.extend_from_slice(&buf[r * self.width..(r + 1) * self.width]);
-                }
+        let mut data = Vec::with_capacity(self.level * n);
+        for limb in 0..self.level {
+            for block in 0..self.blocks {
+                let buf = &self.data[(part * self.level + limb) * self.blocks + block];
+                data.extend_from_slice(&buf[r * self.width..(r + 1) * self.width]);
             }
-            RnsPoly::<Eval>::from_vec(n, self.level, data)
-        };
-        (poly(0), poly(1))
+        }
+        RnsPoly::<Eval>::from_vec(n, self.level, data)
     }
 
-    /// The linear layer `out_r = Σ w · in_i` on both parts, plus `bias[limb][r]` on `c_0`
-    /// (`bias` empty for none), one job per buffer on `exec`.
+    /// Ciphertext `r` of a two-part layout as `(c_0, c_1)`.
+    pub(crate) fn pair(&self, r: usize) -> (RnsPoly<Eval>, RnsPoly<Eval>) {
+        debug_assert_eq!(self.parts, 2);
+        (self.poly(r, 0), self.poly(r, 1))
+    }
+
+    /// Ciphertext `r` of a three-part layout.
+    pub(crate) fn triple(&self, r: usize) -> [RnsPoly<Eval>; 3] {
+        debug_assert_eq!(self.parts, 3);
+        [self.poly(r, 0), self.poly(r, 1), self.poly(r, 2)]
+    }
+
+    /// The ciphertexts `rows` as a layout of their own.
+    pub(crate) fn select(&self, rows: Range<usize>) -> Self {
+        let w = self.width;
+        Self {
+            rows: rows.len(),
+            data: self
+                .data
+                .iter()
+                .map(|buf| buf[rows.start * w..rows.end * w].to_vec())
+                .collect(),
+            ..*self
+        }
+    }
+
+    /// Writes ciphertext `r`.
+    fn set(&mut self, r: usize, polys: &[RnsPoly<Eval>]) {
+        debug_assert_eq!(polys.len(), self.parts);
+        let w = self.width;
+        for (part, poly) in polys.iter().enumerate() {
+            debug_assert_eq!(poly.limbs(), self.level);
+            for limb in 0..self.level {
+                for block in 0..self.blocks {
+                    let buf = &mut self.data[(part * self.level + limb) * self.blocks + block];
+                    buf[r * w..(r + 1) * w]
+                        .copy_from_slice(&poly.limb(limb)[block * w..(block + 1) * w]);
+                }
+            }
+        }
+    }
+
+    /// The linear layer `out_r = Σ w · in_i` on every part, plus `bias[limb][r]` on the
+    /// first (`bias` empty for none), one job per buffer on `exec`.
     ///
     /// # Ranges
     /// Residues in `[0, q)` with every `q < 2^61`; `bias[limb]` has one residue in
@@ -104,49 +151,35 @@ impl Blocks {
         bias: &[Vec<u64>],
         exec: &E,
     ) -> Self {
-        let shape = Self::empty(self.level, self.width, self.blocks, rows.len());
-        shape.fill_linear(basis, rows, bias, exec, |job| {
+        let n = self.width * self.blocks;
+        let out = Self::empty(self.parts, self.level, n, rows.len());
+        out.fill_linear(basis, rows, bias, exec, |job| {
             self.data[job].chunks_exact(self.width).collect()
         })
     }
 
-    /// As [`Self::linear`] on ciphertexts `(c_0, c_1)` of degree `n` over `level` primes
-    /// read in place (no gathered copy of the inputs).
+    /// As [`Self::linear`] on ciphertexts of `P` polynomials of degree `n` over `level`
+    /// primes, read in place (no gathered copy of the inputs).
     ///
     /// # Ranges
     /// As [`Self::linear`]; every polynomial has `level` limbs (checked by the callers).
-    pub(crate) fn linear_from<E: Executor>(
+    pub(crate) fn linear_from<E: Executor, const P: usize>(
         n: usize,
         level: usize,
-        cts: &[(&RnsPoly<Eval>, &RnsPoly<Eval>)],
+        cts: &[[&RnsPoly<Eval>; P]],
         basis: &RnsBasis,
         rows: &[CompiledRow],
         bias: &[Vec<u64>],
         exec: &E,
     ) -> Self {
-        let width = BLOCK.min(n);
-        let blocks = n / width;
-        let shape = Self::empty(level, width, blocks, rows.len());
-        shape.fill_linear(basis, rows, bias, exec, |job| {
+        let out = Self::empty(P, level, n, rows.len());
+        let (width, blocks) = (out.width, out.blocks);
+        out.fill_linear(basis, rows, bias, exec, |job| {
             let (part, limb, block) = job_of(level, blocks, job);
             cts.iter()
-                .map(|&(c0, c1)| {
-                    let poly = if part == 0 { c0 } else { c1 };
-                    &poly.limb(limb)[block * width..(block + 1) * width]
-                })
+                .map(|ct| &ct[part].limb(limb)[block * width..(block + 1) * width])
                 .collect()
         })
-    }
-
-    /// A layout of `rows` ciphertexts with no data yet.
-    fn empty(level: usize, width: usize, blocks: usize, rows: usize) -> Self {
-        Self {
-            level,
-            width,
-            blocks,
-            rows,
-            data: Vec::new(),
-        }
     }
 
     /// Fills this layout's buffers with the linear layer over the input rows of each
@@ -159,74 +192,105 @@ impl Blocks {
         exec: &E,
         input: impl Fn(usize) -> Vec<&'a [u64]> + Sync,
     ) -> Self {
-        let width = self.width;
-        let shape = &self;
-        let data = exec.map(2 * self.level * self.blocks, |job| {
-            let (part, limb, _) = job_of(shape.level, shape.blocks, job);
+        let (width, level, blocks) = (self.width, self.level, self.blocks);
+        self.data = exec.map(self.parts * level * blocks, |job| {
+            let (part, limb, _) = job_of(level, blocks, job);
             let b: &[u64] = match bias.get(limb) {
                 Some(b) if part == 0 => b,
                 _ => &[],
             };
             let mut out = vec![0u64; rows.len() * width];
-            linear_block(basis.modulus(limb), rows, b, &input(job), width, &mut out);
+            linear_block(
+                basis.modulus(limb),
+                rows,
+                b,
+                &input(job),
+                width,
+                &mut out,
+                false,
+            );
             out
         });
-        self.data = data;
         self
     }
 
-    /// Replaces every ciphertext `r` by `f(state, r, c_0, c_1)`. Jobs of `chunk`
-    /// consecutive ciphertexts run on `exec`, each with its own `state` from `init`, in
-    /// waves of `jobs` jobs: at most one wave of new ciphertexts exists beside the layout.
+    /// `self += ` the linear layer of `input` (as [`Self::linear`]), in place.
+    ///
+    /// # Ranges
+    /// As [`Self::linear`], and `self`'s residues in `[0, q)`.
+    pub(crate) fn add_linear<E: Executor>(
+        &mut self,
+        input: &Self,
+        basis: &RnsBasis,
+        rows: &[CompiledRow],
+        bias: &[Vec<u64>],
+        exec: &E,
+    ) {
+        debug_assert!(
+            (self.parts, self.level, self.blocks, self.rows)
+                == (input.parts, input.level, input.blocks, rows.len())
+        );
+        let (width, level, blocks) = (self.width, self.level, self.blocks);
+        exec.for_each_mut(&mut self.data, |job, out| {
+            let (part, limb, _) = job_of(level, blocks, job);
+            let b: &[u64] = match bias.get(limb) {
+                Some(b) if part == 0 => b,
+                _ => &[],
+            };
+            let rows_in: Vec<&[u64]> = input.data[job].chunks_exact(width).collect();
+            linear_block(basis.modulus(limb), rows, b, &rows_in, width, out, true);
+        });
+    }
+
+    /// `f(state, self, r)` for every `r` in `rows`, in jobs of `chunk` consecutive rows run
+    /// on `exec`, each with its own `state` from `init`; results in order.
+    ///
+    /// # Errors
+    /// The first error of `f`.
+    pub(crate) fn map_rows<E: Executor, S, T: Send, Err: Send>(
+        &self,
+        rows: Range<usize>,
+        chunk: usize,
+        exec: &E,
+        init: impl Fn() -> S + Sync,
+        f: impl Fn(&mut S, &Self, usize) -> Result<T, Err> + Sync,
+    ) -> Result<Vec<T>, Err> {
+        let chunk = chunk.max(1);
+        let jobs = exec.map(rows.len().div_ceil(chunk), |j| {
+            let mut state = init();
+            let first = rows.start + j * chunk;
+            (first..(first + chunk).min(rows.end))
+                .map(|r| f(&mut state, self, r))
+                .collect::<Result<Vec<T>, Err>>()
+        });
+        let mut out = Vec::with_capacity(rows.len());
+        for job in jobs {
+            out.extend(job?);
+        }
+        Ok(out)
+    }
+
+    /// Replaces every ciphertext `r` by `f(state, self, r)` (as many parts), in
+    /// waves of `wave` ciphertexts run by [`Self::map_rows`]: at most one wave of new
+    /// ciphertexts exists beside the layout.
     ///
     /// # Errors
     /// The first error of `f`; the layout is then partly updated.
     pub(crate) fn map_in_place<E: Executor, S, Err: Send>(
         &mut self,
-        (chunk, jobs): (usize, usize),
+        (chunk, wave): (usize, usize),
         exec: &E,
         init: impl Fn() -> S + Sync,
-        f: impl Fn(&mut S, usize, RnsPoly<Eval>, RnsPoly<Eval>) -> Result<Pair, Err> + Sync,
+        f: impl Fn(&mut S, &Self, usize) -> Result<Vec<RnsPoly<Eval>>, Err> + Sync,
     ) -> Result<(), Err> {
-        let chunk = chunk.max(1);
-        let wave = chunk * jobs.max(1);
-        for start in (0..self.rows).step_by(wave) {
-            let end = (start + wave).min(self.rows);
-            let this = &*self;
-            let results = exec.map((end - start).div_ceil(chunk), |j| {
-                let mut state = init();
-                let first = start + j * chunk;
-                (first..(first + chunk).min(end))
-                    .map(|r| {
-                        let (c0, c1) = this.pair(r);
-                        f(&mut state, r, c0, c1)
-                    })
-                    .collect::<Result<Vec<Pair>, Err>>()
-            });
-            let mut r = start;
-            for job in results {
-                for (c0, c1) in job? {
-                    self.set_pair(r, &c0, &c1);
-                    r += 1;
-                }
+        for start in (0..self.rows).step_by(wave.max(1)) {
+            let end = (start + wave.max(1)).min(self.rows);
+            let new = self.map_rows(start..end, chunk, exec, &init, &f)?;
+            for (r, polys) in (start..end).zip(new) {
+                self.set(r, &polys);
             }
         }
         Ok(())
-    }
-
-    /// Writes ciphertext `r`.
-    fn set_pair(&mut self, r: usize, c0: &RnsPoly<Eval>, c1: &RnsPoly<Eval>) {
-        let w = self.width;
-        for (part, poly) in [c0, c1].into_iter().enumerate() {
-            debug_assert_eq!(poly.limbs(), self.level);
-            for limb in 0..self.level {
-                for block in 0..self.blocks {
-                    let buf = &mut self.data[(part * self.level + limb) * self.blocks + block];
-                    buf[r * w..(r + 1) * w]
-                        .copy_from_slice(&poly.limb(limb)[block * w..(block + 1) * w]);
-                }
-            }
-        }
     }
 }
 

@@ -64,6 +64,14 @@ use crate::params::ParamsError;
 pub trait Executor {
     /// Runs every job; the order of execution is free, the order of results is not.
     fn map<T: Send, F: Fn(usize) -> T + Sync>(&self, jobs: usize, f: F) -> Vec<T>;
+
+    /// Runs `f(i, &mut items[i])` for every item; the order of execution is free. The
+    /// default runs them in order on the calling thread.
+    fn for_each_mut<T: Send, F: Fn(usize, &mut T) + Sync>(&self, items: &mut [T], f: F) {
+        for (i, item) in items.iter_mut().enumerate() {
+            f(i, item);
+        }
+    }
 }
 
 /// Runs jobs one after another on the calling thread.
