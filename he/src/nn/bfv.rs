@@ -1,39 +1,6 @@
 //! BFV batch inference: the integer network of a [`QuantizedModel`] evaluated exactly.
 //!
-//! # Plaintext primes and CRT
-//!
-//! Every value of the integer network is bounded by `B` ([`QuantizedModel::max_abs_bound`],
-//! partial sums included), so its residue modulo any `T >= 2B + 1` determines it. When no
-//! single plaintext prime is that large, the plan takes `k` primes `t_0, …, t_{k-1}`
-//! (`≡ 1 mod 2N`, at most 60 bits) with `T = Π t_j >= 2B + 1`, evaluates the same network
-//! once per prime on the same ring, chain and keys ([`BfvParams::with_plain_modulus`]),
-//! and the client recombines the decrypted residues by CRT (Garner's mixed radix, exact in
-//! `u128`; `T < 2^127`) into the centred integer scores: bit for bit those of
-//! [`QuantizedModel::infer`].
-//!
-//! # Noise
-//!
-//! The plan walks the network with the worst-case noise bounds of [`crate::bfv::noise`]
-//! (fresh secret-key inputs; a linear row multiplies the noise by `Σ |w|` and adds that of
-//! a plaintext; a square is a product with relinearisation) and takes the smallest chain
-//! that leaves at least one bit of budget on every score for the largest prime. No
-//! heuristic enters: decryption of every score is correct for every input in range. The
-//! server tracks the same bounds on the ciphertexts.
-//!
-//! # Choice of parameters
-//!
-//! For every secure degree `N` (at least 2048) and number of primes `k`, the plan takes
-//! the `k` largest primes of the smallest size whose product covers `2B + 1`, the chain
-//! the noise walk needs, and the auxiliary basis of the multiplication. It keeps the
-//! candidate of least predicted work per image, `k · (chain + auxiliary primes) · log2 N`
-//! (every job is an NTT-dominated pass over all primes of one ciphertext, and a
-//! ciphertext carries `N` images).
-//!
-//! # Roles
-//!
-//! [`BfvClient`] holds the secret key: it encrypts a batch once per prime and decrypts and
-//! recombines the scores. [`BfvServer`] holds the plan and the relinearisation key only;
-//! it evaluates the ciphertexts of one prime at a time, so a host can stream the primes.
+//! See [`BfvPlan`] for the plaintext primes, the noise bounds and the choice of parameters.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -236,6 +203,43 @@ fn candidate(
 }
 
 /// A [`QuantizedModel`] compiled for exact BFV batch inference, with its parameters.
+///
+/// # Plaintext primes and CRT
+///
+/// Every value of the integer network is bounded by `B` ([`QuantizedModel::max_abs_bound`],
+/// partial sums included), so its residue modulo any `T >= 2B + 1` determines it. When no
+/// single plaintext prime is that large, the plan takes `k` primes `t_0, …, t_{k-1}`
+/// (`≡ 1 mod 2N`, at most 60 bits) with `T = Π t_j >= 2B + 1`, evaluates the same network
+/// once per prime on the same ring, chain and keys ([`BfvParams::with_plain_modulus`]),
+/// and the client recombines the decrypted residues by CRT (Garner's mixed radix, exact in
+/// `u128`; `T < 2^127`) into the centred integer scores: bit for bit those of
+/// [`QuantizedModel::infer`].
+///
+/// # Noise
+///
+/// The plan walks the network with the worst-case noise bounds of [`crate::bfv::noise`]
+/// along the schedule the server runs (fresh secret-key inputs; a linear row multiplies
+/// the noise by `Σ |w|` and adds that of a plaintext; a product adds
+/// [`NoiseModel::tensor`] and a relinearisation [`NoiseModel::key_switch`]; a square
+/// followed by a linear map is relinearised after the map) and takes the smallest chain
+/// that leaves at least one bit of budget on every score for the largest prime. No
+/// heuristic enters: decryption of every score is correct for every input in range. The
+/// server tracks the same bounds on the ciphertexts.
+///
+/// # Choice of parameters
+///
+/// For every secure degree `N` (at least 2048) and number of primes `k`, the plan takes
+/// the `k` largest primes of the smallest size whose product covers `2B + 1`, the chain
+/// the noise walk needs, and the auxiliary basis of the multiplication. It keeps the
+/// candidate of least predicted work per image, `k · (chain + auxiliary primes) · log2 N`
+/// (every job is an NTT-dominated pass over all primes of one ciphertext, and a
+/// ciphertext carries `N` images).
+///
+/// # Roles
+///
+/// [`BfvClient`] holds the secret key: it encrypts a batch once per prime and decrypts and
+/// recombines the scores. [`BfvServer`] holds the plan and the relinearisation key only;
+/// it evaluates the ciphertexts of one prime at a time, so a host can stream the primes.
 #[derive(Debug, Clone)]
 pub struct BfvPlan {
     /// One parameter set per plaintext prime, on one ring and chain.
@@ -249,7 +253,7 @@ pub struct BfvPlan {
 }
 
 impl BfvPlan {
-    /// Compiles `model` and chooses secure parameters at `level` (see the module
+    /// Compiles `model` and chooses secure parameters at `level` (see the type
     /// documentation).
     ///
     /// # Errors
