@@ -4,7 +4,10 @@
 //! party encrypts the test images (one per slot), the compute server evaluates the model
 //! on the ciphertexts with the evaluation key only, the trusted party decrypts the scores.
 //! The same images also go through the plaintext model; the report gives both accuracies
-//! and their agreement (the fraction of images with the same predicted class).
+//! and their agreement (the fraction of images with the same predicted class). BFV
+//! evaluates the 8-bit quantised integer model exactly, so for BFV the report also compares
+//! with that model in plaintext: its accuracy, and the fraction of images whose scores
+//! through the service are identical to its dequantised scores (expected: all of them).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,17 +21,18 @@ use crate::model::eval::{evaluate, Evaluation, Plain, Scorer};
 use crate::model::{fraction, Architecture, Model};
 use crate::oracle::{Image, Oracle};
 use crate::service::{
-    ckks_plan, BatchConfig, CkksCodec, CkksEvaluator, InProcessClient, InProcessService,
-    PlaintextCodec, PlaintextEvaluator, Scheme,
+    bfv_plan, ckks_plan, BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator,
+    InProcessClient, InProcessService, PlaintextCodec, PlaintextEvaluator, Scheme,
 };
 use crate::train::optim::OptimizerKind;
 use crate::train::{train, TrainConfig};
+use heist_core::nn::QuantizedModel;
 
 /// Training images the CKKS chain is calibrated on (the first ones of the training set).
 pub const CALIBRATION_IMAGES: usize = 256;
 
 /// Scores from an in-process service: every image goes through the service's codec and
-/// evaluator (encrypted for [`Scheme::Ckks`]).
+/// evaluator (encrypted for [`Scheme::Ckks`] and [`Scheme::Bfv`]).
 #[derive(Debug)]
 pub struct ServiceScorer {
     client: InProcessClient,
@@ -56,8 +60,67 @@ impl Scorer for ServiceScorer {
     }
 }
 
+/// Plaintext inference of the quantised integer model ([`QuantizedModel::infer`],
+/// dequantised): the scores the BFV service reproduces exactly.
+#[derive(Debug, Clone, Copy)]
+pub struct Integer<'a>(pub &'a QuantizedModel);
+
+impl Scorer for Integer<'_> {
+    fn label(&self) -> &'static str {
+        "integer"
+    }
+
+    fn scores(&mut self, images: &[f32]) -> anyhow::Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(images.len() / IMAGE_PIXELS * CLASSES);
+        for image in images.chunks(IMAGE_PIXELS) {
+            let pixels: Vec<f64> = image.iter().map(|&p| f64::from(p)).collect();
+            let scores = self
+                .0
+                .infer_real(&pixels)
+                .map_err(|e| anyhow!("integer model: {e}"))?;
+            // As the BFV codec hands them to the service.
+            out.extend(scores.iter().map(|&s| s as f32));
+        }
+        Ok(out)
+    }
+}
+
+/// A scorer that keeps a copy of every score it returns.
+struct Recorded<'a> {
+    inner: &'a mut dyn Scorer,
+    scores: Vec<f32>,
+}
+
+impl Scorer for Recorded<'_> {
+    fn label(&self) -> &'static str {
+        self.inner.label()
+    }
+
+    fn scores(&mut self, images: &[f32]) -> anyhow::Result<Vec<f32>> {
+        let scores = self.inner.scores(images)?;
+        self.scores.extend_from_slice(&scores);
+        Ok(scores)
+    }
+}
+
+/// The fraction of images whose score vectors are bit for bit identical (1 for no images).
+fn identical_scores(a: &[f32], b: &[f32]) -> f64 {
+    let images = a.len().min(b.len()) / CLASSES;
+    if images == 0 {
+        return 1.0;
+    }
+    let same = a
+        .chunks_exact(CLASSES)
+        .zip(b.chunks_exact(CLASSES))
+        .filter(|(x, y)| x.iter().zip(*y).all(|(p, q)| p.to_bits() == q.to_bits()))
+        .count();
+    fraction(same, images)
+}
+
 /// An in-process service for `model` speaking `scheme`, and what it runs on.
 pub struct Service {
+    /// The scheme between trusted party and compute server.
+    pub scheme: Scheme,
     /// The running service.
     pub service: InProcessService,
     /// Images per batch.
@@ -66,6 +129,8 @@ pub struct Service {
     pub ring_degree: usize,
     /// Seconds spent compiling the plan and generating keys.
     pub setup_seconds: f64,
+    /// The integer model the service computes exactly ([`Scheme::Bfv`] only).
+    pub integer: Option<QuantizedModel>,
 }
 
 /// The images of `images` as [`Image`]s.
@@ -77,10 +142,11 @@ fn to_images(images: &Images) -> anyhow::Result<Vec<Image>> {
 }
 
 /// Starts an in-process service for `model` with `scheme`. For CKKS the plan is calibrated
-/// on the first [`CALIBRATION_IMAGES`] images of `train` and the keys are drawn from the OS.
+/// on the first [`CALIBRATION_IMAGES`] images of `train`; for BFV it is compiled from the
+/// 8-bit quantised model ([`bfv_plan`]). The keys are drawn from the OS.
 ///
 /// # Errors
-/// [`Scheme::Bfv`] (not available), planning or start-up failures.
+/// Planning or start-up failures.
 pub fn start_service(model: &Model, train: &Images, scheme: Scheme) -> anyhow::Result<Service> {
     let start = Instant::now();
     let config = BatchConfig::default();
@@ -94,10 +160,27 @@ pub fn start_service(model: &Model, train: &Images, scheme: Scheme) -> anyhow::R
             let evaluator = CkksEvaluator::new(plan)?;
             let service = InProcessService::start(codec, evaluator, &config)?;
             Ok(Service {
+                scheme,
                 service,
                 slots,
                 ring_degree,
                 setup_seconds: start.elapsed().as_secs_f64(),
+                integer: None,
+            })
+        }
+        Scheme::Bfv => {
+            let (quant, plan) = bfv_plan(model)?;
+            let (ring_degree, slots) = (plan.n(), plan.batch());
+            let codec = BfvCodec::new(quant.clone(), plan.clone(), &mut rand_core::OsRng)?;
+            let evaluator = BfvEvaluator::new(plan)?;
+            let service = InProcessService::start(codec, evaluator, &config)?;
+            Ok(Service {
+                scheme,
+                service,
+                slots,
+                ring_degree,
+                setup_seconds: start.elapsed().as_secs_f64(),
+                integer: Some(quant),
             })
         }
         Scheme::Plain => {
@@ -108,21 +191,20 @@ pub fn start_service(model: &Model, train: &Images, scheme: Scheme) -> anyhow::R
                 &config,
             )?;
             Ok(Service {
+                scheme,
                 service,
                 slots,
                 ring_degree: 0,
                 setup_seconds: start.elapsed().as_secs_f64(),
+                integer: None,
             })
         }
-        other => Err(anyhow!(
-            "encrypted inference with {other} is not available: heist_he::nn has no {other} plan"
-        )),
     }
 }
 
 /// Where `heist serve --scheme ckks` takes its calibration images from: both roles must
 /// give the same data set (the first [`CALIBRATION_IMAGES`] training images) to compile
-/// the same plan.
+/// the same plan. `--scheme bfv` reads no data: its plan depends on the model only.
 #[derive(Debug, clap::Args)]
 pub struct PlanOptions {
     #[command(flatten)]
@@ -165,6 +247,24 @@ pub struct Comparison {
     pub setup_seconds: f64,
     /// Seconds of encrypted inference (encryption, evaluation, decryption).
     pub encrypted_seconds: f64,
+    /// The plaintext integer model the scheme computes exactly ([`Scheme::Bfv`] only).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub integer: Option<IntegerComparison>,
+}
+
+/// The service against the plaintext integer model it computes exactly.
+#[derive(Debug, serde::Serialize)]
+pub struct IntegerComparison {
+    /// Accuracy of the plaintext integer model.
+    pub integer_accuracy: f64,
+    /// Fraction of images with the same predicted class through the service and the
+    /// plaintext integer model.
+    pub integer_agreement: f64,
+    /// Fraction of images whose scores through the service are bit for bit those of the
+    /// plaintext integer model (dequantised, as the `f32` the service answers).
+    pub integer_scores_identical: f64,
+    /// Seconds of plaintext integer inference.
+    pub integer_seconds: f64,
 }
 
 /// Classifies `test` with `model` in plaintext and through an in-process service speaking
@@ -178,7 +278,6 @@ pub fn compare(
     test: &Images,
     scheme: Scheme,
 ) -> anyhow::Result<Comparison> {
-    let plain = evaluate(&mut Plain(model), test)?;
     let service = start_service(model, train, scheme)?;
     eprintln!(
         "{scheme} service ready in {:.1} s (ring degree {}, {} slots); classifying {} images",
@@ -187,13 +286,44 @@ pub fn compare(
         service.slots,
         test.len()
     );
+    compare_with(model, &service, test)
+}
+
+/// Classifies `test` with `model` in plaintext and through the running `service` (of
+/// `model`), and compares; with [`Service::integer`], also with the plaintext integer
+/// model.
+///
+/// # Errors
+/// Failures of the service.
+pub fn compare_with(model: &Model, service: &Service, test: &Images) -> anyhow::Result<Comparison> {
+    let plain = evaluate(&mut Plain(model), test)?;
     let mut scorer = ServiceScorer {
         client: service.service.client(),
         batch: service.slots,
     };
-    let encrypted = evaluate(&mut scorer, test)?;
+    let mut recorded = Recorded {
+        inner: &mut scorer,
+        scores: Vec::new(),
+    };
+    let encrypted = evaluate(&mut recorded, test)?;
+    let integer = match &service.integer {
+        Some(quant) => {
+            let mut integer = Recorded {
+                inner: &mut Integer(quant),
+                scores: Vec::new(),
+            };
+            let plain = evaluate(&mut integer, test)?;
+            Some(IntegerComparison {
+                integer_accuracy: plain.accuracy,
+                integer_agreement: agreement(&plain, &encrypted),
+                integer_scores_identical: identical_scores(&integer.scores, &recorded.scores),
+                integer_seconds: plain.seconds,
+            })
+        }
+        None => None,
+    };
     Ok(Comparison {
-        scheme: scheme.to_string(),
+        scheme: service.scheme.to_string(),
         images: test.len(),
         ring_degree: service.ring_degree,
         slots: service.slots,
@@ -203,6 +333,7 @@ pub fn compare(
         plain_seconds: plain.seconds,
         setup_seconds: service.setup_seconds,
         encrypted_seconds: encrypted.seconds,
+        integer,
     })
 }
 
@@ -232,6 +363,12 @@ fn print_comparison(c: &Comparison) {
         c.encrypted_accuracy, c.scheme, c.ring_degree, c.slots, c.setup_seconds, c.encrypted_seconds
     );
     println!("agreement           {:.4}", c.agreement);
+    if let Some(i) = &c.integer {
+        println!(
+            "integer model       accuracy {:.4}, agreement {:.4}, identical scores {:.4} ({:.2} s)",
+            i.integer_accuracy, i.integer_agreement, i.integer_scores_identical, i.integer_seconds
+        );
+    }
 }
 
 /// The comparison as JSON, with the data set and its source.
@@ -326,6 +463,51 @@ pub fn cache_path(dir: &Path, train: &Images, config: &TrainConfig) -> anyhow::R
     )))
 }
 
+/// The model cached at `path` if it loads, otherwise one trained now with `config` on
+/// `train` and saved to `path` (in `dir`); `true` when the cached one is reused. A cache
+/// file that does not load (corrupted, truncated, of another architecture) is reported on
+/// stderr and replaced.
+///
+/// # Errors
+/// When training fails or the model cannot be saved.
+fn cached_or_trained(
+    path: &Path,
+    dir: &Path,
+    train_set: &Images,
+    config: &TrainConfig,
+) -> anyhow::Result<(Model, bool)> {
+    if path.exists() {
+        match Model::load(path, Some(config.arch)) {
+            Ok(model) => {
+                eprintln!("reusing the cached model {}", path.display());
+                return Ok((model, true));
+            }
+            Err(e) => eprintln!(
+                "warning: the cached model {} does not load ({e:#}); training a new one",
+                path.display()
+            ),
+        }
+    }
+    eprintln!(
+        "training {} on {} images for {} epochs",
+        config.arch,
+        train_set.len(),
+        config.epochs
+    );
+    let trained = train(train_set, config, |_, _, _| {}).map_err(anyhow::Error::from)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    trained
+        .model
+        .save(path)
+        .with_context(|| format!("saving {}", path.display()))?;
+    eprintln!(
+        "trained in {:.1} s, saved to {}",
+        trained.seconds,
+        path.display()
+    );
+    Ok((trained.model, false))
+}
+
 /// Runs `heist demo`.
 ///
 /// # Errors
@@ -345,32 +527,7 @@ pub fn demo(args: DemoArgs) -> CliResult {
         seed: args.seed,
     };
     let path = cache_path(&args.cache, &data.train, &config)?;
-    let (model, cached) = if path.exists() {
-        let model = Model::load(&path, Some(config.arch))
-            .with_context(|| format!("cached model {}", path.display()))?;
-        eprintln!("reusing the cached model {}", path.display());
-        (model, true)
-    } else {
-        eprintln!(
-            "training {} on {} images for {} epochs",
-            config.arch,
-            data.train.len(),
-            config.epochs
-        );
-        let trained = train(&data.train, &config, |_, _, _| {}).map_err(anyhow::Error::from)?;
-        std::fs::create_dir_all(&args.cache)
-            .with_context(|| format!("creating {}", args.cache.display()))?;
-        trained
-            .model
-            .save(&path)
-            .with_context(|| format!("saving {}", path.display()))?;
-        eprintln!(
-            "trained in {:.1} s, saved to {}",
-            trained.seconds,
-            path.display()
-        );
-        (trained.model, false)
-    };
+    let (model, cached) = cached_or_trained(&path, &args.cache, &data.train, &config)?;
     let test = data.test.truncated(args.limit);
     let c = compare(&model, &data.train, &test, args.scheme)?;
     let seconds = start.elapsed().as_secs_f64();

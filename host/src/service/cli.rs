@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::anyhow;
 
 use super::{
-    BatchCodec, BatchConfig, CkksCodec, CkksEvaluator, ClientConfig, ComputeServer, PeerConfig,
-    PlaintextCodec, PlaintextEvaluator, Scheme, ServerConfig, TcpClient, TrustedServer,
+    bfv_plan, BatchCodec, BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator,
+    ClientConfig, ComputeServer, PeerConfig, PlaintextCodec, PlaintextEvaluator, Scheme,
+    ServerConfig, TcpClient, TrustedServer,
 };
 use crate::exit::{write_json, CliError, CliResult};
 use crate::model::Model;
@@ -27,6 +28,11 @@ use crate::oracle::{predicted_class, Image, Oracle, IMAGE_SIDE};
     first 256 training images):\n  \
     heist serve compute --listen 127.0.0.1:7001 --model mnist.safetensors --scheme ckks\n  \
     heist serve trusted --listen 127.0.0.1:7000 --compute 127.0.0.1:7001 --scheme ckks \
+    --model mnist.safetensors\n\n\
+    Encrypted, exact (BFV on the 8-bit quantised model; both roles compile the same plan \
+    from the model alone):\n  \
+    heist serve compute --listen 127.0.0.1:7001 --model mnist.safetensors --scheme bfv\n  \
+    heist serve trusted --listen 127.0.0.1:7000 --compute 127.0.0.1:7001 --scheme bfv \
     --model mnist.safetensors")]
 pub struct ServeArgs {
     #[command(subcommand)]
@@ -66,8 +72,9 @@ enum Role {
         compute: String,
         #[command(flatten)]
         scheme: SchemeArg,
-        /// Model file the compute server evaluates (`ckks`: the trusted party compiles the
-        /// same plan to know the parameters it encrypts with).
+        /// Model file the compute server evaluates (`ckks`, `bfv`: the trusted party
+        /// compiles the same plan to know the parameters it encrypts with; `bfv` also
+        /// quantises inputs and dequantises scores with it).
         #[arg(long, value_name = "PATH")]
         model: Option<PathBuf>,
         #[command(flatten)]
@@ -90,8 +97,9 @@ enum Role {
 struct SchemeArg {
     /// Encryption scheme between trusted party and compute server. `plain` does NOT
     /// encrypt (the compute server sees every image); `ckks` encrypts (both roles then
-    /// compile the same plan from the model and the calibration images); `bfv` is not
-    /// available in this build yet.
+    /// compile the same plan from the model and the calibration images); `bfv` encrypts
+    /// and is exact (both roles compile the same plan from the 8-bit quantised model; the
+    /// scores are those of the plaintext integer model).
     #[arg(long, value_enum)]
     scheme: Scheme,
 }
@@ -134,8 +142,8 @@ impl Limits {
 /// Runs `heist serve`: serves until the process is stopped.
 ///
 /// # Errors
-/// Bad input for an invalid address, model file or slot count; failure for an unavailable
-/// scheme, an address that cannot be bound or an unreachable compute server.
+/// Bad input for an invalid address, model file or slot count; failure when no plan fits
+/// the model, an address cannot be bound or the compute server is unreachable.
 pub fn serve(args: ServeArgs) -> CliResult {
     match args.role {
         Role::Compute {
@@ -146,14 +154,23 @@ pub fn serve(args: ServeArgs) -> CliResult {
             limits,
         } => {
             let config = limits.apply(ServerConfig::compute())?;
-            require_available(scheme.scheme)?;
+            warn_plain(scheme.scheme);
             let model = load_model(&model)?;
-            let server = if scheme.scheme == Scheme::Ckks {
-                let evaluator = CkksEvaluator::new(plan.ckks_plan(&model)?)
-                    .map_err(|e| CliError::Failure(e.into()))?;
-                ComputeServer::start(bind(&listen)?, evaluator, config)?
-            } else {
-                ComputeServer::start(bind(&listen)?, PlaintextEvaluator::new(model), config)?
+            let server = match scheme.scheme {
+                Scheme::Ckks => {
+                    let evaluator = CkksEvaluator::new(plan.ckks_plan(&model)?)
+                        .map_err(|e| CliError::Failure(e.into()))?;
+                    ComputeServer::start(bind(&listen)?, evaluator, config)?
+                }
+                Scheme::Bfv => {
+                    let (_, plan) = bfv_plan(&model)?;
+                    let evaluator =
+                        BfvEvaluator::new(plan).map_err(|e| CliError::Failure(e.into()))?;
+                    ComputeServer::start(bind(&listen)?, evaluator, config)?
+                }
+                Scheme::Plain => {
+                    ComputeServer::start(bind(&listen)?, PlaintextEvaluator::new(model), config)?
+                }
             };
             eprintln!(
                 "[compute] listening on {} (scheme {})",
@@ -174,7 +191,7 @@ pub fn serve(args: ServeArgs) -> CliResult {
             limits,
         } => {
             let config = limits.apply(ServerConfig::trusted())?;
-            require_available(scheme.scheme)?;
+            warn_plain(scheme.scheme);
             let trusted = TrustedArgs {
                 listen,
                 compute,
@@ -182,18 +199,29 @@ pub fn serve(args: ServeArgs) -> CliResult {
                 compute_timeout_s,
                 config,
             };
-            if scheme.scheme == Scheme::Ckks {
-                let path = model
-                    .ok_or_else(|| CliError::bad_input(anyhow!("--scheme ckks needs --model")))?;
-                let model = Model::load(&path, None).map_err(CliError::bad_input)?;
-                let codec = CkksCodec::new(plan.ckks_plan(&model)?, &mut rand_core::OsRng)
-                    .map_err(|e| CliError::Failure(e.into()))?;
-                start_trusted(codec, trusted)?;
-            } else {
-                start_trusted(
+            let model = |scheme: Scheme| -> Result<Model, CliError> {
+                let path = model.as_deref().ok_or_else(|| {
+                    CliError::bad_input(anyhow!("--scheme {scheme} needs --model"))
+                })?;
+                Model::load(path, None).map_err(CliError::bad_input)
+            };
+            match scheme.scheme {
+                Scheme::Ckks => {
+                    let model = model(Scheme::Ckks)?;
+                    let codec = CkksCodec::new(plan.ckks_plan(&model)?, &mut rand_core::OsRng)
+                        .map_err(|e| CliError::Failure(e.into()))?;
+                    start_trusted(codec, trusted)?;
+                }
+                Scheme::Bfv => {
+                    let (quant, plan) = bfv_plan(&model(Scheme::Bfv)?)?;
+                    let codec = BfvCodec::new(quant, plan, &mut rand_core::OsRng)
+                        .map_err(|e| CliError::Failure(e.into()))?;
+                    start_trusted(codec, trusted)?;
+                }
+                Scheme::Plain => start_trusted(
                     PlaintextCodec::new(slots).map_err(CliError::bad_input)?,
                     trusted,
-                )?;
+                )?,
             }
         }
     }
@@ -240,17 +268,10 @@ fn start_trusted<C: BatchCodec + 'static>(codec: C, args: TrustedArgs) -> CliRes
     Ok(())
 }
 
-/// Refuses the schemes this build cannot run; warns that `plain` does not encrypt.
-fn require_available(scheme: Scheme) -> CliResult {
+/// Warns that `plain` does not encrypt.
+fn warn_plain(scheme: Scheme) {
     if scheme == Scheme::Plain {
         eprintln!("warning: scheme plain does NOT encrypt: the compute server sees every image");
-        Ok(())
-    } else if scheme == Scheme::Ckks {
-        Ok(())
-    } else {
-        Err(CliError::Failure(anyhow!(
-            "scheme {scheme} is not available in this build yet"
-        )))
     }
 }
 

@@ -18,8 +18,10 @@
 //! A batch payload is a list of encoded ciphertexts ([`heist_he::wire`] format):
 //! `count: u32 LE`, then `count` times `len: u32 LE` followed by `len` bytes. The count is
 //! checked against the plan (784 inputs, 10 scores) before anything is allocated, and every
-//! ciphertext goes through the size-checked decoder of the plan's parameters.
+//! ciphertext goes through the size-checked decoder of the plan's parameters. The BFV pair
+//! ([`super::bfv`]) uses the same list layout and the helpers of this module.
 
+use heist_core::nn::EvalError;
 use heist_he::ckks::Ciphertext;
 use heist_he::keys::RelinKey;
 use heist_he::nn::{Calibration, CkksClient, CkksPlan, CkksServer, NnError, PlanConfig};
@@ -35,7 +37,8 @@ use crate::oracle::{Image, Scores, CLASSES, IMAGE_PIXELS};
 /// Margin applied to the magnitudes observed on the calibration images.
 pub const CALIBRATION_MARGIN: f64 = 4.0;
 
-/// Why a CKKS batch payload was refused or a CKKS operation failed.
+/// Why an encrypted (CKKS or BFV) batch payload was refused or an operation of the scheme
+/// failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HeBatchError {
@@ -77,6 +80,14 @@ pub enum HeBatchError {
     /// Encrypted inference failed.
     #[error(transparent)]
     Nn(#[from] NnError),
+    /// An image cannot be quantised for the integer network (BFV).
+    #[error("image {image}: {error}")]
+    Quantize {
+        /// The image (slot).
+        image: usize,
+        /// The quantiser's error.
+        error: EvalError,
+    },
     /// A decrypted score is not finite.
     #[error("decrypted score {class} of image {image} is not finite")]
     NonFinite {
@@ -87,11 +98,16 @@ pub enum HeBatchError {
     },
 }
 
-fn backend(error: impl Into<HeBatchError>) -> CodecError {
-    CodecError::Backend {
-        scheme: Scheme::Ckks,
+/// Wraps an error of `scheme`'s implementation as a [`CodecError::Backend`].
+pub(super) fn backend<E: Into<HeBatchError>>(scheme: Scheme) -> impl Fn(E) -> CodecError {
+    move |error| CodecError::Backend {
+        scheme,
         error: Box::new(error.into()),
     }
+}
+
+fn ckks(error: impl Into<HeBatchError>) -> CodecError {
+    backend(Scheme::Ckks)(error)
 }
 
 /// Compiles `model` for CKKS at secure parameters, sizing the chain for the magnitudes of
@@ -114,27 +130,44 @@ pub fn ckks_plan(model: &Model, calibration: &[Image]) -> anyhow::Result<CkksPla
     CkksPlan::new(core.network(), &config).map_err(|e| anyhow::anyhow!("CKKS plan: {e}"))
 }
 
-fn pixels_f64(image: &Image) -> Vec<f64> {
+/// The pixels of `image` as `f64`, in `[0, 1]`.
+pub(super) fn pixels_f64(image: &Image) -> Vec<f64> {
     image.pixels().iter().map(|&p| f64::from(p)).collect()
+}
+
+/// Starts a payload of `count` items (the layout of this module), with room for
+/// `capacity` bytes.
+pub(super) fn start_items(count: usize, capacity: usize) -> Result<Vec<u8>, CodecError> {
+    let count = u32::try_from(count).map_err(|_| CodecError::Context {
+        reason: format!("{count} ciphertexts do not fit a u32 count"),
+    })?;
+    let mut out = Vec::with_capacity(capacity.max(4));
+    out.extend_from_slice(&count.to_le_bytes());
+    Ok(out)
+}
+
+/// Appends one length-prefixed item to a payload begun by [`start_items`].
+pub(super) fn push_item(out: &mut Vec<u8>, item: &[u8]) -> Result<(), CodecError> {
+    let len = u32::try_from(item.len()).map_err(|_| CodecError::Context {
+        reason: format!(
+            "a ciphertext of {} bytes does not fit a u32 length",
+            item.len()
+        ),
+    })?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(item);
+    Ok(())
 }
 
 /// Encodes `cts` in the payload layout of this module.
 fn encode_ciphertexts(cts: &[Ciphertext]) -> Result<Vec<u8>, CodecError> {
     let encoded: Vec<Vec<u8>> = cts.iter().map(Ciphertext::encode).collect();
-    let mut out = Vec::with_capacity(4 + encoded.iter().map(|c| 4 + c.len()).sum::<usize>());
-    let count = u32::try_from(encoded.len()).map_err(|_| CodecError::Context {
-        reason: format!("{} ciphertexts do not fit a u32 count", encoded.len()),
-    })?;
-    out.extend_from_slice(&count.to_le_bytes());
+    let mut out = start_items(
+        encoded.len(),
+        4 + encoded.iter().map(|c| 4 + c.len()).sum::<usize>(),
+    )?;
     for ct in &encoded {
-        let len = u32::try_from(ct.len()).map_err(|_| CodecError::Context {
-            reason: format!(
-                "a ciphertext of {} bytes does not fit a u32 length",
-                ct.len()
-            ),
-        })?;
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(ct);
+        push_item(&mut out, ct)?;
     }
     Ok(out)
 }
@@ -155,12 +188,10 @@ fn read_u32(payload: &[u8], offset: &mut usize) -> Result<u32, HeBatchError> {
     Ok(u32::from_le_bytes(word))
 }
 
-/// Decodes exactly `expected` ciphertexts of `plan`'s parameters from an untrusted payload.
-fn decode_ciphertexts(
-    plan: &CkksPlan,
-    payload: &[u8],
-    expected: usize,
-) -> Result<Vec<Ciphertext>, HeBatchError> {
+/// Splits an untrusted payload of this module's layout into exactly `expected` items
+/// (borrowed, not decoded): the count is checked before anything is allocated, every
+/// length against the bytes left, and no byte may follow the last item.
+pub(super) fn split_items(payload: &[u8], expected: usize) -> Result<Vec<&[u8]>, HeBatchError> {
     let mut offset = 0;
     let count = read_u32(payload, &mut offset)?;
     if usize::try_from(count).ok() != Some(expected) {
@@ -169,8 +200,8 @@ fn decode_ciphertexts(
             found: u64::from(count),
         });
     }
-    let mut cts = Vec::with_capacity(expected);
-    for index in 0..expected {
+    let mut items = Vec::with_capacity(expected);
+    for _ in 0..expected {
         let len = read_u32(payload, &mut offset)?;
         let available = payload.len() - offset;
         let bytes = usize::try_from(len)
@@ -182,31 +213,62 @@ fn decode_ciphertexts(
                 available,
             })?;
         offset += bytes.len();
-        let ct = Ciphertext::decode(plan.params(), bytes)
-            .map_err(|error| HeBatchError::Wire { index, error })?;
-        cts.push(ct);
+        items.push(bytes);
     }
     if offset != payload.len() {
         return Err(HeBatchError::Trailing {
             extra: payload.len() - offset,
         });
     }
-    Ok(cts)
+    Ok(items)
+}
+
+/// Decodes exactly `expected` ciphertexts of `plan`'s parameters from an untrusted payload.
+fn decode_ciphertexts(
+    plan: &CkksPlan,
+    payload: &[u8],
+    expected: usize,
+) -> Result<Vec<Ciphertext>, HeBatchError> {
+    split_items(payload, expected)?
+        .into_iter()
+        .enumerate()
+        .map(|(index, bytes)| {
+            Ciphertext::decode(plan.params(), bytes)
+                .map_err(|error| HeBatchError::Wire { index, error })
+        })
+        .collect()
 }
 
 /// Refuses a plan that does not map [`IMAGE_PIXELS`] inputs to [`CLASSES`] scores.
-fn check_shape(plan: &CkksPlan) -> Result<(), CodecError> {
-    if plan.input_len() == IMAGE_PIXELS && plan.output_len() == CLASSES {
+pub(super) fn check_shape(input_len: usize, output_len: usize) -> Result<(), CodecError> {
+    if input_len == IMAGE_PIXELS && output_len == CLASSES {
         Ok(())
     } else {
         Err(CodecError::Context {
             reason: format!(
-                "plan maps {} inputs to {} outputs, expected {IMAGE_PIXELS} to {CLASSES}",
-                plan.input_len(),
-                plan.output_len()
+                "plan maps {input_len} inputs to {output_len} outputs, expected {IMAGE_PIXELS} to {CLASSES}"
             ),
         })
     }
+}
+
+/// The decrypted real-valued score rows (one per image) as the service's `f32` scores;
+/// a score beyond the `f32` range is refused as non-finite.
+pub(super) fn to_scores<R: AsRef<[f64]>>(rows: &[R]) -> Result<Vec<Scores>, HeBatchError> {
+    rows.iter()
+        .enumerate()
+        .map(|(image, row)| {
+            let mut scores = [0.0f32; CLASSES];
+            for (class, (out, &value)) in scores.iter_mut().zip(row.as_ref()).enumerate() {
+                // Scores far beyond f32 are garbage anyway; refuse them as non-finite.
+                *out = value as f32;
+                if !out.is_finite() {
+                    return Err(HeBatchError::NonFinite { image, class });
+                }
+            }
+            Ok(scores)
+        })
+        .collect()
 }
 
 /// The trusted party's CKKS codec: the secret key, encryption and decryption.
@@ -226,7 +288,7 @@ impl CkksCodec {
     /// # Errors
     /// [`CodecError::Context`] for a plan of another shape.
     pub fn new<R: RngCore + CryptoRng>(plan: CkksPlan, rng: &mut R) -> Result<Self, CodecError> {
-        check_shape(&plan)?;
+        check_shape(plan.input_len(), plan.output_len())?;
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
         let mut rng = ChaCha20Rng::from_seed(seed);
@@ -272,28 +334,15 @@ impl BatchCodec for CkksCodec {
         let cts = self
             .client
             .encrypt_batch(&refs, &mut self.rng, &self.exec)
-            .map_err(backend)?;
+            .map_err(ckks)?;
         encode_ciphertexts(&cts)
     }
 
     fn decrypt_batch(&mut self, payload: &[u8], count: usize) -> Result<Vec<Scores>, CodecError> {
         let plan = self.client.plan();
-        let cts = decode_ciphertexts(plan, payload, plan.output_len()).map_err(backend)?;
-        let rows = self.client.decrypt_scores(&cts, count).map_err(backend)?;
-        rows.iter()
-            .enumerate()
-            .map(|(image, row)| {
-                let mut scores = [0.0f32; CLASSES];
-                for (class, (out, &value)) in scores.iter_mut().zip(row).enumerate() {
-                    // Scores far beyond f32 are garbage anyway; refuse them as non-finite.
-                    *out = value as f32;
-                    if !out.is_finite() {
-                        return Err(backend(HeBatchError::NonFinite { image, class }));
-                    }
-                }
-                Ok(scores)
-            })
-            .collect()
+        let cts = decode_ciphertexts(plan, payload, plan.output_len()).map_err(ckks)?;
+        let rows = self.client.decrypt_scores(&cts, count).map_err(ckks)?;
+        to_scores(&rows).map_err(ckks)
     }
 }
 
@@ -312,7 +361,7 @@ impl CkksEvaluator {
     /// # Errors
     /// [`CodecError::Context`] for a plan of another shape.
     pub fn new(plan: CkksPlan) -> Result<Self, CodecError> {
-        check_shape(&plan)?;
+        check_shape(plan.input_len(), plan.output_len())?;
         Ok(Self {
             plan,
             exec: Rayon::default(),
@@ -329,14 +378,13 @@ impl BatchEvaluator for CkksEvaluator {
 
     fn open_session(&self, context: &[u8]) -> Result<CkksServer, CodecError> {
         let rlk = RelinKey::decode(self.plan.params().he(), context)
-            .map_err(|e| backend(HeBatchError::Key(e)))?;
-        CkksServer::new(self.plan.clone(), rlk).map_err(backend)
+            .map_err(|e| ckks(HeBatchError::Key(e)))?;
+        CkksServer::new(self.plan.clone(), rlk).map_err(ckks)
     }
 
     fn evaluate(&self, session: &CkksServer, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
-        let cts =
-            decode_ciphertexts(&self.plan, payload, self.plan.input_len()).map_err(backend)?;
-        let scores = session.evaluate(cts, &self.exec).map_err(backend)?;
+        let cts = decode_ciphertexts(&self.plan, payload, self.plan.input_len()).map_err(ckks)?;
+        let scores = session.evaluate(cts, &self.exec).map_err(ckks)?;
         encode_ciphertexts(&scores)
     }
 }

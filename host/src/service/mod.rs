@@ -9,6 +9,7 @@
 //! [`PlaintextCodec`] and [`PlaintextEvaluator`] are the reference pair, which does **not**
 //! encrypt.
 
+pub mod bfv;
 pub mod cli;
 pub mod client;
 pub mod codec;
@@ -20,6 +21,7 @@ pub mod message;
 pub mod net;
 pub mod trusted;
 
+pub use bfv::{bfv_plan, BfvCodec, BfvEvaluator};
 pub use client::{ClientConfig, TcpClient};
 pub use codec::{
     BatchCodec, BatchEvaluator, CodecError, PlaintextCodec, PlaintextEvaluator, PlaintextSession,
