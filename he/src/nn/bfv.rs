@@ -16,7 +16,7 @@ use rand_core::{CryptoRng, RngCore};
 
 use super::kernel::CompiledRow;
 use super::layout::Blocks;
-use super::{Executor, NnError};
+use super::{check_batch, job_seeds, Executor, NnError};
 use crate::bfv::noise::{budget_bits, NoiseModel};
 use crate::bfv::params::{chain_for_noise, AUX_PRIME_BITS, MAX_PLAIN_BITS};
 use crate::bfv::{decrypt, encrypt_sk, BatchEncoder, BfvParams, Ciphertext, Evaluator};
@@ -453,35 +453,12 @@ impl BfvClient {
                 found: prime,
             });
         };
-        let batch = self.plan.batch();
-        if images.is_empty() || images.len() > batch {
-            return Err(NnError::BatchSize {
-                given: images.len(),
-                max: batch,
-            });
-        }
         let len = self.plan.input_len();
-        for (image, values) in images.iter().enumerate() {
-            if values.len() != len {
-                return Err(NnError::InputLength {
-                    expected: len,
-                    found: values.len(),
-                });
-            }
-            if let Some(index) = values
-                .iter()
-                .position(|v| v.unsigned_abs() > self.plan.input_bound)
-            {
-                return Err(NnError::InputRange { image, index });
-            }
-        }
-        let seeds: Vec<[u8; 32]> = (0..len)
-            .map(|_| {
-                let mut s = [0u8; 32];
-                rng.fill_bytes(&mut s);
-                s
-            })
-            .collect();
+        let bound = self.plan.input_bound;
+        check_batch(images, self.plan.batch(), len, |v| {
+            v.unsigned_abs() <= bound
+        })?;
+        let seeds = job_seeds(rng, len);
         let t = params.plain_modulus();
         exec.map(len, |pixel| {
             let mut job_rng = ChaCha20Rng::from_seed(seeds[pixel]);

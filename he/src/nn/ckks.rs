@@ -10,7 +10,7 @@ use rand_core::{CryptoRng, RngCore};
 
 use super::layout::Blocks;
 use super::plan::{fresh_error, CkksPlan, CompiledLinear, CompiledOp};
-use super::{Executor, NnError};
+use super::{check_batch, job_seeds, Executor, NnError};
 use crate::ckks::{decrypt, encrypt_sk, Ciphertext, CkksError, Encoder, Evaluator};
 use crate::keys::{RelinKey, SecretKey};
 
@@ -56,36 +56,11 @@ impl CkksClient {
         rng: &mut R,
         exec: &E,
     ) -> Result<Vec<Ciphertext>, NnError> {
-        let batch = self.plan.batch();
-        if images.is_empty() || images.len() > batch {
-            return Err(NnError::BatchSize {
-                given: images.len(),
-                max: batch,
-            });
-        }
         let len = self.plan.input_len();
         let max = self.plan.input_max_abs();
-        for (image, values) in images.iter().enumerate() {
-            if values.len() != len {
-                return Err(NnError::InputLength {
-                    expected: len,
-                    found: values.len(),
-                });
-            }
-            if let Some(index) = values
-                .iter()
-                .position(|v| v.is_nan() || libm::fabs(*v) > max)
-            {
-                return Err(NnError::InputRange { image, index });
-            }
-        }
-        let seeds: Vec<[u8; 32]> = (0..len)
-            .map(|_| {
-                let mut s = [0u8; 32];
-                rng.fill_bytes(&mut s);
-                s
-            })
-            .collect();
+        // Written positively so that NaN is out of range.
+        check_batch(images, self.plan.batch(), len, |v| libm::fabs(*v) <= max)?;
+        let seeds = job_seeds(rng, len);
         let params = self.plan.params();
         let level = params.he().max_level();
         let scale = self.plan.input_scale();

@@ -186,41 +186,31 @@ pub(crate) fn linear_block(
     linear_block_generic(q, rows, bias, input, width, out, add);
 }
 
-/// [`linear_block`] compiled with AVX-512F.
-///
-/// # Safety
-/// The CPU must support AVX-512F.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn linear_block_avx512(
-    q: &Modulus,
-    rows: &[CompiledRow],
-    bias: &[u64],
-    input: &[&[u64]],
-    width: usize,
-    out: &mut [u64],
-    add: bool,
-) {
-    linear_block_generic(q, rows, bias, input, width, out, add);
+/// Defines `$name`: [`linear_block_generic`] compiled with the target feature `$feature`.
+macro_rules! compiled_with {
+    ($name:ident, $feature:literal) => {
+        #[doc = concat!("[`linear_block`] compiled with `", $feature, "`.")]
+        ///
+        /// # Safety
+        /// The CPU must support the feature.
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        unsafe fn $name(
+            q: &Modulus,
+            rows: &[CompiledRow],
+            bias: &[u64],
+            input: &[&[u64]],
+            width: usize,
+            out: &mut [u64],
+            add: bool,
+        ) {
+            linear_block_generic(q, rows, bias, input, width, out, add);
+        }
+    };
 }
 
-/// [`linear_block`] compiled with AVX2.
-///
-/// # Safety
-/// The CPU must support AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn linear_block_avx2(
-    q: &Modulus,
-    rows: &[CompiledRow],
-    bias: &[u64],
-    input: &[&[u64]],
-    width: usize,
-    out: &mut [u64],
-    add: bool,
-) {
-    linear_block_generic(q, rows, bias, input, width, out, add);
-}
+compiled_with!(linear_block_avx512, "avx512f");
+compiled_with!(linear_block_avx2, "avx2");
 
 /// [`linear_block`] for any target: the loops every variant compiles.
 #[inline(always)]

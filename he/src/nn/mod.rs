@@ -99,6 +99,53 @@ impl Executor for Sequential {
     }
 }
 
+/// Checks a batch before encryption: 1 to `max` images of `len` values each, every value
+/// accepted by `in_range`.
+///
+/// # Errors
+/// [`NnError::BatchSize`], [`NnError::InputLength`], [`NnError::InputRange`] (the first
+/// offending image and position).
+pub(crate) fn check_batch<T>(
+    images: &[&[T]],
+    max: usize,
+    len: usize,
+    in_range: impl Fn(&T) -> bool,
+) -> Result<(), NnError> {
+    if images.is_empty() || images.len() > max {
+        return Err(NnError::BatchSize {
+            given: images.len(),
+            max,
+        });
+    }
+    for (image, values) in images.iter().enumerate() {
+        if values.len() != len {
+            return Err(NnError::InputLength {
+                expected: len,
+                found: values.len(),
+            });
+        }
+        if let Some(index) = values.iter().position(|v| !in_range(v)) {
+            return Err(NnError::InputRange { image, index });
+        }
+    }
+    Ok(())
+}
+
+/// `count` 32-byte seeds drawn from `rng`, one per encryption job (each job expands its own
+/// ChaCha20 stream, so the jobs may run in any order and on any thread).
+pub(crate) fn job_seeds<R: rand_core::RngCore + rand_core::CryptoRng>(
+    rng: &mut R,
+    count: usize,
+) -> Vec<[u8; 32]> {
+    (0..count)
+        .map(|_| {
+            let mut s = [0u8; 32];
+            rng.fill_bytes(&mut s);
+            s
+        })
+        .collect()
+}
+
 /// An error of encrypted inference.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

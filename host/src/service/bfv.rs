@@ -208,12 +208,7 @@ impl BatchCodec for BfvCodec {
     }
 
     fn encrypt_batch(&mut self, images: &[Image]) -> Result<Vec<u8>, CodecError> {
-        if images.is_empty() || images.len() > self.slots() {
-            return Err(CodecError::BatchSize {
-                count: images.len(),
-                slots: self.slots(),
-            });
-        }
+        CodecError::check_batch(images.len(), self.slots())?;
         let quantised: Vec<Vec<i64>> = images
             .iter()
             .enumerate()

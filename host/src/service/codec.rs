@@ -52,6 +52,16 @@ impl fmt::Display for Scheme {
     }
 }
 
+impl CodecError {
+    /// [`CodecError::BatchSize`] unless `count` images fit `slots` (and are at least one).
+    pub fn check_batch(count: usize, slots: usize) -> Result<(), CodecError> {
+        if count == 0 || count > slots {
+            return Err(CodecError::BatchSize { count, slots });
+        }
+        Ok(())
+    }
+}
+
 /// Why a codec or evaluator failed on a batch.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -190,12 +200,7 @@ impl BatchCodec for PlaintextCodec {
     }
 
     fn encrypt_batch(&mut self, images: &[Image]) -> Result<Vec<u8>, CodecError> {
-        if images.is_empty() || images.len() > self.slots {
-            return Err(CodecError::BatchSize {
-                count: images.len(),
-                slots: self.slots,
-            });
-        }
+        CodecError::check_batch(images.len(), self.slots)?;
         Ok(message::encode_images(images)?)
     }
 

@@ -323,12 +323,7 @@ impl BatchCodec for CkksCodec {
     }
 
     fn encrypt_batch(&mut self, images: &[Image]) -> Result<Vec<u8>, CodecError> {
-        if images.is_empty() || images.len() > self.slots() {
-            return Err(CodecError::BatchSize {
-                count: images.len(),
-                slots: self.slots(),
-            });
-        }
+        CodecError::check_batch(images.len(), self.slots())?;
         let pixels: Vec<Vec<f64>> = images.iter().map(pixels_f64).collect();
         let refs: Vec<&[f64]> = pixels.iter().map(Vec::as_slice).collect();
         let cts = self
