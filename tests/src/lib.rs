@@ -259,8 +259,8 @@ pub mod models {
             .collect()
     }
 
-    /// A random small square-activation network: conv → [square] → [pool] →
-    /// flatten → dense → [square] → dense, Glorot weights.
+    /// A random small square-activation network: conv, square (optional), sum pooling
+    /// (optional), flatten, dense, square (optional), dense; Glorot weights.
     pub fn random_model(rng: &mut impl RngCore, p: &Arch) -> Model {
         let (kh, kw) = (p.k, p.k);
         let conv = Conv2d {
