@@ -1,0 +1,49 @@
+//! Fuzzes the BFV batch payloads of the service at a small fuzzing plan: the compute
+//! server's decoder and evaluator (`BatchEvaluator::evaluate`, untrusted bytes from the
+//! trusted party) and the trusted party's decoder of replies (`BatchCodec::decrypt_batch`,
+//! untrusted bytes from the compute server). Any bytes are answered or refused with an
+//! error, never a panic; a batch the server accepts yields a reply the trusted party
+//! decrypts.
+#![no_main]
+
+use heist::service::{BatchCodec, BatchEvaluator, BfvCodec, BfvEvaluator};
+use heist_core::nn::{Dense, Layer, Model, QuantConfig, QuantizedModel, Shape};
+use heist_he::nn::BfvPlan;
+use libfuzzer_sys::fuzz_target;
+use rand_chacha::rand_core::SeedableRng;
+
+/// Dense 784 → 10 with weights `±(i mod 7)/8`, quantised at 8 bits, at ring degree 16
+/// (kept in step with `tests/tests/bfv_payload.rs`).
+fn pair() -> Option<(BfvCodec, BfvEvaluator)> {
+    let weight = (0..7840)
+        .map(|i| f64::from(i % 7) / 8.0 * if i % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
+    let dense = Dense {
+        in_features: 784,
+        out_features: 10,
+        weight,
+        bias: Some(vec![0.25; 10]),
+    };
+    let model = Model::new(Shape::Flat(784), vec![Layer::Dense(dense)]).ok()?;
+    let quant = QuantizedModel::new(&model, &QuantConfig::pixels(8)).ok()?;
+    let plan = BfvPlan::new_insecure_for_tests(&quant, 16).ok()?;
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+    let codec = BfvCodec::new(quant, plan.clone(), &mut rng).ok()?;
+    Some((codec, BfvEvaluator::new(plan).ok()?))
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((mut codec, evaluator)) = pair() else {
+        return;
+    };
+    let Ok(context) = codec.evaluation_context() else {
+        return;
+    };
+    let Ok(session) = evaluator.open_session(&context) else {
+        return;
+    };
+    if let Ok(reply) = evaluator.evaluate(&session, data) {
+        assert!(codec.decrypt_batch(&reply, 1).is_ok());
+    }
+    let _ = codec.decrypt_batch(data, 1);
+});
