@@ -9,11 +9,13 @@
 use heist::service::{BatchCodec, BatchEvaluator, BfvCodec, BfvEvaluator};
 use heist_core::nn::{Dense, Layer, Model, QuantConfig, QuantizedModel, Shape};
 use heist_he::nn::BfvPlan;
+use std::sync::{Mutex, OnceLock};
+
 use libfuzzer_sys::fuzz_target;
 use rand_chacha::rand_core::SeedableRng;
 
 /// Dense 784 → 10 with weights `±(i mod 7)/8`, quantised at 8 bits, at ring degree 16
-/// (kept in step with `tests/tests/bfv_payload.rs`).
+/// (kept in step with `tests/tests/he_payload.rs`).
 fn pair() -> Option<(BfvCodec, BfvEvaluator)> {
     let weight = (0..7840)
         .map(|i| f64::from(i % 7) / 8.0 * if i % 2 == 0 { 1.0 } else { -1.0 })
@@ -32,17 +34,31 @@ fn pair() -> Option<(BfvCodec, BfvEvaluator)> {
     Some((codec, BfvEvaluator::new(plan).ok()?))
 }
 
+/// The pair and the compute side's session, built once.
+type Fixture = (BfvCodec, BfvEvaluator, heist_he::nn::BfvServer);
+
+fn fixture() -> Option<&'static Mutex<Fixture>> {
+    static FIXTURE: OnceLock<Option<Mutex<Fixture>>> = OnceLock::new();
+    FIXTURE
+        .get_or_init(|| {
+            let (codec, evaluator) = pair()?;
+            let session = evaluator
+                .open_session(&codec.evaluation_context().ok()?)
+                .ok()?;
+            Some(Mutex::new((codec, evaluator, session)))
+        })
+        .as_ref()
+}
+
 fuzz_target!(|data: &[u8]| {
-    let Some((mut codec, evaluator)) = pair() else {
+    let Some(fixture) = fixture() else {
         return;
     };
-    let Ok(context) = codec.evaluation_context() else {
+    let Ok(mut guard) = fixture.lock() else {
         return;
     };
-    let Ok(session) = evaluator.open_session(&context) else {
-        return;
-    };
-    if let Ok(reply) = evaluator.evaluate(&session, data) {
+    let (codec, evaluator, session) = &mut *guard;
+    if let Ok(reply) = evaluator.evaluate(session, data) {
         assert!(codec.decrypt_batch(&reply, 1).is_ok());
     }
     let _ = codec.decrypt_batch(data, 1);
