@@ -382,3 +382,44 @@ pub mod models {
             )
     }
 }
+
+/// The service pairs the `he_payload` fuzz target and its corpus suite share: dense
+/// 784 → 10 with weights `±(i mod 7)/8` at ring degree 16 (insecure: small and fast).
+pub mod payloads {
+    use heist::service::{BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator};
+    use heist_core::nn::{Dense, Layer, Model, QuantConfig, QuantizedModel, Shape};
+    use heist_he::nn::{BfvPlan, CkksPlan, PlanConfig};
+    use rand_chacha::rand_core::SeedableRng;
+
+    /// The model.
+    pub fn model() -> Model {
+        let weight = (0..7840)
+            .map(|i| f64::from(i % 7) / 8.0 * if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let dense = Dense {
+            in_features: 784,
+            out_features: 10,
+            weight,
+            bias: Some(vec![0.25; 10]),
+        };
+        Model::new(Shape::Flat(784), vec![Layer::Dense(dense)]).expect("a valid model")
+    }
+
+    /// The BFV pair: the model quantised at 8 bits; keys from a fixed seed.
+    pub fn bfv_pair() -> (BfvCodec, BfvEvaluator) {
+        let quant = QuantizedModel::new(&model(), &QuantConfig::pixels(8)).expect("quantised");
+        let plan = BfvPlan::new_insecure_for_tests(&quant, 16).expect("a BFV plan");
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        let codec = BfvCodec::new(quant, plan.clone(), &mut rng).expect("a BFV codec");
+        (codec, BfvEvaluator::new(plan).expect("a BFV evaluator"))
+    }
+
+    /// The CKKS pair: the default plan configuration; keys from a fixed seed.
+    pub fn ckks_pair() -> (CkksCodec, CkksEvaluator) {
+        let plan = CkksPlan::new_insecure_for_tests(model().network(), &PlanConfig::default(), 16)
+            .expect("a CKKS plan");
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
+        let codec = CkksCodec::new(plan.clone(), &mut rng).expect("a CKKS codec");
+        (codec, CkksEvaluator::new(plan).expect("a CKKS evaluator"))
+    }
+}
