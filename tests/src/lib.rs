@@ -231,7 +231,7 @@ pub mod big {
 
 /// Random models and inputs shared by the inference suites.
 pub mod models {
-    use heist_core::nn::{Conv2d, Dense, Layer, Model, Padding, Shape, SumPool2d};
+    use heist_core::nn::{Conv2d, Dense, Layer, MnistWeights, Model, Padding, Shape, SumPool2d};
     use proptest::prelude::*;
     use rand_core::RngCore;
 
@@ -245,6 +245,58 @@ pub mod models {
     pub fn glorot(rng: &mut impl RngCore, n: usize, fan_in: usize, fan_out: usize) -> Vec<f64> {
         let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
         (0..n).map(|_| uniform(rng, -a, a)).collect()
+    }
+
+    /// The paper's MNIST network with Glorot weights and small biases.
+    pub fn mnist_model(rng: &mut impl RngCore) -> Model {
+        Model::mnist(MnistWeights {
+            conv_weight: glorot(rng, 125, 25, 125),
+            conv_bias: small_bias(rng, 5),
+            dense1_weight: glorot(rng, 98_000, 980, 100),
+            dense1_bias: small_bias(rng, 100),
+            dense2_weight: glorot(rng, 1_000, 100, 10),
+            dense2_bias: small_bias(rng, 10),
+        })
+        .expect("the MNIST architecture")
+    }
+
+    /// The paper's structure at a small size: conv 1→2 (3x3, stride 2, same) on 8x8 →
+    /// square → flatten (32) → dense 8 → square → dense 4; Glorot weights, small biases.
+    pub fn small_paper_model(rng: &mut impl RngCore) -> Model {
+        Model::new(
+            Shape::Image {
+                channels: 1,
+                height: 8,
+                width: 8,
+            },
+            vec![
+                Layer::Conv2d(Conv2d {
+                    in_channels: 1,
+                    out_channels: 2,
+                    kernel: [3, 3],
+                    stride: [2, 2],
+                    padding: Padding::Same,
+                    weight: glorot(rng, 18, 9, 18),
+                    bias: Some(small_bias(rng, 2)),
+                }),
+                Layer::Square,
+                Layer::Flatten,
+                Layer::Dense(Dense {
+                    in_features: 32,
+                    out_features: 8,
+                    weight: glorot(rng, 256, 32, 8),
+                    bias: Some(small_bias(rng, 8)),
+                }),
+                Layer::Square,
+                Layer::Dense(Dense {
+                    in_features: 8,
+                    out_features: 4,
+                    weight: glorot(rng, 32, 8, 4),
+                    bias: Some(small_bias(rng, 4)),
+                }),
+            ],
+        )
+        .expect("a valid small model")
     }
 
     /// Biases uniform in `[-0.05, 0.05)`.

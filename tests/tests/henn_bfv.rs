@@ -4,13 +4,11 @@
 //! the secure size, and errors.
 
 use heist::data::{load, Dataset};
-use heist_core::nn::{
-    Conv2d, Dense, Layer, MnistWeights, Model, Padding, QuantConfig, QuantizedModel, Shape,
-};
+use heist_core::nn::{Dense, Layer, Model, QuantConfig, QuantizedModel, Shape};
 use heist_he::bfv::{BfvError, Evaluator};
 use heist_he::nn::{BfvClient, BfvPlan, BfvServer, NnError, Sequential, MAX_PLAIN_PRIMES};
 use heist_he::params::{max_log_q, SecurityLevel};
-use heist_tests::models::{arch, random_model, uniform};
+use heist_tests::models::{arch, mnist_model, random_model, small_paper_model, uniform};
 use heist_tests::seeded_rng;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -18,57 +16,6 @@ use rand_core::RngCore;
 
 fn weights(rng: &mut impl RngCore, n: usize, a: f64) -> Vec<f64> {
     (0..n).map(|_| uniform(rng, -a, a)).collect()
-}
-
-/// The paper's structure at a small size: conv 1→2 (3x3, stride 2, same) on 8x8 → square
-/// → flatten (32) → dense 8 → square → dense 4.
-fn small_model(rng: &mut impl RngCore) -> Model {
-    Model::new(
-        Shape::Image {
-            channels: 1,
-            height: 8,
-            width: 8,
-        },
-        vec![
-            Layer::Conv2d(Conv2d {
-                in_channels: 1,
-                out_channels: 2,
-                kernel: [3, 3],
-                stride: [2, 2],
-                padding: Padding::Same,
-                weight: weights(rng, 18, 0.5),
-                bias: Some(weights(rng, 2, 0.05)),
-            }),
-            Layer::Square,
-            Layer::Flatten,
-            Layer::Dense(Dense {
-                in_features: 32,
-                out_features: 8,
-                weight: weights(rng, 256, 0.3),
-                bias: Some(weights(rng, 8, 0.05)),
-            }),
-            Layer::Square,
-            Layer::Dense(Dense {
-                in_features: 8,
-                out_features: 4,
-                weight: weights(rng, 32, 0.6),
-                bias: Some(weights(rng, 4, 0.05)),
-            }),
-        ],
-    )
-    .unwrap()
-}
-
-fn mnist_model(rng: &mut impl RngCore) -> Model {
-    Model::mnist(MnistWeights {
-        conv_weight: weights(rng, 125, 0.3),
-        conv_bias: weights(rng, 5, 0.05),
-        dense1_weight: weights(rng, 98_000, 0.07),
-        dense1_bias: weights(rng, 100, 0.05),
-        dense2_weight: weights(rng, 1_000, 0.2),
-        dense2_bias: weights(rng, 10, 0.05),
-    })
-    .unwrap()
 }
 
 /// Encrypts `images` once per prime, evaluates, checks every score ciphertext's budget
@@ -113,7 +60,7 @@ fn images(rng: &mut impl RngCore, count: usize, len: usize, bound: u64) -> Vec<V
 #[test]
 fn small_model_exact() {
     let mut rng = seeded_rng("henn_bfv small", 1);
-    let model = small_model(&mut rng);
+    let model = small_paper_model(&mut rng);
     let quant = QuantizedModel::new(&model, &QuantConfig::pixels(8)).unwrap();
     let plan = BfvPlan::new_insecure_for_tests(&quant, 256).unwrap();
     println!(
@@ -215,7 +162,7 @@ fn mnist_secure_plan() {
 #[test]
 fn rejects_bad_inputs_and_foreign_objects() {
     let mut rng = seeded_rng("henn_bfv errors", 0);
-    let model = small_model(&mut rng);
+    let model = small_paper_model(&mut rng);
     let quant = QuantizedModel::new(&model, &QuantConfig::pixels(8)).unwrap();
     let plan = BfvPlan::new_insecure_for_tests(&quant, 64).unwrap();
     let client = BfvClient::new(plan.clone(), &mut rng).unwrap();

@@ -3,80 +3,14 @@
 //! agreement on real MNIST images, the parameter choice at the secure size, and errors.
 
 use heist::data::{load, Dataset};
-use heist_core::nn::{Conv2d, Dense, Layer, MnistWeights, Model, Padding, Rounding, Shape};
+use heist_core::nn::{Model, Rounding};
 use heist_he::nn::{
     Calibration, CkksClient, CkksPlan, CkksServer, NnError, PlanConfig, Sequential,
 };
 use heist_he::params::max_log_q;
 use heist_he::params::SecurityLevel;
+use heist_tests::models::{mnist_model, small_paper_model, uniform};
 use heist_tests::seeded_rng;
-use rand_core::RngCore;
-
-fn uniform(rng: &mut impl RngCore, lo: f64, hi: f64) -> f64 {
-    let unit = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    lo + (hi - lo) * unit
-}
-
-/// Glorot-uniform weights: U(-a, a) with a = sqrt(6 / (fan_in + fan_out)).
-fn glorot(rng: &mut impl RngCore, n: usize, fan_in: usize, fan_out: usize) -> Vec<f64> {
-    let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
-    (0..n).map(|_| uniform(rng, -a, a)).collect()
-}
-
-fn bias(rng: &mut impl RngCore, n: usize) -> Vec<f64> {
-    (0..n).map(|_| uniform(rng, -0.05, 0.05)).collect()
-}
-
-fn mnist_model(rng: &mut impl RngCore) -> Model {
-    Model::mnist(MnistWeights {
-        conv_weight: glorot(rng, 125, 25, 125),
-        conv_bias: bias(rng, 5),
-        dense1_weight: glorot(rng, 98_000, 980, 100),
-        dense1_bias: bias(rng, 100),
-        dense2_weight: glorot(rng, 1_000, 100, 10),
-        dense2_bias: bias(rng, 10),
-    })
-    .unwrap()
-}
-
-/// The paper's structure at a small size: conv 1→2 (3x3, stride 2, same) on 8x8 → square
-/// → flatten (32) → dense 8 → square → dense 4.
-fn small_model(rng: &mut impl RngCore) -> Model {
-    Model::new(
-        Shape::Image {
-            channels: 1,
-            height: 8,
-            width: 8,
-        },
-        vec![
-            Layer::Conv2d(Conv2d {
-                in_channels: 1,
-                out_channels: 2,
-                kernel: [3, 3],
-                stride: [2, 2],
-                padding: Padding::Same,
-                weight: glorot(rng, 18, 9, 18),
-                bias: Some(bias(rng, 2)),
-            }),
-            Layer::Square,
-            Layer::Flatten,
-            Layer::Dense(Dense {
-                in_features: 32,
-                out_features: 8,
-                weight: glorot(rng, 256, 32, 8),
-                bias: Some(bias(rng, 8)),
-            }),
-            Layer::Square,
-            Layer::Dense(Dense {
-                in_features: 8,
-                out_features: 4,
-                weight: glorot(rng, 32, 8, 4),
-                bias: Some(bias(rng, 4)),
-            }),
-        ],
-    )
-    .unwrap()
-}
 
 /// Bound on |f64 reference - exact real network| for inputs in [-1, 1].
 fn f64_bound(model: &Model) -> f64 {
@@ -134,7 +68,7 @@ fn run(
 fn small_model_scores_within_tracked_bound() {
     let mut rng = seeded_rng("henn_ckks small model", 0);
     for trial in 0..3 {
-        let model = small_model(&mut rng);
+        let model = small_paper_model(&mut rng);
         let images: Vec<Vec<f64>> = (0..512)
             .map(|_| (0..64).map(|_| uniform(&mut rng, -1.0, 1.0)).collect())
             .collect();
@@ -248,7 +182,7 @@ fn mnist_plan_is_secure_at_8192() {
 #[test]
 fn rejects_bad_inputs_and_foreign_keys() {
     let mut rng = seeded_rng("henn_ckks errors", 0);
-    let model = small_model(&mut rng);
+    let model = small_paper_model(&mut rng);
     let plan =
         CkksPlan::new_insecure_for_tests(model.network(), &PlanConfig::default(), 1024).unwrap();
     let client = CkksClient::new(plan.clone(), &mut rng);

@@ -3,27 +3,15 @@
 //! against observed ones, arg-max agreement, and every error variant.
 
 use heist_core::nn::{
-    BoundError, Conv2d, Dense, EvalError, FashionMnistWeights, FixedModel, Layer, MnistWeights,
-    Model, Op, OpRounding, PointBound, QuantConfig, QuantError, QuantizedModel, Rounding, Shape,
-    SumPool2d, WeightBits,
+    BoundError, Conv2d, Dense, EvalError, FashionMnistWeights, FixedModel, Layer, Model, Op,
+    OpRounding, PointBound, QuantConfig, QuantError, QuantizedModel, Rounding, Shape, SumPool2d,
+    WeightBits,
 };
-use heist_tests::models::{arch, glorot, pixels, random_model, small_bias, uniform};
+use heist_tests::models::{arch, glorot, mnist_model, pixels, random_model, small_bias, uniform};
 use heist_tests::seeded_rng;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use rand_core::RngCore;
-
-fn mnist_model(rng: &mut impl RngCore) -> Model {
-    Model::mnist(MnistWeights {
-        conv_weight: glorot(rng, 125, 25, 125),
-        conv_bias: small_bias(rng, 5),
-        dense1_weight: glorot(rng, 98_000, 980, 100),
-        dense1_bias: small_bias(rng, 100),
-        dense2_weight: glorot(rng, 1_000, 100, 10),
-        dense2_bias: small_bias(rng, 10),
-    })
-    .unwrap()
-}
 
 fn fashion_model(rng: &mut impl RngCore) -> Model {
     Model::fashion_mnist(FashionMnistWeights {
