@@ -698,7 +698,7 @@ impl BfvServer {
                 Step::SquareLinear(b, groups) => {
                     let whole = layer
                         .take()
-                        .unwrap_or_else(|| Blocks::gather(n, level, &pairs));
+                        .unwrap_or_else(|| Blocks::gather(n, level, &pairs, exec));
                     let rows = whole.rows();
                     let make = |r: Range<usize>| whole.select(r);
                     self.square_linear(params, rows, make, b, groups, exec)?
@@ -706,7 +706,7 @@ impl BfvServer {
                 Step::Square => {
                     let mut b = layer
                         .take()
-                        .unwrap_or_else(|| Blocks::gather(n, level, &pairs));
+                        .unwrap_or_else(|| Blocks::gather(n, level, &pairs, exec));
                     b.map_in_place(
                         (SQUARE_CHUNK, SQUARE_CHUNK * SQUARE_JOBS),
                         exec,
@@ -723,7 +723,7 @@ impl BfvServer {
             noise = next_noise;
         }
         // A network without operations: the scores are the inputs.
-        let layer = layer.unwrap_or_else(|| Blocks::gather(n, level, &pairs));
+        let layer = layer.unwrap_or_else(|| Blocks::gather(n, level, &pairs, exec));
         drop(pairs);
         drop(inputs);
         Ok((0..layer.rows())
@@ -767,7 +767,7 @@ impl BfvServer {
             drop(group);
             let refs: Vec<[&RnsPoly<Eval>; 3]> =
                 products.iter().map(|[a, b, c]| [a, b, c]).collect();
-            let squared = Blocks::gather(n, level, &refs);
+            let squared = Blocks::gather(n, level, &refs, exec);
             drop(refs);
             drop(products);
             match &mut acc {
@@ -788,7 +788,7 @@ impl BfvServer {
         )?;
         drop(acc);
         let refs: Vec<[&RnsPoly<Eval>; 2]> = relinearised.iter().map(|(a, b)| [a, b]).collect();
-        Ok(Blocks::gather(n, level, &refs))
+        Ok(Blocks::gather(n, level, &refs, exec))
     }
 }
 

@@ -188,7 +188,7 @@ impl CkksServer {
                 });
             }
         }
-        let mut batch = Batch::from_cts(he.n(), &inputs);
+        let mut batch = Batch::from_cts(he.n(), &inputs, exec);
         drop(inputs);
         for op in self.plan.ops() {
             batch = match op {
@@ -266,17 +266,17 @@ impl CkksServer {
         for r in results {
             cts.extend(r?);
         }
-        Ok(Batch::from_cts(self.plan.params().he().n(), &cts))
+        Ok(Batch::from_cts(self.plan.params().he().n(), &cts, exec))
     }
 }
 
 impl Batch {
     /// Gathers ciphertexts (same level and scale) into the blocked layout.
-    fn from_cts(n: usize, cts: &[Ciphertext]) -> Batch {
+    fn from_cts<E: Executor>(n: usize, cts: &[Ciphertext], exec: &E) -> Batch {
         let level = cts.first().map_or(1, Ciphertext::level);
         let pairs: Vec<_> = cts.iter().map(|ct| [&ct.c0, &ct.c1]).collect();
         Batch {
-            blocks: Blocks::gather(n, level, &pairs),
+            blocks: Blocks::gather(n, level, &pairs, exec),
             scale: cts.first().map_or(1.0, Ciphertext::scale),
             msg: cts.iter().map(Ciphertext::msg_bound).collect(),
             err: cts.iter().map(Ciphertext::err_bound).collect(),

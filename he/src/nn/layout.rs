@@ -34,29 +34,28 @@ pub(crate) struct Blocks {
 }
 
 impl Blocks {
-    /// Gathers ciphertexts of `P` polynomials of degree `n` over `level` primes each.
+    /// Gathers ciphertexts of `P` polynomials of degree `n` over `level` primes each, one
+    /// job per buffer on `exec`.
     ///
     /// # Ranges
     /// Every polynomial has `level` limbs (checked by the callers).
-    pub(crate) fn gather<const P: usize>(
+    pub(crate) fn gather<E: Executor, const P: usize>(
         n: usize,
         level: usize,
         cts: &[[&RnsPoly<Eval>; P]],
+        exec: &E,
     ) -> Self {
         let mut out = Self::empty(P, level, n, cts.len());
-        for part in 0..P {
-            for limb in 0..level {
-                for block in 0..out.blocks {
-                    let cols = block * out.width..(block + 1) * out.width;
-                    let mut buf = Vec::with_capacity(cts.len() * out.width);
-                    for ct in cts {
-                        debug_assert_eq!(ct[part].limbs(), level);
-                        buf.extend_from_slice(&ct[part].limb(limb)[cols.clone()]);
-                    }
-                    out.data.push(buf);
-                }
+        let (width, blocks) = (out.width, out.blocks);
+        out.data = exec.map(P * level * blocks, |job| {
+            let (part, limb, block) = job_of(level, blocks, job);
+            let mut buf = Vec::with_capacity(cts.len() * width);
+            for ct in cts {
+                debug_assert_eq!(ct[part].limbs(), level);
+                buf.extend_from_slice(&ct[part].limb(limb)[block * width..(block + 1) * width]);
             }
-        }
+            buf
+        });
         out
     }
 
