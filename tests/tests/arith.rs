@@ -19,7 +19,7 @@ fn moduli() -> impl Strategy<Value = u64> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(heist_tests::seeded_config(512))]
 
     #[test]
     fn ops_match_u128(p in moduli(), a in any::<u64>(), b in any::<u64>()) {

@@ -147,7 +147,7 @@ fn galois_elements_are_powers_of_three() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
+    #![proptest_config(heist_tests::seeded_config(32))]
 
     #[test]
     fn unsigned_round_trip(seed in any::<u64>(), len in 0usize..=256) {

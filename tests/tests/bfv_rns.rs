@@ -54,7 +54,7 @@ fn scale_oracle(x: &Big, q: &Big, t: u64, o: u64) -> u64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(16))]
+    #![proptest_config(heist_tests::seeded_config(16))]
 
     #[test]
     fn extension_gives_the_centred_value(seed in any::<u64>(), k in 1usize..=5, l in 1usize..=4) {

@@ -95,7 +95,7 @@ fn check(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(6))]
+    #![proptest_config(heist_tests::seeded_config(6))]
 
     #[test]
     fn random_circuits_decrypt_to_the_plaintext_result(seed in any::<u64>()) {

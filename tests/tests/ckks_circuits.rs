@@ -141,9 +141,8 @@ fn run_circuit(seed: u64, ops: &[(u8, u8, u8, i8)]) -> Result<(), TestCaseError>
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 6,
         rng_seed: RngSeed::Fixed(0x636b_6b73),
-        ..ProptestConfig::default()
+        ..heist_tests::seeded_config(6)
     })]
 
     #[test]

@@ -171,7 +171,7 @@ fn corrupt_gzip_is_a_gzip_error() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(heist_tests::seeded_config(256))]
 
     #[test]
     fn encode_decode_round_trips(dims in prop::collection::vec(0u32..6, 1..=4), fill in any::<u8>()) {

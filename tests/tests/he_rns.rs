@@ -19,7 +19,7 @@ fn q_product(b: &RnsBasis) -> i128 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(heist_tests::seeded_config(64))]
 
     /// compose_centred returns the centred CRT value (three 30-bit primes, exact in i128):
     /// exactly below 2^53, within the documented relative error above.

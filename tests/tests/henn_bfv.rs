@@ -83,9 +83,8 @@ fn small_model_exact() {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 12,
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/henn_bfv.txt"))),
-        ..ProptestConfig::default()
+        ..heist_tests::seeded_config(12)
     })]
 
     /// Random architectures and weight widths: every decrypted score equals the integer
@@ -94,8 +93,15 @@ proptest! {
     fn random_models_exact(seed in any::<u64>(), p in arch(), bits in 2u32..11) {
         let mut rng = seeded_rng("henn_bfv random", seed);
         let model = random_model(&mut rng, &p);
-        let quant = QuantizedModel::new(&model, &QuantConfig::pixels(bits)).unwrap();
-        let plan = BfvPlan::new_insecure_for_tests(&quant, 64).unwrap();
+        // Wide weights through two squares can have a worst case beyond i128 (the
+        // quantiser refuses the model) or need a plaintext modulus of 2^127 or more (the
+        // plan refuses it): nothing to compare then.
+        let quant = QuantizedModel::new(&model, &QuantConfig::pixels(bits));
+        prop_assume!(quant.is_ok());
+        let quant = quant.unwrap();
+        let plan = BfvPlan::new_insecure_for_tests(&quant, 64);
+        prop_assume!(!matches!(plan, Err(NnError::NoExactParameters { .. })));
+        let plan = plan.unwrap();
         let len = model.network().input_len();
         let inputs = images(&mut rng, 16, len, plan.input_bound());
         let got = run(&plan, &inputs, "henn_bfv random run");

@@ -464,9 +464,8 @@ fn sum_pooling_of_scale_one_keeps_unit_weights() {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 48,
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/nn_inference.txt"))),
-        ..ProptestConfig::default()
+        ..heist_tests::seeded_config(48)
     })]
 
     #[test]
@@ -475,7 +474,12 @@ proptest! {
     ) {
         let mut rng = seeded_rng("nn_random_eval", seed);
         let model = random_model(&mut rng, &p);
-        let quant = QuantizedModel::new(&model, &QuantConfig::pixels(bits)).unwrap();
+        let quant = QuantizedModel::new(&model, &QuantConfig::pixels(bits));
+        // Wide weights through two squares can have a worst case beyond i128: the
+        // quantiser refuses such a model (its refusal is tested below), there is nothing
+        // to compare.
+        prop_assume!(!matches!(quant, Err(QuantError::BoundExceeded { .. })));
+        let quant = quant.unwrap();
         let n = model.network().input_len();
         let inputs: Vec<Vec<f64>> = (0..8).map(|_| pixels(&mut rng, n)).collect();
         check_all_evaluators(&model, &quant, &inputs);

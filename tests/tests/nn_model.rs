@@ -503,9 +503,8 @@ fn valid_padding_convolution_known_case() {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 64,
         failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/nn_model.txt"))),
-        ..ProptestConfig::default()
+        ..heist_tests::seeded_config(64)
     })]
 
     #[test]

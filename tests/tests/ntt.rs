@@ -357,7 +357,7 @@ fn in_place_product_matches_schoolbook() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(heist_tests::seeded_config(48))]
 
     #[test]
     fn product_matches_schoolbook(log_n in 4u32..=8, which in 0usize..4, seed in any::<u64>()) {
