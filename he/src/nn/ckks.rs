@@ -159,7 +159,7 @@ impl CkksServer {
 
     /// Evaluates the network on a batch: [`CkksPlan::input_len`] ciphertexts in, one per
     /// score out. Linear layers run as independent jobs per (polynomial, limb, block of
-    /// 1024 coefficients) and squares per chunk of ciphertexts, on `exec`.
+    /// 64 coefficients) and squares per chunk of ciphertexts, on `exec`.
     ///
     /// # Errors
     /// [`NnError::InputLength`]; [`NnError::InputLevel`] when the inputs are not fresh
