@@ -36,6 +36,7 @@ use alloc::vec::Vec;
 
 use heist_core::rns::{divide_round_limb, lift_centred, Eval, RnsPoly};
 use heist_core::sample::{centred_binomial, fill_uniform_mod, ternary, ETA};
+use rand_chacha::rand_core::SeedableRng;
 use rand_core::{CryptoRng, RngCore};
 
 use crate::params::HeParams;
@@ -137,13 +138,6 @@ impl SecretKey {
     pub fn poly(&self) -> &RnsPoly<Eval> {
         &self.s
     }
-
-    /// `s` restricted to the first `limbs` chain primes.
-    pub fn poly_at(&self, limbs: usize) -> RnsPoly<Eval> {
-        let mut s = self.s.clone();
-        s.truncate(limbs);
-        s
-    }
 }
 
 /// The public key `(b, a) = (-a s + e, a)` over the whole chain (level `L`).
@@ -162,7 +156,7 @@ impl PublicKey {
         rng: &mut R,
     ) -> Self {
         let l = params.max_level();
-        let (b, a) = rlwe_sample(params, &sk.poly_at(l), l, rng);
+        let (b, a) = rlwe_sample(params, sk.poly(), l, rng);
         Self {
             fingerprint: params.fingerprint(),
             b,
@@ -193,13 +187,69 @@ fn rlwe_sample<R: RngCore + CryptoRng>(
     limbs: usize,
     rng: &mut R,
 ) -> (RnsPoly<Eval>, RnsPoly<Eval>) {
-    let basis = params.basis();
     let a = uniform_eval(params, rng, limbs);
-    let mut b = error_eval(params, rng, limbs);
+    let e = error_eval(params, rng, limbs);
+    (minus_as_plus(&a, s, e, params), a)
+}
+
+/// `-a·s + e` (over the limbs of `a`; `s` may have more).
+///
+/// # Ranges
+/// Residues in `[0, q_i)` → `[0, q_i)`.
+fn minus_as_plus(
+    a: &RnsPoly<Eval>,
+    s: &RnsPoly<Eval>,
+    mut e: RnsPoly<Eval>,
+    params: &HeParams,
+) -> RnsPoly<Eval> {
     let mut as_ = a.clone();
-    as_.mul_assign(s, basis);
-    b.sub_assign(&as_, basis);
-    (b, a)
+    as_.mul_assign(s, params.basis());
+    e.sub_assign(&as_, params.basis());
+    e
+}
+
+/// Expands a 32-byte seed into the uniform polynomial of a seeded ciphertext (ChaCha20,
+/// limb after limb, rejection sampling as [`heist_core::sample::uniform_mod`]).
+pub(crate) fn expand_seed(params: &HeParams, seed: [u8; 32], limbs: usize) -> RnsPoly<Eval> {
+    let mut prng = rand_chacha::ChaCha20Rng::from_seed(seed);
+    uniform_eval(params, &mut prng, limbs)
+}
+
+/// A fresh encryption of zero under the secret key over `limbs` primes, in evaluation
+/// form: `(-a·s + e, a)` with `a` expanded from a 32-byte seed drawn first from `rng`
+/// (returned, so the ciphertext can travel seed-compressed), then `e`. A scheme adds its
+/// encoded message to the first part.
+pub(crate) fn zero_sk<R: RngCore + CryptoRng>(
+    params: &HeParams,
+    sk: &SecretKey,
+    rng: &mut R,
+    limbs: usize,
+) -> (RnsPoly<Eval>, RnsPoly<Eval>, [u8; 32]) {
+    let mut seed = [0u8; 32];
+    rng.fill_bytes(&mut seed);
+    let a = expand_seed(params, seed, limbs);
+    let e = error_eval(params, rng, limbs);
+    (minus_as_plus(&a, sk.poly(), e, params), a, seed)
+}
+
+/// A fresh encryption of zero under the public key over `limbs` primes, in evaluation
+/// form: `(u·b + e_0, u·a + e_1)` with `u` ternary (drawn first, then `e_0`, `e_1`) and
+/// wiped afterwards: with it, the message could be read off the ciphertext and the public
+/// key. A scheme adds its encoded message to the first part.
+pub(crate) fn zero_pk<R: RngCore + CryptoRng>(
+    params: &HeParams,
+    pk: &PublicKey,
+    rng: &mut R,
+    limbs: usize,
+) -> (RnsPoly<Eval>, RnsPoly<Eval>) {
+    let basis = params.basis();
+    let mut u = small_to_eval(params, ternary(rng, params.n()), limbs);
+    let mut c0 = error_eval(params, rng, limbs);
+    let mut c1 = error_eval(params, rng, limbs);
+    c0.mul_add_assign(&u, pk.b(), basis);
+    c1.mul_add_assign(&u, pk.a(), basis);
+    u.wipe();
+    (c0, c1)
 }
 
 /// A key-switching key from some `s'` to `s` (see the [module documentation](self)): one

@@ -3,12 +3,11 @@
 use alloc::vec::Vec;
 
 use heist_core::rns::{Coeff, Eval, RnsPoly};
-use heist_core::sample::ternary;
 use rand_core::{CryptoRng, RngCore};
 
 use super::noise::budget_bits;
 use super::{BfvError, BfvParams};
-use crate::keys::{error_eval, small_to_eval, PublicKey, SecretKey};
+use crate::keys::{zero_pk, zero_sk, PublicKey, SecretKey};
 
 /// A plaintext: a polynomial of `Z_t[X]/(X^N + 1)`, coefficients in `[0, t)`, usually made
 /// by [`super::BatchEncoder`].
@@ -194,14 +193,8 @@ pub fn encrypt_pk<R: RngCore + CryptoRng>(
     let he = params.he();
     check_fp(he.fingerprint(), pk.fingerprint())?;
     check_plain(params, pt)?;
-    let basis = he.basis();
-    let l = he.max_level();
-    let u = small_to_eval(he, ternary(rng, he.n()), l);
-    let mut c0 = error_eval(he, rng, l);
-    let mut c1 = error_eval(he, rng, l);
-    c0.mul_add_assign(&u, pk.b(), basis);
-    c0.add_assign(&scaled_plain(params, pt), basis);
-    c1.mul_add_assign(&u, pk.a(), basis);
+    let (mut c0, c1) = zero_pk(he, pk, rng, he.max_level());
+    c0.add_assign(&scaled_plain(params, pt), he.basis());
     Ok(Ciphertext {
         fingerprint: params.fingerprint(),
         c0,
@@ -225,16 +218,8 @@ pub fn encrypt_sk<R: RngCore + CryptoRng>(
     let he = params.he();
     check_fp(he.fingerprint(), sk.fingerprint())?;
     check_plain(params, pt)?;
-    let basis = he.basis();
-    let l = he.max_level();
-    let mut seed = [0u8; 32];
-    rng.fill_bytes(&mut seed);
-    let c1 = crate::ckks::expand_seed(he, seed, l);
-    let mut c0 = error_eval(he, rng, l);
-    c0.add_assign(&scaled_plain(params, pt), basis);
-    let mut as_ = c1.clone();
-    as_.mul_assign(&sk.poly_at(l), basis);
-    c0.sub_assign(&as_, basis);
+    let (mut c0, c1, seed) = zero_sk(he, sk, rng, he.max_level());
+    c0.add_assign(&scaled_plain(params, pt), he.basis());
     Ok(Ciphertext {
         fingerprint: params.fingerprint(),
         c0,
@@ -250,7 +235,7 @@ fn phase(params: &BfvParams, sk: &SecretKey, ct: &Ciphertext) -> Result<RnsPoly<
     check_fp(he.fingerprint(), sk.fingerprint())?;
     check_fp(params.fingerprint(), ct.fingerprint)?;
     let mut x = ct.c0.clone();
-    x.mul_add_assign(&ct.c1, &sk.poly_at(he.max_level()), he.basis());
+    x.mul_add_assign(&ct.c1, sk.poly(), he.basis());
     Ok(x.into_coeff(he.basis()))
 }
 

@@ -149,7 +149,7 @@ impl Ciphertext {
         let c0 = r.poly(he.basis(), l)?;
         let (c1, seed) = if seeded {
             let seed = r.seed()?;
-            (crate::ckks::expand_seed(he, seed, l), Some(seed))
+            (crate::keys::expand_seed(he, seed, l), Some(seed))
         } else {
             (r.poly(he.basis(), l)?, None)
         };

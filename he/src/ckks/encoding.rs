@@ -7,8 +7,9 @@
 
 use alloc::vec::Vec;
 
-use super::{expand_seed, Ciphertext, CkksParams, Plaintext};
+use super::{Ciphertext, CkksParams, Plaintext};
 use crate::encoding::{read_params_body, write_params_body};
+use crate::keys::expand_seed;
 use crate::wire::{
     check_fingerprint, check_len, read_header, Header, Kind, Reader, WireError, Writer,
 };

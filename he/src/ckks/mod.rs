@@ -48,11 +48,10 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use heist_core::rns::{Eval, RnsPoly};
-use rand_chacha::rand_core::SeedableRng;
 use rand_core::{CryptoRng, RngCore};
 
 use crate::keys::{
-    error_eval, slot_bound, small_to_eval, uniform_eval, PublicKey, SecretKey, ERROR_VARIANCE,
+    slot_bound, small_to_eval, zero_pk, zero_sk, PublicKey, SecretKey, ERROR_VARIANCE,
     SECRET_VARIANCE,
 };
 use crate::params::{primes_for_sizes, HeParams, ParamsError, SecurityLevel};
@@ -647,16 +646,8 @@ pub fn encrypt_pk<R: RngCore + CryptoRng>(
     let he = params.he();
     check_fp(he, pk.fingerprint())?;
     check_fp(he, pt.fingerprint)?;
-    let basis = he.basis();
-    let k = pt.level();
-    let mut u = small_to_eval(he, heist_core::sample::ternary(rng, he.n()), k);
-    let mut c0 = error_eval(he, rng, k);
-    let mut c1 = error_eval(he, rng, k);
-    c0.mul_add_assign(&u, pk.b(), basis);
-    c0.add_assign(&pt.poly, basis);
-    c1.mul_add_assign(&u, pk.a(), basis);
-    // The ephemeral ternary u would reveal m from (c_0, c_1) and the public key.
-    u.wipe();
+    let (mut c0, c1) = zero_pk(he, pk, rng, pt.level());
+    c0.add_assign(&pt.poly, he.basis());
     let n = he.n() as f64;
     let fresh = slot_bound(n, ERROR_VARIANCE)
         + 2.0 * BETA * BETA * n * libm::sqrt(SECRET_VARIANCE * ERROR_VARIANCE);
@@ -669,13 +660,6 @@ pub fn encrypt_pk<R: RngCore + CryptoRng>(
         err_bound: pt.err_bound + fresh,
         seed: None,
     })
-}
-
-/// Expands a 32-byte seed into the uniform polynomial of a seeded ciphertext (ChaCha20,
-/// limb after limb, rejection sampling as [`heist_core::sample::uniform_mod`]).
-pub(crate) fn expand_seed(he: &HeParams, seed: [u8; 32], level: usize) -> RnsPoly<Eval> {
-    let mut prng = rand_chacha::ChaCha20Rng::from_seed(seed);
-    uniform_eval(he, &mut prng, level)
 }
 
 /// Encrypts `pt` under the secret key: `(-a s + e + m, a)` with `a` expanded from a fresh
@@ -692,16 +676,8 @@ pub fn encrypt_sk<R: RngCore + CryptoRng>(
     let he = params.he();
     check_fp(he, sk.fingerprint())?;
     check_fp(he, pt.fingerprint)?;
-    let basis = he.basis();
-    let k = pt.level();
-    let mut seed = [0u8; 32];
-    rng.fill_bytes(&mut seed);
-    let c1 = expand_seed(he, seed, k);
-    let mut c0 = error_eval(he, rng, k);
-    c0.add_assign(&pt.poly, basis);
-    let mut as_ = c1.clone();
-    as_.mul_assign(sk.poly(), basis);
-    c0.sub_assign(&as_, basis);
+    let (mut c0, c1, seed) = zero_sk(he, sk, rng, pt.level());
+    c0.add_assign(&pt.poly, he.basis());
     let n = he.n() as f64;
     Ok(Ciphertext {
         fingerprint: he.fingerprint(),
