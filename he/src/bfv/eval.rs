@@ -217,106 +217,6 @@ impl Evaluator {
         Ok(self.with(out0, out1, bound))
     }
 
-    /// The centred lift of `x` (modulo `Q`) to the auxiliary basis `P`, in evaluation form.
-    fn to_aux(&self, x: &RnsPoly<Coeff>) -> RnsPoly<Eval> {
-        self.params
-            .extend_q_to_p
-            .extend(x)
-            .into_eval(self.params.aux_basis())
-    }
-
-    /// `round(t/Q · d)` for `d` given modulo `Q` and `P` (evaluation form), back modulo `Q`
-    /// in evaluation form.
-    fn scale_down(&self, dq: RnsPoly<Eval>, dp: RnsPoly<Eval>) -> RnsPoly<Eval> {
-        let q = dq.into_coeff(self.basis());
-        let p = dp.into_coeff(self.params.aux_basis());
-        let scaled = self.params.scale_mul.scale(&q, Some(&p));
-        self.params
-            .extend_p_to_q
-            .extend(&scaled)
-            .into_eval(self.basis())
-    }
-
-    /// The parts `(d_0, d_1, d_2)` of `round(t/Q · x ⊗ y)`, decrypting under `(1, s, s²)`
-    /// (HPS, [`super::rns`]): the four polynomials are lifted exactly to `Q ∪ P`, the
-    /// tensor product is taken there, scaled by `t/Q` and brought back to `Q`. For a square
-    /// (`y = None`) the middle part is `(2 x_0) x_1`: three products instead of four.
-    ///
-    /// # Ranges
-    /// Full-chain polynomials of these parameters, residues in `[0, q_i)` → the same.
-    pub(crate) fn tensor(
-        &self,
-        x: [&RnsPoly<Eval>; 2],
-        y: Option<[&RnsPoly<Eval>; 2]>,
-    ) -> [RnsPoly<Eval>; 3] {
-        let basis = self.basis();
-        let aux = self.params.aux_basis();
-        let lift = |p: &RnsPoly<Eval>| self.to_aux(&p.clone().into_coeff(basis));
-        let products =
-            |[x0, x1]: [&RnsPoly<Eval>; 2], y: Option<[&RnsPoly<Eval>; 2]>, bs: &RnsBasis| {
-                let mut d0 = x0.clone();
-                let mut d1 = x0.clone();
-                let mut d2 = x1.clone();
-                match y {
-                    None => {
-                        d0.mul_assign(x0, bs);
-                        d1.add_assign(x0, bs);
-                        d1.mul_assign(x1, bs);
-                        d2.mul_assign(x1, bs);
-                    }
-                    Some([y0, y1]) => {
-                        d0.mul_assign(y0, bs);
-                        d1.mul_assign(y1, bs);
-                        d1.mul_add_assign(x1, y0, bs);
-                        d2.mul_assign(y1, bs);
-                    }
-                }
-                [d0, d1, d2]
-            };
-        let xp = [lift(x[0]), lift(x[1])];
-        let dp = match y {
-            None => products([&xp[0], &xp[1]], None, aux),
-            Some(y) => {
-                let yp = [lift(y[0]), lift(y[1])];
-                products([&xp[0], &xp[1]], Some([&yp[0], &yp[1]]), aux)
-            }
-        };
-        drop(xp);
-        let dq = products(x, y, basis);
-        let [q0, q1, q2] = dq;
-        let [p0, p1, p2] = dp;
-        [
-            self.scale_down(q0, p0),
-            self.scale_down(q1, p1),
-            self.scale_down(q2, p2),
-        ]
-    }
-
-    /// Switches the `s²` part of `(d_0, d_1, d_2)` to `s` with `rlk`: `(c_0, c_1)` with
-    /// `c_0 + c_1 s ≈ d_0 + d_1 s + d_2 s²` (the noise grows by
-    /// [`super::noise::NoiseModel::key_switch`]).
-    ///
-    /// # Ranges
-    /// Full-chain polynomials, residues in `[0, q_i)` → the same.
-    ///
-    /// # Panics
-    /// If `rlk` belongs to other parameters (checked by the public callers).
-    pub(crate) fn relinearize(
-        &mut self,
-        [mut c0, mut c1, c2]: [RnsPoly<Eval>; 3],
-        rlk: &RelinKey,
-    ) -> (RnsPoly<Eval>, RnsPoly<Eval>) {
-        key_switch(
-            self.params.he(),
-            rlk.key(),
-            &c2,
-            &mut c0,
-            &mut c1,
-            &mut self.scratch,
-        );
-        (c0, c1)
-    }
-
     /// `a · b` (slot-wise product) with relinearisation: the HPS tensor product
     /// ([`super::rns`]), then the `s²` part switched to `s` with `rlk`.
     ///
@@ -332,8 +232,8 @@ impl Evaluator {
         self.check(b)?;
         check_fp(self.params.he().fingerprint(), rlk.key().fingerprint())?;
         let other = (!core::ptr::eq(a, b)).then_some([&b.c0, &b.c1]);
-        let parts = self.tensor([&a.c0, &a.c1], other);
-        let (c0, c1) = self.relinearize(parts, rlk);
+        let parts = tensor(&self.params, [&a.c0, &a.c1], other);
+        let (c0, c1) = relinearize(&self.params, parts, rlk, &mut self.scratch);
         let bound = self
             .params
             .noise_model()
@@ -401,4 +301,95 @@ impl Evaluator {
         let g = row_swap_galois_element(self.params.n());
         self.apply_galois(a, g, gk)
     }
+}
+
+/// The centred lift of `x` (modulo `Q`) to the auxiliary basis `P`, in evaluation form.
+fn to_aux(params: &BfvParams, x: &RnsPoly<Coeff>) -> RnsPoly<Eval> {
+    params.extend_q_to_p.extend(x).into_eval(params.aux_basis())
+}
+
+/// `round(t/Q · d)` for `d` given modulo `Q` and `P` (evaluation form), back modulo `Q`
+/// in evaluation form.
+fn scale_down(params: &BfvParams, dq: RnsPoly<Eval>, dp: RnsPoly<Eval>) -> RnsPoly<Eval> {
+    let q = dq.into_coeff(params.he().basis());
+    let p = dp.into_coeff(params.aux_basis());
+    let scaled = params.scale_mul.scale(&q, Some(&p));
+    params
+        .extend_p_to_q
+        .extend(&scaled)
+        .into_eval(params.he().basis())
+}
+
+/// The parts `(d_0, d_1, d_2)` of `round(t/Q · x ⊗ y)`, decrypting under `(1, s, s²)`
+/// for `params` (HPS, [`super::rns`]): the four polynomials are lifted exactly to `Q ∪ P`, the
+/// tensor product is taken there, scaled by `t/Q` and brought back to `Q`. For a square
+/// (`y = None`) the middle part is `(2 x_0) x_1`: three products instead of four.
+///
+/// # Ranges
+/// Full-chain polynomials of these parameters, residues in `[0, q_i)` → the same.
+pub(crate) fn tensor(
+    params: &BfvParams,
+    x: [&RnsPoly<Eval>; 2],
+    y: Option<[&RnsPoly<Eval>; 2]>,
+) -> [RnsPoly<Eval>; 3] {
+    let basis = params.he().basis();
+    let aux = params.aux_basis();
+    let lift = |p: &RnsPoly<Eval>| to_aux(params, &p.clone().into_coeff(basis));
+    let products =
+        |[x0, x1]: [&RnsPoly<Eval>; 2], y: Option<[&RnsPoly<Eval>; 2]>, bs: &RnsBasis| {
+            let mut d0 = x0.clone();
+            let mut d1 = x0.clone();
+            let mut d2 = x1.clone();
+            match y {
+                None => {
+                    d0.mul_assign(x0, bs);
+                    d1.add_assign(x0, bs);
+                    d1.mul_assign(x1, bs);
+                    d2.mul_assign(x1, bs);
+                }
+                Some([y0, y1]) => {
+                    d0.mul_assign(y0, bs);
+                    d1.mul_assign(y1, bs);
+                    d1.mul_add_assign(x1, y0, bs);
+                    d2.mul_assign(y1, bs);
+                }
+            }
+            [d0, d1, d2]
+        };
+    let xp = [lift(x[0]), lift(x[1])];
+    let dp = match y {
+        None => products([&xp[0], &xp[1]], None, aux),
+        Some(y) => {
+            let yp = [lift(y[0]), lift(y[1])];
+            products([&xp[0], &xp[1]], Some([&yp[0], &yp[1]]), aux)
+        }
+    };
+    drop(xp);
+    let dq = products(x, y, basis);
+    let [q0, q1, q2] = dq;
+    let [p0, p1, p2] = dp;
+    [
+        scale_down(params, q0, p0),
+        scale_down(params, q1, p1),
+        scale_down(params, q2, p2),
+    ]
+}
+
+/// Switches the `s²` part of `(d_0, d_1, d_2)` to `s` with `rlk` (buffers in `scratch`): `(c_0, c_1)` with
+/// `c_0 + c_1 s ≈ d_0 + d_1 s + d_2 s²` (the noise grows by
+/// [`super::noise::NoiseModel::key_switch`]).
+///
+/// # Ranges
+/// Full-chain polynomials, residues in `[0, q_i)` → the same.
+///
+/// # Panics
+/// If `rlk` belongs to other parameters (checked by the public callers).
+pub(crate) fn relinearize(
+    params: &BfvParams,
+    [mut c0, mut c1, c2]: [RnsPoly<Eval>; 3],
+    rlk: &RelinKey,
+    scratch: &mut KeySwitchScratch,
+) -> (RnsPoly<Eval>, RnsPoly<Eval>) {
+    key_switch(params.he(), rlk.key(), &c2, &mut c0, &mut c1, scratch);
+    (c0, c1)
 }

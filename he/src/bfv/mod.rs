@@ -54,6 +54,7 @@ pub(crate) use cipher::scaled_constant;
 pub use cipher::{decrypt, encrypt_pk, encrypt_sk, noise_budget, Ciphertext, Plaintext};
 pub use encoder::{rotation_galois_element, row_swap_galois_element, BatchEncoder};
 pub use eval::Evaluator;
+pub(crate) use eval::{relinearize, tensor};
 pub use params::BfvParams;
 
 /// An error of the BFV scheme.

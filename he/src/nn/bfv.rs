@@ -19,8 +19,8 @@ use super::layout::Blocks;
 use super::{check_batch, job_seeds, Executor, NnError};
 use crate::bfv::noise::{budget_bits, NoiseModel};
 use crate::bfv::params::{chain_for_noise, AUX_PRIME_BITS, MAX_PLAIN_BITS};
-use crate::bfv::{decrypt, encrypt_sk, BatchEncoder, BfvParams, Ciphertext, Evaluator};
-use crate::keys::{RelinKey, SecretKey};
+use crate::bfv::{decrypt, encrypt_sk, relinearize, tensor, BatchEncoder, BfvParams, Ciphertext};
+use crate::keys::{KeySwitchScratch, RelinKey, SecretKey};
 use crate::params::{max_log_q, primes_for_sizes, SecurityLevel};
 
 /// The most plaintext primes a plan uses.
@@ -710,10 +710,11 @@ impl BfvServer {
                     b.map_in_place(
                         (SQUARE_CHUNK, SQUARE_CHUNK * SQUARE_JOBS),
                         exec,
-                        || Evaluator::new(params),
-                        |ev, b, r| {
+                        KeySwitchScratch::default,
+                        |scratch, b, r| {
                             let (c0, c1) = b.pair(r);
-                            let (c0, c1) = ev.relinearize(ev.tensor([&c0, &c1], None), &self.rlk);
+                            let parts = tensor(params, [&c0, &c1], None);
+                            let (c0, c1) = relinearize(params, parts, &self.rlk, scratch);
                             Ok::<_, NnError>(vec![c0, c1])
                         },
                     )?;
@@ -758,10 +759,10 @@ impl BfvServer {
                 0..range.len(),
                 SQUARE_CHUNK,
                 exec,
-                || Evaluator::new(params),
-                |ev, layer, r| {
+                || (),
+                |(), layer, r| {
                     let (c0, c1) = layer.pair(r);
-                    Ok::<_, NnError>(ev.tensor([&c0, &c1], None))
+                    Ok::<_, NnError>(tensor(params, [&c0, &c1], None))
                 },
             )?;
             drop(group);
@@ -783,8 +784,10 @@ impl BfvServer {
             0..acc.rows(),
             SQUARE_CHUNK,
             exec,
-            || Evaluator::new(params),
-            |ev, layer, r| Ok::<_, NnError>(ev.relinearize(layer.triple(r), &self.rlk)),
+            KeySwitchScratch::default,
+            |scratch, layer, r| {
+                Ok::<_, NnError>(relinearize(params, layer.triple(r), &self.rlk, scratch))
+            },
         )?;
         drop(acc);
         let refs: Vec<[&RnsPoly<Eval>; 2]> = relinearised.iter().map(|(a, b)| [a, b]).collect();
