@@ -51,6 +51,19 @@ pub struct Calibration {
     pub margin: f64,
 }
 
+/// The calibrated magnitudes of `config`, if it asks for them (computed once per plan,
+/// whatever the number of degrees tried).
+fn calibration(
+    network: &Network<f64>,
+    config: &PlanConfig,
+) -> Result<Option<Vec<Vec<f64>>>, NnError> {
+    config
+        .calibration
+        .as_ref()
+        .map(|c| calibrate(network, c))
+        .transpose()
+}
+
 /// The largest magnitude of every value after every operation over the calibration
 /// inputs, times the margin.
 fn calibrate(network: &Network<f64>, c: &Calibration) -> Result<Vec<Vec<f64>>, NnError> {
@@ -223,10 +236,13 @@ impl CkksPlan {
     /// degree up to 32768 fits.
     pub fn new(network: &Network<f64>, config: &PlanConfig) -> Result<Self, NnError> {
         let compiled = compile_all(network, config)?;
+        let mags = calibration(network, config)?;
         let mut n = 2048;
         while n <= 32768 {
             let budget = max_log_q(n, config.security).unwrap_or(0);
-            if let Some(plan) = Self::best(network, &compiled, config, n, Some(budget))? {
+            if let Some(plan) =
+                Self::best(network, &compiled, config, n, Some(budget), mags.as_deref())?
+            {
                 return Ok(plan);
             }
             n *= 2;
@@ -246,26 +262,27 @@ impl CkksPlan {
         n: usize,
     ) -> Result<Self, NnError> {
         let compiled = compile_all(network, config)?;
-        Self::best(network, &compiled, config, n, None)?.ok_or(NnError::NoParameters {
-            max_score_error: config.max_score_error,
-        })
+        let mags = calibration(network, config)?;
+        Self::best(network, &compiled, config, n, None, mags.as_deref())?.ok_or(
+            NnError::NoParameters {
+                max_score_error: config.max_score_error,
+            },
+        )
     }
 
-    /// The plan of smallest predicted error over the compiled weight widths at degree `n`.
+    /// The plan of smallest predicted error over the compiled weight widths at degree `n`,
+    /// with the calibrated magnitudes `mags` if any.
     fn best(
         network: &Network<f64>,
         compiled: &[Vec<CompiledOp>],
         config: &PlanConfig,
         n: usize,
         budget: Option<u32>,
+        mags: Option<&[Vec<f64>]>,
     ) -> Result<Option<Self>, NnError> {
-        let mags = match &config.calibration {
-            Some(c) => Some(calibrate(network, c)?),
-            None => None,
-        };
         let mut best: Option<Self> = None;
         for ops in compiled {
-            if let Some(plan) = Self::search(network, ops, config, n, budget, mags.as_deref())? {
+            if let Some(plan) = Self::search(network, ops, config, n, budget, mags)? {
                 if best
                     .as_ref()
                     .is_none_or(|b| plan.predicted_error < b.predicted_error)
