@@ -101,14 +101,7 @@ impl Evaluator {
     /// # Errors
     /// [`BfvError::ForeignObject`], [`BfvError::PlainMismatch`].
     pub fn add_plain(&self, a: &Ciphertext, p: &Plaintext) -> Result<Ciphertext, BfvError> {
-        self.check(a)?;
-        check_plain(&self.params, p)?;
-        let mut out = a.clone();
-        out.c0
-            .add_assign(&scaled_plain(&self.params, p), self.basis());
-        out.noise_bound = self.params.noise_model().add_plain(a.noise_bound);
-        out.seed = None;
-        Ok(out)
+        self.combine_plain(a, p, RnsPoly::add_assign)
     }
 
     /// `a - p`.
@@ -116,11 +109,20 @@ impl Evaluator {
     /// # Errors
     /// [`BfvError::ForeignObject`], [`BfvError::PlainMismatch`].
     pub fn sub_plain(&self, a: &Ciphertext, p: &Plaintext) -> Result<Ciphertext, BfvError> {
+        self.combine_plain(a, p, RnsPoly::sub_assign)
+    }
+
+    /// `a` with `op(c_0, round(Q·p/t))` (addition or subtraction of the scaled plaintext).
+    fn combine_plain(
+        &self,
+        a: &Ciphertext,
+        p: &Plaintext,
+        op: fn(&mut RnsPoly<Eval>, &RnsPoly<Eval>, &RnsBasis),
+    ) -> Result<Ciphertext, BfvError> {
         self.check(a)?;
         check_plain(&self.params, p)?;
         let mut out = a.clone();
-        out.c0
-            .sub_assign(&scaled_plain(&self.params, p), self.basis());
+        op(&mut out.c0, &scaled_plain(&self.params, p), self.basis());
         out.noise_bound = self.params.noise_model().add_plain(a.noise_bound);
         out.seed = None;
         Ok(out)

@@ -161,14 +161,7 @@ impl Evaluator {
     /// [`CkksError::ForeignObject`], [`CkksError::LevelMismatch`] if the plaintext is at a
     /// lower level, [`CkksError::ScaleMismatch`].
     pub fn add_plain(&self, a: &Ciphertext, p: &Plaintext) -> Result<Ciphertext, CkksError> {
-        self.check_pt(a, p)?;
-        let extra = self.check_add(a, a.level(), p.scale, p.msg_bound)?;
-        let mut out = a.clone();
-        out.c0.add_assign(&p.poly, self.he().basis());
-        out.msg_bound += p.msg_bound;
-        out.err_bound += p.err_bound + extra;
-        out.seed = None;
-        Ok(out)
+        self.combine_plain(a, p, RnsPoly::add_assign)
     }
 
     /// `a - p`.
@@ -176,10 +169,20 @@ impl Evaluator {
     /// # Errors
     /// As [`Self::add_plain`].
     pub fn sub_plain(&self, a: &Ciphertext, p: &Plaintext) -> Result<Ciphertext, CkksError> {
+        self.combine_plain(a, p, RnsPoly::sub_assign)
+    }
+
+    /// `a` with `op(c_0, p)` (addition or subtraction), the checks and bounds of both.
+    fn combine_plain(
+        &self,
+        a: &Ciphertext,
+        p: &Plaintext,
+        op: fn(&mut RnsPoly<Eval>, &RnsPoly<Eval>, &RnsBasis),
+    ) -> Result<Ciphertext, CkksError> {
         self.check_pt(a, p)?;
         let extra = self.check_add(a, a.level(), p.scale, p.msg_bound)?;
         let mut out = a.clone();
-        out.c0.sub_assign(&p.poly, self.he().basis());
+        op(&mut out.c0, &p.poly, self.he().basis());
         out.msg_bound += p.msg_bound;
         out.err_bound += p.err_bound + extra;
         out.seed = None;
