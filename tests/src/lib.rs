@@ -229,6 +229,22 @@ pub mod big {
     }
 }
 
+/// The first `count` MNIST test images (the canonical files when configured, else the
+/// embedded subset) as the service's [`heist::oracle::Image`]s.
+///
+/// # Panics
+/// When no data loads or `count` exceeds the test set.
+pub fn mnist_test_images(count: usize) -> Vec<heist::oracle::Image> {
+    let data = heist::data::load(heist::data::Dataset::Mnist, None, true).expect("MNIST loads");
+    (0..count)
+        .map(|i| {
+            let mut pixels = Vec::with_capacity(heist::oracle::IMAGE_PIXELS);
+            data.test.push_scaled(i, &mut pixels);
+            heist::oracle::Image::new(&pixels).expect("28x28 pixels in [0, 1]")
+        })
+        .collect()
+}
+
 /// The configuration of every property suite: `cases` cases drawn from a fixed seed, so
 /// that a run (CI's included) explores the same cases every time.
 pub fn seeded_config(cases: u32) -> proptest::test_runner::Config {

@@ -23,7 +23,7 @@ use heist::service::{
 use heist::train::init_params;
 use heist_core::nn::QuantizedModel;
 use heist_he::nn::{BfvPlan, CkksPlan, PlanConfig};
-use heist_tests::seeded_rng;
+use heist_tests::{mnist_test_images, seeded_rng};
 
 /// Ring degree of the test plan: 256 slots.
 const N: usize = 256;
@@ -38,21 +38,6 @@ fn model() -> Model {
 
 fn test_plan(quant: &QuantizedModel, n: usize) -> BfvPlan {
     BfvPlan::new_insecure_for_tests(quant, n).unwrap()
-}
-
-fn test_images() -> Vec<Image> {
-    let data = load(Dataset::Mnist, None, true).unwrap();
-    (0..IMAGES)
-        .map(|i| {
-            let pixels: Vec<f32> = data
-                .test
-                .image(i)
-                .iter()
-                .map(|&p| f32::from(p) / 255.0)
-                .collect();
-            Image::new(&pixels).unwrap()
-        })
-        .collect()
 }
 
 fn pixels(image: &Image) -> Vec<f64> {
@@ -92,7 +77,7 @@ fn in_process_service_answers_the_integer_model_exactly() {
     let evaluator = BfvEvaluator::new(plan).unwrap();
     let service = InProcessService::start(codec, evaluator, &BatchConfig::default()).unwrap();
     let mut client = service.client();
-    let images = test_images();
+    let images = mnist_test_images(IMAGES);
     let scores = client.query(&images).unwrap();
     assert_eq!(client.queries(), IMAGES as u64);
     assert_eq!(bits(&scores), integer_scores(&quant, &images));
@@ -109,7 +94,7 @@ fn codec_recovers_the_integer_scores_bit_for_bit() {
     let session = evaluator
         .open_session(&codec.evaluation_context().unwrap())
         .unwrap();
-    let images = test_images();
+    let images = mnist_test_images(IMAGES);
     let payload = codec.encrypt_batch(&images).unwrap();
     let evaluated = evaluator.evaluate(&session, &payload).unwrap();
     let got = codec.decrypt_integer(&evaluated, IMAGES).unwrap();
@@ -233,7 +218,7 @@ fn tcp_service_answers_the_integer_model_exactly() {
         images_per_frame: 256,
     };
     let mut client = TcpClient::connect(&trusted.local_addr().to_string(), config).unwrap();
-    let images = test_images();
+    let images = mnist_test_images(IMAGES);
     let scores = client.query(&images).unwrap();
     assert_eq!(bits(&scores), integer_scores(&quant, &images));
 
@@ -319,7 +304,7 @@ fn malformed_and_foreign_payloads_are_refused() {
     let session = evaluator
         .open_session(&codec.evaluation_context().unwrap())
         .unwrap();
-    let images = test_images();
+    let images = mnist_test_images(IMAGES);
     let payload = codec.encrypt_batch(&images[..2]).unwrap();
 
     // Batches the codec cannot hold; a plan of another model.

@@ -5,16 +5,15 @@
 //! The plan is compiled at an insecure small ring degree so the suite stays fast; the pair
 //! is the same code the secure parameters run.
 
-use heist::data::{load, Dataset};
 use heist::model::{Architecture, Model};
-use heist::oracle::{predicted_class, Image, Oracle};
+use heist::oracle::{predicted_class, Oracle};
 use heist::service::{
     BatchCodec, BatchConfig, BatchEvaluator, CkksCodec, CkksEvaluator, CodecError, InProcessService,
 };
 use heist::train::init_params;
 use heist_core::nn::Rounding;
 use heist_he::nn::{CkksPlan, PlanConfig};
-use heist_tests::seeded_rng;
+use heist_tests::{mnist_test_images, seeded_rng};
 
 /// Ring degree of the test plan: 512 slots.
 const N: usize = 1024;
@@ -32,21 +31,6 @@ fn plan(model: &Model) -> CkksPlan {
     CkksPlan::new_insecure_for_tests(core.network(), &PlanConfig::default(), N).unwrap()
 }
 
-fn test_images() -> Vec<Image> {
-    let data = load(Dataset::Mnist, None, true).unwrap();
-    (0..IMAGES)
-        .map(|i| {
-            let pixels: Vec<f32> = data
-                .test
-                .image(i)
-                .iter()
-                .map(|&p| f32::from(p) / 255.0)
-                .collect();
-            Image::new(&pixels).unwrap()
-        })
-        .collect()
-}
-
 #[test]
 fn encrypted_service_answers_like_the_plaintext_model() {
     let model = model();
@@ -62,7 +46,7 @@ fn encrypted_service_answers_like_the_plaintext_model() {
     let evaluator = CkksEvaluator::new(plan).unwrap();
     let service = InProcessService::start(codec, evaluator, &BatchConfig::default()).unwrap();
     let mut client = service.client();
-    let images = test_images();
+    let images = mnist_test_images(IMAGES);
     let scores = client.query(&images).unwrap();
     assert_eq!(scores.len(), IMAGES);
     assert_eq!(client.queries(), IMAGES as u64);
@@ -115,7 +99,7 @@ fn corrupted_payloads_are_refused() {
     let session = evaluator
         .open_session(&codec.evaluation_context().unwrap())
         .unwrap();
-    let images = test_images();
+    let images = mnist_test_images(IMAGES);
     let payload = codec.encrypt_batch(&images[..2]).unwrap();
 
     // Batches the codec cannot hold.
