@@ -1,10 +1,10 @@
 //! The heist host library: everything behind the `heist` command line.
 
-pub mod bench;
+pub mod attack;
+pub mod cli;
 pub mod data;
-pub mod encrypted;
-pub mod exit;
-pub mod henn;
+pub mod executor;
+pub mod inference;
 pub mod model;
 pub mod oracle;
 pub mod service;

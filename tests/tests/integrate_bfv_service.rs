@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use heist::data::{load, Dataset};
-use heist::encrypted::{compare_with, Service};
+use heist::inference::{compare_with, Service};
 use heist::model::{Architecture, Model};
 use heist::oracle::{Image, Oracle, Scores, CLASSES};
 use heist::service::bfv::quantize;

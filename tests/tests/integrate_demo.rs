@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use heist::data::{load, Dataset};
-use heist::encrypted::cache_path;
 use heist::model::Architecture;
+use heist::train::cache::cache_path;
 use heist::train::optim::OptimizerKind;
 use heist::train::TrainConfig;
 

@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use heist::exit::CliError;
-use heist::model::{eval::EvalArgs, Model};
-use heist::train::{Members, TrainArgs};
+use heist::cli::eval::{self, EvalArgs};
+use heist::cli::exit::CliError;
+use heist::cli::train::{self, TrainArgs};
+use heist::model::Model;
+use heist::train::Members;
 
 #[derive(Parser)]
 struct Train {
@@ -30,13 +32,13 @@ fn scratch(name: &str) -> PathBuf {
 fn train(argv: &[&str]) -> Result<(), CliError> {
     let t = Train::try_parse_from(std::iter::once("train").chain(argv.iter().copied()))
         .expect("parses");
-    heist::train::run(t.args)
+    train::run(t.args)
 }
 
 fn eval(argv: &[&str]) -> Result<(), CliError> {
     let e =
         Eval::try_parse_from(std::iter::once("eval").chain(argv.iter().copied())).expect("parses");
-    heist::model::eval::run(e.args)
+    eval::run(e.args)
 }
 
 fn read_json(path: &std::path::Path) -> serde_json::Value {

@@ -16,7 +16,7 @@
 //!
 //! # Payload layout
 //!
-//! The list layout of [`super::he`] (`count: u32 LE`, then `count` length-prefixed
+//! The list layout of [`super::ckks`] (`count: u32 LE`, then `count` length-prefixed
 //! ciphertexts in [`heist_he::wire`] format), with the ciphertexts of every prime in one
 //! message, prime after prime: a batch is `k · 784` input ciphertexts (those of prime `j`
 //! at positions `j · 784 ..`, seed-compressed), the answer `k · 10` score ciphertexts
@@ -36,11 +36,12 @@ use heist_he::params::SecurityLevel;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 
-use super::codec::{BatchCodec, BatchEvaluator, CodecError, Scheme};
-use super::he::{
+use super::ckks::{
     backend, check_shape, pixels_f64, push_item, split_items, start_items, to_scores, HeBatchError,
 };
-use crate::henn::Rayon;
+use super::codec::{BatchCodec, BatchEvaluator, CodecError};
+use super::scheme::Scheme;
+use crate::executor::Rayon;
 use crate::model::Model;
 use crate::oracle::{Image, Scores};
 

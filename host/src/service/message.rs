@@ -12,7 +12,7 @@
 //! Every decoder checks the count against a caller's maximum and the exact length before
 //! reading any value, and refuses zero counts.
 
-use super::codec::Scheme;
+use super::scheme::Scheme;
 use crate::oracle::{Image, ImageError, Scores, CLASSES, IMAGE_PIXELS};
 
 /// Longest error message sent or accepted, in bytes.

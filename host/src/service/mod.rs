@@ -10,27 +10,27 @@
 //! encrypt.
 
 pub mod bfv;
-pub mod cli;
+pub mod ckks;
 pub mod client;
 pub mod codec;
 pub mod compute;
 pub mod frame;
-pub mod he;
 pub mod inproc;
 pub mod message;
 pub mod net;
+pub mod scheme;
 pub mod trusted;
 
 pub use bfv::{bfv_plan, BfvCodec, BfvEvaluator};
+pub use ckks::{ckks_plan, CkksCodec, CkksEvaluator, HeBatchError};
 pub use client::{ClientConfig, TcpClient};
 pub use codec::{
     BatchCodec, BatchEvaluator, CodecError, PlaintextCodec, PlaintextEvaluator, PlaintextSession,
-    Scheme,
 };
 pub use compute::ComputeServer;
-pub use he::{ckks_plan, CkksCodec, CkksEvaluator, HeBatchError};
 pub use inproc::{InProcessClient, InProcessService};
 pub use net::{NetError, PeerConfig, ServerConfig, ServerHandle};
+pub use scheme::Scheme;
 pub use trusted::{
     BatchConfig, BatchFailure, ComputeLink, LinkError, ServiceError, SetupError, Submitter,
     TcpComputeLink, TrustedParty, TrustedServer,

@@ -1,4 +1,4 @@
-//! Training the paper's networks in `f32` (`heist train`).
+//! Training the paper's networks in `f32` (what `heist train` runs).
 //!
 //! * **Initialisation**: Glorot (Xavier) uniform weights, `U(-l, l)` with
 //!   `l = sqrt(6 / (fan_in + fan_out))` (Keras's default; for a convolution the fans are
@@ -21,6 +21,7 @@
 //! * **Membership experiments**: `--fraction F` trains on `round(F * n)` training images
 //!   drawn without replacement; their indices go to `<out>.members.json`.
 
+pub mod cache;
 pub mod optim;
 
 use std::path::{Path, PathBuf};
@@ -29,8 +30,7 @@ use std::time::Instant;
 use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
 
-use crate::data::{sample, DataOptions, Images, IMAGE_PIXELS};
-use crate::exit::{CliError, CliResult};
+use crate::data::{sample, Images, IMAGE_PIXELS};
 use crate::model::{fraction, Architecture, Model};
 use optim::{Optimizer, OptimizerKind};
 
@@ -253,53 +253,6 @@ pub fn train(
     })
 }
 
-/// Train one of the paper's networks.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  \
-    heist train --dataset mnist --out mnist.safetensors --json mnist.json\n  \
-    heist train --dataset fashion --fraction 0.5 --seed 7 --out fashion-half.safetensors")]
-pub struct TrainArgs {
-    #[command(flatten)]
-    data: DataOptions,
-    /// Architecture (default: the paper's network for the data set).
-    #[arg(long, value_enum)]
-    arch: Option<Architecture>,
-    /// Fraction of the training set to train on, in (0, 1]; the member indices are saved
-    /// to `<out>.members.json`.
-    #[arg(long, default_value_t = 1.0)]
-    fraction: f64,
-    /// Passes over the training data.
-    #[arg(long, default_value_t = 10)]
-    epochs: usize,
-    /// Examples per mini-batch.
-    #[arg(long, default_value_t = 128)]
-    batch_size: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f32,
-    /// Optimiser.
-    #[arg(long, value_enum, default_value = "adam")]
-    optimizer: OptimizerKind,
-    /// SGD momentum.
-    #[arg(long, default_value_t = 0.0)]
-    momentum: f32,
-    /// Rescale any mini-batch gradient whose L2 norm exceeds this.
-    #[arg(long)]
-    clip_norm: Option<f32>,
-    /// Seed of initialisation, member draw and shuffles.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Where to write the model (safetensors).
-    #[arg(long, value_name = "PATH")]
-    out: PathBuf,
-    /// Also write the results as JSON to this file (`-` for stdout).
-    #[arg(long, value_name = "PATH")]
-    json: Option<PathBuf>,
-    /// No progress bar.
-    #[arg(long)]
-    quiet: bool,
-}
-
 /// The file the member indices of a model at `model` are written to.
 pub fn members_path(model: &Path) -> PathBuf {
     let mut s = model.as_os_str().to_owned();
@@ -322,132 +275,4 @@ pub struct Members {
     pub seed: u64,
     /// Indices into the training set, increasing.
     pub members: Vec<usize>,
-}
-
-/// Runs `heist train`.
-///
-/// # Errors
-/// Bad input (exit 2) for bad hyper-parameters or data, failure (exit 1) otherwise.
-pub fn run(args: TrainArgs) -> CliResult {
-    let data = args.data.load().map_err(CliError::bad_input)?;
-    let config = TrainConfig {
-        arch: args.arch.unwrap_or(Architecture::for_dataset(data.dataset)),
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        optimizer: args.optimizer,
-        momentum: args.momentum,
-        clip_norm: args.clip_norm,
-        fraction: args.fraction,
-        seed: args.seed,
-    };
-    config.validate().map_err(CliError::bad_input)?;
-    let bar = if args.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let bar = indicatif::ProgressBar::with_draw_target(
-            Some(0),
-            indicatif::ProgressDrawTarget::stderr(),
-        );
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg}")
-        {
-            bar.set_style(style);
-        }
-        bar
-    };
-    let epochs = config.epochs;
-    let trained = train(&data.train, &config, |done, total, s| {
-        if done == 1 {
-            bar.set_length(total as u64);
-            bar.set_prefix(format!("{}/{epochs}", s.epoch));
-        }
-        bar.set_position(done as u64);
-        bar.set_message(format!("loss {:.4} acc {:.4}", s.loss, s.accuracy));
-        if done == total {
-            bar.println(format!(
-                "epoch {}/{epochs}: loss {:.4}, accuracy {:.4}",
-                s.epoch, s.loss, s.accuracy
-            ));
-        }
-    })
-    .map_err(|e| CliError::Failure(e.into()))?;
-    bar.finish_and_clear();
-    let members_images = data.train.select(&trained.members);
-    let train_accuracy = trained.model.accuracy(&members_images);
-    let test_accuracy = trained.model.accuracy(&data.test);
-    let members_file = members_path(&args.out);
-    let mut model = trained.model;
-    let info = &mut model.info;
-    info.set("dataset", data.dataset);
-    info.set("dataset_checksum", data.dataset.checksum());
-    info.set("data_source", data.source.label());
-    info.set("seed", config.seed);
-    info.set("epochs", config.epochs);
-    info.set(
-        "train_config",
-        serde_json::to_string(&config).map_err(anyhow::Error::from)?,
-    );
-    info.set("train_accuracy", train_accuracy);
-    info.set("test_accuracy", test_accuracy);
-    info.set(
-        "members_file",
-        members_file
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-    );
-    model
-        .save(&args.out)
-        .map_err(|e| CliError::Failure(e.into()))?;
-    crate::exit::write_json(
-        &members_file,
-        &Members {
-            dataset: data.dataset,
-            data_source: data.source.label().to_owned(),
-            train_size: data.train.len(),
-            fraction: config.fraction,
-            seed: config.seed,
-            members: trained.members.clone(),
-        },
-    )?;
-    let summary = serde_json::json!({
-        "dataset": data.dataset,
-        "data_source": data.source.label(),
-        "architecture": config.arch,
-        "train_images": trained.members.len(),
-        "test_images": data.test.len(),
-        "train_accuracy": train_accuracy,
-        "test_accuracy": test_accuracy,
-        "seconds": trained.seconds,
-        "seed": config.seed,
-        "config": config,
-        "history": trained.history,
-        "model": args.out,
-        "members_file": members_file,
-        "threads": rayon::current_num_threads(),
-    });
-    if let Some(n) = data.source.notice() {
-        println!("{n}");
-    }
-    println!(
-        "{} ({}): trained {} on {} images, {} epochs in {:.1} s; train accuracy {:.4}, test accuracy {:.4} ({} test images)",
-        data.dataset,
-        data.source.label(),
-        config.arch,
-        trained.members.len(),
-        config.epochs,
-        trained.seconds,
-        train_accuracy,
-        test_accuracy,
-        data.test.len()
-    );
-    println!(
-        "model: {}; members: {}",
-        args.out.display(),
-        members_file.display()
-    );
-    if let Some(path) = &args.json {
-        crate::exit::write_json(path, &summary)?;
-    }
-    Ok(())
 }

@@ -1,4 +1,5 @@
-//! Accuracy through real encrypted inference: `heist eval --encrypted` and `heist demo`.
+//! Accuracy through real encrypted inference (what `heist eval --encrypted` and
+//! `heist demo` report).
 //!
 //! Both run the three-party service in this process ([`InProcessService`]): the trusted
 //! party encrypts the test images (one per slot), the compute server evaluates the model
@@ -9,24 +10,20 @@
 //! with that model in plaintext: its accuracy, and the fraction of images whose scores
 //! through the service are identical to its dequantised scores (expected: all of them).
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{anyhow, Context};
-use sha2::{Digest, Sha256};
+use anyhow::anyhow;
 
-use crate::data::{DataOptions, Images, CLASSES, IMAGE_PIXELS};
-use crate::exit::{write_json, CliError, CliResult};
+use crate::data::{Images, CLASSES, IMAGE_PIXELS};
 use crate::model::eval::{evaluate, Evaluation, Plain, Scorer};
-use crate::model::{fraction, Architecture, Model};
+use crate::model::{fraction, Model};
 use crate::oracle::{Image, Oracle};
 use crate::service::{
     bfv_plan, ckks_plan, BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator,
     InProcessClient, InProcessService, PlaintextCodec, PlaintextEvaluator, Scheme,
 };
-use crate::train::optim::OptimizerKind;
-use crate::train::{train, TrainConfig};
 use heist_core::nn::QuantizedModel;
+use heist_he::nn::CkksPlan;
 
 /// Training images the CKKS chain is calibrated on (the first ones of the training set).
 pub const CALIBRATION_IMAGES: usize = 256;
@@ -141,6 +138,16 @@ fn to_images(images: &Images) -> anyhow::Result<Vec<Image>> {
         .collect()
 }
 
+/// The CKKS plan of `model`, calibrated on the first [`CALIBRATION_IMAGES`] images of
+/// `train`: what both roles of a CKKS service must compile alike.
+///
+/// # Errors
+/// Images outside `[0, 1]`; no plan fits the model.
+pub fn calibrated_ckks_plan(model: &Model, train: &Images) -> anyhow::Result<CkksPlan> {
+    let calibration = to_images(&train.truncated(CALIBRATION_IMAGES))?;
+    ckks_plan(model, &calibration)
+}
+
 /// Starts an in-process service for `model` with `scheme`. For CKKS the plan is calibrated
 /// on the first [`CALIBRATION_IMAGES`] images of `train`; for BFV it is compiled from the
 /// 8-bit quantised model ([`bfv_plan`]). The keys are drawn from the OS.
@@ -152,8 +159,7 @@ pub fn start_service(model: &Model, train: &Images, scheme: Scheme) -> anyhow::R
     let config = BatchConfig::default();
     match scheme {
         Scheme::Ckks => {
-            let calibration = to_images(&train.truncated(CALIBRATION_IMAGES))?;
-            let plan = ckks_plan(model, &calibration)?;
+            let plan = calibrated_ckks_plan(model, train)?;
             let ring_degree = plan.params().he().n();
             let codec = CkksCodec::new(plan.clone(), &mut rand_core::OsRng)?;
             let slots = plan.batch();
@@ -199,28 +205,6 @@ pub fn start_service(model: &Model, train: &Images, scheme: Scheme) -> anyhow::R
                 integer: None,
             })
         }
-    }
-}
-
-/// Where `heist serve --scheme ckks` takes its calibration images from: both roles must
-/// give the same data set (the first [`CALIBRATION_IMAGES`] training images) to compile
-/// the same plan. `--scheme bfv` reads no data: its plan depends on the model only.
-#[derive(Debug, clap::Args)]
-pub struct PlanOptions {
-    #[command(flatten)]
-    data: DataOptions,
-}
-
-impl PlanOptions {
-    /// The CKKS plan of `model`, calibrated on the first [`CALIBRATION_IMAGES`] training
-    /// images of the data set.
-    ///
-    /// # Errors
-    /// Bad input for unusable data; failure when no plan fits.
-    pub fn ckks_plan(&self, model: &Model) -> Result<heist_he::nn::CkksPlan, CliError> {
-        let data = self.data.load().map_err(CliError::bad_input)?;
-        let calibration = to_images(&data.train.truncated(CALIBRATION_IMAGES))?;
-        Ok(ckks_plan(model, &calibration)?)
     }
 }
 
@@ -350,209 +334,4 @@ pub fn agreement(a: &Evaluation, b: &Evaluation) -> f64 {
     } else {
         fraction(same, a.predictions.len())
     }
-}
-
-/// Prints a comparison, one line per figure.
-fn print_comparison(c: &Comparison) {
-    println!(
-        "plaintext accuracy  {:.4}  ({} images, {:.2} s)",
-        c.plain_accuracy, c.images, c.plain_seconds
-    );
-    println!(
-        "encrypted accuracy  {:.4}  ({}, ring degree {}, {} slots; setup {:.1} s, inference {:.1} s)",
-        c.encrypted_accuracy, c.scheme, c.ring_degree, c.slots, c.setup_seconds, c.encrypted_seconds
-    );
-    println!("agreement           {:.4}", c.agreement);
-    if let Some(i) = &c.integer {
-        println!(
-            "integer model       accuracy {:.4}, agreement {:.4}, identical scores {:.4} ({:.2} s)",
-            i.integer_accuracy, i.integer_agreement, i.integer_scores_identical, i.integer_seconds
-        );
-    }
-}
-
-/// The comparison as JSON, with the data set and its source.
-fn comparison_json(
-    c: &Comparison,
-    dataset: impl serde::Serialize,
-    source: &str,
-) -> anyhow::Result<serde_json::Value> {
-    let mut out = serde_json::to_value(c)?;
-    if let Some(obj) = out.as_object_mut() {
-        obj.insert("dataset".to_owned(), serde_json::to_value(dataset)?);
-        obj.insert("data_source".to_owned(), source.into());
-    }
-    Ok(out)
-}
-
-/// `heist eval --encrypted`: the comparison for a loaded model and data set.
-///
-/// # Errors
-/// As [`compare`]; JSON output failures.
-pub fn eval_encrypted(
-    model: &Model,
-    data: &crate::data::Data,
-    test: &Images,
-    scheme: Scheme,
-    json: Option<&Path>,
-) -> CliResult {
-    let c = compare(model, &data.train, test, scheme)?;
-    if let Some(n) = data.source.notice() {
-        println!("{n}");
-    }
-    println!(
-        "{} ({}), model {}: {} test images",
-        data.dataset,
-        data.source.label(),
-        model.architecture(),
-        c.images
-    );
-    print_comparison(&c);
-    if let Some(path) = json {
-        write_json(
-            path,
-            &comparison_json(&c, data.dataset, data.source.label())?,
-        )?;
-    }
-    Ok(())
-}
-
-/// Train the paper's network (or reuse a cached one) and classify encrypted test images.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  \
-    heist demo\n  \
-    heist demo --dataset fashion --limit 200 --json demo.json")]
-pub struct DemoArgs {
-    #[command(flatten)]
-    data: DataOptions,
-    /// Scheme between trusted party and compute server.
-    #[arg(long, value_enum, default_value = "ckks")]
-    scheme: Scheme,
-    /// Classify only the first K test images.
-    #[arg(long, value_name = "K", default_value_t = 1000)]
-    limit: usize,
-    /// Training epochs (when no cached model matches).
-    #[arg(long, default_value_t = 20)]
-    epochs: usize,
-    /// Seed of the training run.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Directory of trained models, keyed by data, architecture, hyper-parameters and seed.
-    #[arg(long, value_name = "DIR", default_value = ".heist-cache")]
-    cache: PathBuf,
-    /// Also write the results as JSON to this file (`-` for stdout).
-    #[arg(long, value_name = "PATH")]
-    json: Option<PathBuf>,
-}
-
-/// The cache file of a model trained with `config` on `train`: a SHA-256 of the training
-/// images and labels, the architecture and every hyper-parameter (seed included).
-///
-/// # Errors
-/// When the configuration cannot be serialised.
-pub fn cache_path(dir: &Path, train: &Images, config: &TrainConfig) -> anyhow::Result<PathBuf> {
-    let mut h = Sha256::new();
-    h.update(Sha256::digest(&train.pixels));
-    h.update(Sha256::digest(&train.labels));
-    h.update(serde_json::to_vec(config)?);
-    let key = crate::data::hex(&h.finalize());
-    Ok(dir.join(format!(
-        "{}-{}.safetensors",
-        config.arch.name(),
-        key.get(..16).unwrap_or(&key)
-    )))
-}
-
-/// The model cached at `path` if it loads, otherwise one trained now with `config` on
-/// `train` and saved to `path` (in `dir`); `true` when the cached one is reused. A cache
-/// file that does not load (corrupted, truncated, of another architecture) is reported on
-/// stderr and replaced.
-///
-/// # Errors
-/// When training fails or the model cannot be saved.
-fn cached_or_trained(
-    path: &Path,
-    dir: &Path,
-    train_set: &Images,
-    config: &TrainConfig,
-) -> anyhow::Result<(Model, bool)> {
-    if path.exists() {
-        match Model::load(path, Some(config.arch)) {
-            Ok(model) => {
-                eprintln!("reusing the cached model {}", path.display());
-                return Ok((model, true));
-            }
-            Err(e) => eprintln!(
-                "warning: the cached model {} does not load ({e:#}); training a new one",
-                path.display()
-            ),
-        }
-    }
-    eprintln!(
-        "training {} on {} images for {} epochs",
-        config.arch,
-        train_set.len(),
-        config.epochs
-    );
-    let trained = train(train_set, config, |_, _, _| {}).map_err(anyhow::Error::from)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    trained
-        .model
-        .save(path)
-        .with_context(|| format!("saving {}", path.display()))?;
-    eprintln!(
-        "trained in {:.1} s, saved to {}",
-        trained.seconds,
-        path.display()
-    );
-    Ok((trained.model, false))
-}
-
-/// Runs `heist demo`.
-///
-/// # Errors
-/// Bad input (exit 2) for unusable data or arguments, failure (exit 1) otherwise.
-pub fn demo(args: DemoArgs) -> CliResult {
-    let start = Instant::now();
-    let data = args.data.load().map_err(CliError::bad_input)?;
-    let config = TrainConfig {
-        arch: Architecture::for_dataset(data.dataset),
-        epochs: args.epochs,
-        batch_size: 128,
-        lr: 1e-3,
-        optimizer: OptimizerKind::Adam,
-        momentum: 0.0,
-        clip_norm: None,
-        fraction: 1.0,
-        seed: args.seed,
-    };
-    let path = cache_path(&args.cache, &data.train, &config)?;
-    let (model, cached) = cached_or_trained(&path, &args.cache, &data.train, &config)?;
-    let test = data.test.truncated(args.limit);
-    let c = compare(&model, &data.train, &test, args.scheme)?;
-    let seconds = start.elapsed().as_secs_f64();
-    if let Some(n) = data.source.notice() {
-        println!("{n}");
-    }
-    println!(
-        "{} ({}): {} model {} ({}), {} test images",
-        data.dataset,
-        data.source.label(),
-        config.arch,
-        path.display(),
-        if cached { "cached" } else { "trained now" },
-        c.images
-    );
-    print_comparison(&c);
-    println!("total wall time     {seconds:.1} s");
-    if let Some(json) = &args.json {
-        let mut out = comparison_json(&c, data.dataset, data.source.label())?;
-        if let Some(obj) = out.as_object_mut() {
-            obj.insert("model".to_owned(), path.display().to_string().into());
-            obj.insert("cached_model".to_owned(), cached.into());
-            obj.insert("seconds".to_owned(), seconds.into());
-        }
-        write_json(json, &out)?;
-    }
-    Ok(())
 }

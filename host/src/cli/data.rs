@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::exit::{CliError, CliResult};
+use crate::cli::exit::{CliError, CliResult};
 
-use super::{
+use crate::data::{
     candidates, fetch, find_file, read_verified, subset, Candidate, Dataset, FileKind, Origin,
     DATA_DIR_ENV,
 };
@@ -111,8 +111,8 @@ pub fn run(args: DataArgs) -> CliResult {
         DataCommand::Verify(look) => look_at(&look, true),
         DataCommand::MakeSubset { data_dir, out } => {
             for d in Dataset::ALL {
-                let data =
-                    super::load(d, data_dir.as_deref(), false).map_err(CliError::bad_input)?;
+                let data = crate::data::load(d, data_dir.as_deref(), false)
+                    .map_err(CliError::bad_input)?;
                 let m = subset::write(&data, &out).map_err(CliError::bad_input)?;
                 println!(
                     "{d}: wrote {} train + {} test images (seed {:#x}) from {} to {}",
@@ -180,7 +180,7 @@ fn look_dir(d: Dataset, c: &Candidate, verify: bool) -> DirReport {
     DirReport {
         dir: c.dir.clone(),
         origin: c.origin,
-        complete: super::is_complete(&c.dir),
+        complete: crate::data::is_complete(&c.dir),
         files,
     }
 }
@@ -251,7 +251,7 @@ fn look_at(look: &LookArgs, verify: bool) -> CliResult {
         });
     }
     if let Some(path) = &look.json {
-        crate::exit::write_json(path, &reports)?;
+        crate::cli::exit::write_json(path, &reports)?;
     }
     if failed {
         return Err(CliError::bad_input(anyhow::anyhow!(

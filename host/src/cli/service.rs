@@ -9,14 +9,37 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 
-use super::{
+use super::options::DataOptions;
+use crate::cli::exit::{write_json, CliError, CliResult};
+use crate::inference::calibrated_ckks_plan;
+use crate::model::Model;
+use crate::oracle::{predicted_class, Image, Oracle, IMAGE_SIDE};
+use crate::service::{
     bfv_plan, BatchCodec, BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator,
     ClientConfig, ComputeServer, PeerConfig, PlaintextCodec, PlaintextEvaluator, Scheme,
     ServerConfig, TcpClient, TrustedServer,
 };
-use crate::exit::{write_json, CliError, CliResult};
-use crate::model::Model;
-use crate::oracle::{predicted_class, Image, Oracle, IMAGE_SIDE};
+
+/// Where `heist serve --scheme ckks` takes its calibration images from: both roles must
+/// give the same data set (the first [`CALIBRATION_IMAGES`](crate::inference::CALIBRATION_IMAGES) training images) to compile
+/// the same plan. `--scheme bfv` reads no data: its plan depends on the model only.
+#[derive(Debug, clap::Args)]
+struct PlanOptions {
+    #[command(flatten)]
+    data: DataOptions,
+}
+
+impl PlanOptions {
+    /// The CKKS plan of `model`, calibrated on the first [`CALIBRATION_IMAGES`](crate::inference::CALIBRATION_IMAGES) training
+    /// images of the data set.
+    ///
+    /// # Errors
+    /// Bad input for unusable data; failure when no plan fits.
+    fn ckks_plan(&self, model: &Model) -> Result<heist_he::nn::CkksPlan, CliError> {
+        let data = self.data.load().map_err(CliError::bad_input)?;
+        Ok(calibrated_ckks_plan(model, &data.train)?)
+    }
+}
 
 /// Run one role of the three-party inference service.
 #[derive(Debug, clap::Args)]
@@ -54,7 +77,7 @@ enum Role {
         #[command(flatten)]
         scheme: SchemeArg,
         #[command(flatten)]
-        plan: crate::encrypted::PlanOptions,
+        plan: PlanOptions,
         #[command(flatten)]
         limits: Limits,
     },
@@ -78,7 +101,7 @@ enum Role {
         #[arg(long, value_name = "PATH")]
         model: Option<PathBuf>,
         #[command(flatten)]
-        plan: crate::encrypted::PlanOptions,
+        plan: PlanOptions,
         /// Images per batch (`plain` only; an encrypting scheme batches its SIMD slots).
         #[arg(long, default_value_t = 4096)]
         slots: usize,

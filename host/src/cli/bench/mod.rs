@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::exit::CliResult;
+use crate::cli::exit::CliResult;
 
 pub mod he;
 pub mod inference;

@@ -14,8 +14,8 @@ use heist_he::params::{HeParams, SecurityLevel};
 use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
 
-use crate::exit::{CliError, CliResult};
-use crate::henn::Rayon;
+use crate::cli::exit::{CliError, CliResult};
+use crate::executor::Rayon;
 
 /// Time key generation, encryption, evaluation and decryption of one batch.
 #[derive(Debug, clap::Args)]
@@ -233,7 +233,7 @@ pub fn run(args: InferenceArgs) -> CliResult {
         );
     }
     if let Some(path) = &args.json {
-        crate::exit::write_json(path, &report)?;
+        crate::cli::exit::write_json(path, &report)?;
     }
     match report.mismatched_scores {
         Some(bad) if bad > 0 => {

@@ -29,8 +29,9 @@ use heist_he::wire::WireError;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 
-use super::codec::{BatchCodec, BatchEvaluator, CodecError, Scheme};
-use crate::henn::Rayon;
+use super::codec::{BatchCodec, BatchEvaluator, CodecError};
+use super::scheme::Scheme;
+use crate::executor::Rayon;
 use crate::model::Model;
 use crate::oracle::{Image, Scores, CLASSES, IMAGE_PIXELS};
 

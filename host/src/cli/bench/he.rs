@@ -16,7 +16,7 @@ use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
 
 use super::{median_ns, Budget};
-use crate::exit::{CliError, CliResult};
+use crate::cli::exit::{CliError, CliResult};
 
 /// A scheme's benchmark: the timed operations at ring degree `n`.
 pub type SchemeBench = fn(n: usize, budget: Budget) -> anyhow::Result<Vec<HeRow>>;
@@ -151,7 +151,7 @@ pub fn run(args: HeArgs) -> CliResult {
             ms_per_measurement: args.ms,
             results: rows,
         };
-        crate::exit::write_json(path, &report)?;
+        crate::cli::exit::write_json(path, &report)?;
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
 
 use super::{median_ns, Budget};
-use crate::exit::{CliError, CliResult};
+use crate::cli::exit::{CliError, CliResult};
 
 /// The prime sizes timed: the largest `p ≡ 1 mod 2N` below `2^bits`.
 const PRIME_BITS: [u32; 2] = [50, 62];
@@ -161,7 +161,7 @@ pub fn run(args: NttArgs) -> CliResult {
             ms_per_measurement: args.ms,
             results: rows,
         };
-        crate::exit::write_json(path, &report)?;
+        crate::cli::exit::write_json(path, &report)?;
     }
     Ok(())
 }

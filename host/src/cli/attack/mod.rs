@@ -1,0 +1,22 @@
+//! `heist attack …`: one subcommand per attack.
+
+use super::exit::CliResult;
+
+/// Attack the encrypted inference service.
+#[derive(Debug, clap::Args)]
+pub struct AttackArgs {
+    #[command(subcommand)]
+    command: AttackCommand,
+}
+
+/// The attacks `heist attack` runs.
+#[derive(Debug, clap::Subcommand)]
+pub enum AttackCommand {}
+
+/// Runs `heist attack <attack>`.
+///
+/// # Errors
+/// As the chosen attack.
+pub fn run(args: AttackArgs) -> CliResult {
+    match args.command {}
+}
