@@ -17,10 +17,11 @@ use anyhow::anyhow;
 use crate::data::{Images, CLASSES, IMAGE_PIXELS};
 use crate::model::eval::{evaluate, Evaluation, Plain, Scorer};
 use crate::model::{fraction, Model};
-use crate::oracle::{Image, Oracle};
+use crate::oracle::{Image, Oracle, PlainOracle, PlainOracleError, Scores};
 use crate::service::{
     bfv_plan, ckks_plan, BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator,
-    InProcessClient, InProcessService, PlaintextCodec, PlaintextEvaluator, Scheme,
+    ClientConfig, InProcessClient, InProcessService, NetError, PlaintextCodec, PlaintextEvaluator,
+    Scheme, ServiceError, TcpClient,
 };
 use heist_core::nn::QuantizedModel;
 use heist_he::nn::CkksPlan;
@@ -333,5 +334,129 @@ pub fn agreement(a: &Evaluation, b: &Evaluation) -> f64 {
         1.0
     } else {
         fraction(same, a.predictions.len())
+    }
+}
+
+/// Which oracle an attack queries: the plaintext model, an in-process service speaking a
+/// scheme, or a trusted party over TCP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OracleSpec {
+    /// The plaintext model, no service, no encryption.
+    Plain,
+    /// The three-party service in this process with this scheme (CKKS or BFV encrypt).
+    InProcess(Scheme),
+    /// A running trusted party at this address (`host:port`).
+    Tcp(String),
+}
+
+impl std::str::FromStr for OracleSpec {
+    type Err = String;
+
+    /// `plain`, `ckks`, `bfv` or `tcp://HOST:PORT`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "plain" => Ok(Self::Plain),
+            "ckks" => Ok(Self::InProcess(Scheme::Ckks)),
+            "bfv" => Ok(Self::InProcess(Scheme::Bfv)),
+            _ => match s.strip_prefix("tcp://") {
+                Some(addr) if !addr.is_empty() => Ok(Self::Tcp(addr.to_owned())),
+                _ => Err(format!(
+                    "unknown oracle {s:?}: expected plain, ckks, bfv or tcp://HOST:PORT"
+                )),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for OracleSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Plain => f.write_str("plain"),
+            Self::InProcess(scheme) => write!(f, "{scheme}"),
+            Self::Tcp(addr) => write!(f, "tcp://{addr}"),
+        }
+    }
+}
+
+impl OracleSpec {
+    /// Whether the scores come back through encryption (always assumed for TCP, whose
+    /// scheme the trusted party chose).
+    pub fn encrypted(&self) -> bool {
+        match self {
+            Self::Plain => false,
+            Self::InProcess(scheme) => *scheme != Scheme::Plain,
+            Self::Tcp(_) => true,
+        }
+    }
+
+    /// Opens the oracle for `model`; an in-process CKKS service is calibrated on `train`
+    /// as [`start_service`] does.
+    ///
+    /// # Errors
+    /// Planning or start-up failures; an unreachable TCP trusted party.
+    pub fn open(&self, model: &Model, train: &Images) -> anyhow::Result<ServiceOracle> {
+        Ok(match self {
+            Self::Plain => ServiceOracle::Plain(PlainOracle::new(model.clone())),
+            Self::InProcess(scheme) => {
+                let service = start_service(model, train, *scheme)?;
+                let client = service.service.client();
+                ServiceOracle::InProcess {
+                    service: Box::new(service),
+                    client,
+                }
+            }
+            Self::Tcp(addr) => {
+                ServiceOracle::Tcp(TcpClient::connect(addr, ClientConfig::default())?)
+            }
+        })
+    }
+}
+
+/// An oracle of any [`OracleSpec`].
+pub enum ServiceOracle {
+    /// The plaintext model.
+    Plain(PlainOracle<Model>),
+    /// An in-process service and a client of it.
+    InProcess {
+        /// The running service (kept alive for the client).
+        service: Box<Service>,
+        /// The client the queries go through.
+        client: InProcessClient,
+    },
+    /// A client of a trusted party over TCP.
+    Tcp(TcpClient),
+}
+
+/// Why a [`ServiceOracle`] query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceOracleError {
+    /// The plaintext oracle refused.
+    #[error(transparent)]
+    Plain(#[from] PlainOracleError),
+    /// The in-process service failed.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// The TCP link or the remote service failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+}
+
+impl Oracle for ServiceOracle {
+    type Error = ServiceOracleError;
+
+    fn query(&mut self, images: &[Image]) -> Result<Vec<Scores>, ServiceOracleError> {
+        Ok(match self {
+            Self::Plain(oracle) => oracle.query(images)?,
+            Self::InProcess { client, .. } => client.query(images)?,
+            Self::Tcp(client) => client.query(images)?,
+        })
+    }
+
+    fn queries(&self) -> u64 {
+        match self {
+            Self::Plain(oracle) => oracle.queries(),
+            Self::InProcess { client, .. } => client.queries(),
+            Self::Tcp(client) => client.queries(),
+        }
     }
 }

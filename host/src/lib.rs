@@ -4,6 +4,7 @@ pub mod attack;
 pub mod cli;
 pub mod data;
 pub mod executor;
+pub mod figure;
 pub mod inference;
 pub mod model;
 pub mod oracle;

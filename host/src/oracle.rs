@@ -142,8 +142,27 @@ pub trait Oracle {
     fn queries(&self) -> u64;
 }
 
-/// Query access plus gradients: what a white-box evasion attack (FGSM, BIM) needs.
+/// The gradient of a scalar function of one image's scores with respect to its pixels.
+pub type PixelGradient = Box<[f32; IMAGE_PIXELS]>;
+
+/// The function that maps one image's scores to `∂L/∂scores` (its index in the batch is the
+/// first argument), for a [`GradientOracle::vjp`].
+pub type Cotangent<'a> = &'a (dyn Fn(usize, &Scores) -> Scores + Sync);
+
+/// Query access plus gradients: what a white-box evasion attack (FGSM, BIM, PGD, C&W)
+/// needs. Gradients come from the plaintext twin of the deployed model.
 pub trait GradientOracle: Oracle {
+    /// A vector–Jacobian product: for each image, its scores `z`, and the gradient with
+    /// respect to its pixels of `L(z)` for the function `L` whose gradient `∂L/∂z`
+    /// `cotangent(i, z)` returns for image `i`. Any differentiable function of the scores
+    /// (a loss, C&W's margin, one class's score) goes through this one call; no parameter
+    /// gradient is formed. Counts one query per image.
+    fn vjp(
+        &mut self,
+        images: &[Image],
+        cotangent: Cotangent<'_>,
+    ) -> Result<(Vec<Scores>, Vec<PixelGradient>), Self::Error>;
+
     /// For each image, the gradient with respect to its pixels of the softmax
     /// cross-entropy loss of its scores against its label (`labels[i]` for `images[i]`,
     /// each below [`CLASSES`]). Counts one query per image.
@@ -151,7 +170,23 @@ pub trait GradientOracle: Oracle {
         &mut self,
         images: &[Image],
         labels: &[u8],
-    ) -> Result<Vec<Box<[f32; IMAGE_PIXELS]>>, Self::Error>;
+    ) -> Result<Vec<PixelGradient>, Self::Error>;
+}
+
+/// `∂/∂z` of the softmax cross-entropy `logsumexp(z) − z[label]`: `softmax(z) − e_label`,
+/// computed with the maximum subtracted so that no exponential overflows.
+///
+/// # Panics
+/// If `label` is not below [`CLASSES`].
+pub fn cross_entropy_cotangent(scores: &Scores, label: usize) -> Scores {
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut out = scores.map(|z| (z - max).exp());
+    let sum: f32 = out.iter().sum();
+    for v in &mut out {
+        *v /= sum;
+    }
+    out[label] -= 1.0;
+    out
 }
 
 /// Why a [`PlainOracle`] refused a request.
@@ -208,13 +243,45 @@ impl<C: Classifier> Oracle for PlainOracle<C> {
     }
 }
 
-/// White-box access to the plaintext model (through [`Model::input_gradient`]).
+/// White-box access to the plaintext model (through [`Model::vjp`]).
 impl GradientOracle for PlainOracle<Model> {
+    fn vjp(
+        &mut self,
+        images: &[Image],
+        cotangent: Cotangent<'_>,
+    ) -> Result<(Vec<Scores>, Vec<PixelGradient>), PlainOracleError> {
+        self.queries = self.queries.saturating_add(images.len() as u64);
+        let pixels: Vec<f32> = images.iter().flat_map(|image| *image.pixels()).collect();
+        let (scores, grads) = self.classifier.vjp(&pixels, &|i, z| {
+            let mut zs = [0.0; CLASSES];
+            zs.copy_from_slice(z);
+            cotangent(i, &zs).to_vec()
+        });
+        Ok((
+            scores
+                .chunks_exact(CLASSES)
+                .map(|chunk| {
+                    let mut z = [0.0; CLASSES];
+                    z.copy_from_slice(chunk);
+                    z
+                })
+                .collect(),
+            grads
+                .chunks_exact(IMAGE_PIXELS)
+                .map(|chunk| {
+                    let mut gradient = Box::new([0.0; IMAGE_PIXELS]);
+                    gradient.copy_from_slice(chunk);
+                    gradient
+                })
+                .collect(),
+        ))
+    }
+
     fn loss_gradient(
         &mut self,
         images: &[Image],
         labels: &[u8],
-    ) -> Result<Vec<Box<[f32; IMAGE_PIXELS]>>, PlainOracleError> {
+    ) -> Result<Vec<PixelGradient>, PlainOracleError> {
         if images.len() != labels.len() {
             return Err(PlainOracleError::LengthMismatch {
                 images: images.len(),
@@ -228,17 +295,9 @@ impl GradientOracle for PlainOracle<Model> {
         {
             return Err(PlainOracleError::LabelOutOfRange { index, label });
         }
-        self.queries = self.queries.saturating_add(images.len() as u64);
-        let pixels: Vec<f32> = images.iter().flat_map(|image| *image.pixels()).collect();
-        Ok(self
-            .classifier
-            .input_gradient(&pixels, labels)
-            .chunks_exact(IMAGE_PIXELS)
-            .map(|chunk| {
-                let mut gradient = Box::new([0.0; IMAGE_PIXELS]);
-                gradient.copy_from_slice(chunk);
-                gradient
-            })
-            .collect())
+        let (_, grads) = self.vjp(images, &|i, z| {
+            cross_entropy_cotangent(z, usize::from(labels[i]))
+        })?;
+        Ok(grads)
     }
 }

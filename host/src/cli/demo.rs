@@ -4,14 +4,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::exit::{write_json, CliError, CliResult};
-use super::options::DataOptions;
+use super::options::{DataOptions, ModelOptions, ResolvedModel};
 use crate::data::Images;
 use crate::inference::{compare, Comparison};
-use crate::model::{Architecture, Model};
+use crate::model::Model;
 use crate::service::Scheme;
-use crate::train::cache::{cache_path, cached_or_trained};
-use crate::train::optim::OptimizerKind;
-use crate::train::TrainConfig;
 
 /// Train the paper's network (or reuse a cached one) and classify encrypted test images.
 #[derive(Debug, clap::Args)]
@@ -27,15 +24,11 @@ pub struct DemoArgs {
     /// Classify only the first K test images.
     #[arg(long, value_name = "K", default_value_t = 1000)]
     limit: usize,
-    /// Training epochs (when no cached model matches).
-    #[arg(long, default_value_t = 20)]
-    epochs: usize,
+    #[command(flatten)]
+    model: ModelOptions,
     /// Seed of the training run.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Directory of trained models, keyed by data, architecture, hyper-parameters and seed.
-    #[arg(long, value_name = "DIR", default_value = ".heist-cache")]
-    cache: PathBuf,
     /// Also write the results as JSON to this file (`-` for stdout).
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
@@ -48,19 +41,11 @@ pub struct DemoArgs {
 pub fn demo(args: DemoArgs) -> CliResult {
     let start = Instant::now();
     let data = args.data.load().map_err(CliError::bad_input)?;
-    let config = TrainConfig {
-        arch: Architecture::for_dataset(data.dataset),
-        epochs: args.epochs,
-        batch_size: 128,
-        lr: 1e-3,
-        optimizer: OptimizerKind::Adam,
-        momentum: 0.0,
-        clip_norm: None,
-        fraction: 1.0,
-        seed: args.seed,
-    };
-    let path = cache_path(&args.cache, &data.train, &config)?;
-    let (model, cached) = cached_or_trained(&path, &args.cache, &data.train, &config)?;
+    let ResolvedModel {
+        model,
+        path,
+        origin,
+    } = args.model.resolve(&data, args.seed)?;
     let test = data.test.truncated(args.limit);
     let c = compare(&model, &data.train, &test, args.scheme)?;
     let seconds = start.elapsed().as_secs_f64();
@@ -71,9 +56,9 @@ pub fn demo(args: DemoArgs) -> CliResult {
         "{} ({}): {} model {} ({}), {} test images",
         data.dataset,
         data.source.label(),
-        config.arch,
+        model.architecture(),
         path.display(),
-        if cached { "cached" } else { "trained now" },
+        origin,
         c.images
     );
     print_comparison(&c);
@@ -82,7 +67,7 @@ pub fn demo(args: DemoArgs) -> CliResult {
         let mut out = comparison_json(&c, data.dataset, data.source.label())?;
         if let Some(obj) = out.as_object_mut() {
             obj.insert("model".to_owned(), path.display().to_string().into());
-            obj.insert("cached_model".to_owned(), cached.into());
+            obj.insert("cached_model".to_owned(), (origin == "cached").into());
             obj.insert("seconds".to_owned(), seconds.into());
         }
         write_json(json, &out)?;

@@ -2,7 +2,12 @@
 
 use std::path::PathBuf;
 
+use super::exit::CliError;
 use crate::data::{load, Data, DataError, Dataset};
+use crate::model::{Architecture, Model};
+use crate::train::cache::{cache_path, cached_or_trained};
+use crate::train::optim::OptimizerKind;
+use crate::train::TrainConfig;
 
 /// Options shared by every subcommand that reads a data set.
 #[derive(Clone, Debug, clap::Args)]
@@ -30,5 +35,69 @@ impl DataOptions {
             eprintln!("{n}");
         }
         Ok(data)
+    }
+}
+
+/// The model a command runs on: a model file, or the paper's network for the data set,
+/// trained now or reused from the cache.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ModelOptions {
+    /// A model file (safetensors); without it, the paper's network for the data set is
+    /// trained (or reused from `--cache`).
+    #[arg(long, value_name = "PATH")]
+    pub model: Option<PathBuf>,
+    /// Training epochs (when no model file is given and no cached model matches).
+    #[arg(long, default_value_t = 20)]
+    pub epochs: usize,
+    /// Directory of trained models, keyed by data, architecture, hyper-parameters and seed.
+    #[arg(long, value_name = "DIR", default_value = ".heist-cache")]
+    pub cache: PathBuf,
+}
+
+/// A model and where it came from.
+#[derive(Debug)]
+pub struct ResolvedModel {
+    /// The model.
+    pub model: Model,
+    /// Its file.
+    pub path: PathBuf,
+    /// `file`, `cached` or `trained now`.
+    pub origin: &'static str,
+}
+
+impl ModelOptions {
+    /// The model file, or the paper's network trained on `data` with the paper's
+    /// hyper-parameters (Adam, lr 1e-3, batch 128, `--epochs`) and `seed`, from the cache
+    /// when it holds one.
+    ///
+    /// # Errors
+    /// Bad input for a model file that does not load; failure when training fails.
+    pub fn resolve(&self, data: &Data, seed: u64) -> Result<ResolvedModel, CliError> {
+        if let Some(path) = &self.model {
+            let model = Model::load(path, None).map_err(CliError::bad_input)?;
+            return Ok(ResolvedModel {
+                model,
+                path: path.clone(),
+                origin: "file",
+            });
+        }
+        let config = TrainConfig {
+            arch: Architecture::for_dataset(data.dataset),
+            epochs: self.epochs,
+            batch_size: 128,
+            lr: 1e-3,
+            optimizer: OptimizerKind::Adam,
+            momentum: 0.0,
+            clip_norm: None,
+            fraction: 1.0,
+            seed,
+        };
+        let path = cache_path(&self.cache, &data.train, &config)?;
+        let (model, cached) = cached_or_trained(&path, &self.cache, &data.train, &config)?;
+        Ok(ResolvedModel {
+            model,
+            path,
+            origin: if cached { "cached" } else { "trained now" },
+        })
     }
 }

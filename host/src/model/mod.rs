@@ -339,6 +339,46 @@ impl Model {
             .collect()
     }
 
+    /// A vector–Jacobian product for `n` images (784 pixels each, in [0, 1], laid one after
+    /// another): `cotangent(i, z)` receives image `i`'s raw scores `z` and returns `∂L/∂z`
+    /// for the caller's function `L` of the scores; the result holds the scores (`n x 10`)
+    /// and `∂L/∂x` (`n x 784`). No parameter gradient is formed. Runs on all cores, in
+    /// chunks of 64 images, so the result does not depend on the thread count.
+    ///
+    /// # Panics
+    /// If `images.len()` is not a multiple of 784, or `cotangent` returns other than 10
+    /// values.
+    pub fn vjp(
+        &self,
+        images: &[f32],
+        cotangent: &(dyn Fn(usize, &[f32]) -> Vec<f32> + Sync),
+    ) -> (Vec<f32>, Vec<f32>) {
+        assert_eq!(
+            images.len() % IMAGE_PIXELS,
+            0,
+            "image buffer length {} is not a multiple of {IMAGE_PIXELS}",
+            images.len()
+        );
+        let parts: Vec<(Vec<f32>, Vec<f32>)> = images
+            .par_chunks(INFER_CHUNK * IMAGE_PIXELS)
+            .enumerate()
+            .map(|(c, chunk)| {
+                let first = c * INFER_CHUNK;
+                self.network
+                    .vjp(&self.params, chunk, chunk.len() / IMAGE_PIXELS, |i, z| {
+                        cotangent(first + i, z)
+                    })
+            })
+            .collect();
+        let mut scores = Vec::with_capacity(images.len() / IMAGE_PIXELS * CLASSES);
+        let mut grads = Vec::with_capacity(images.len());
+        for (z, g) in parts {
+            scores.extend_from_slice(&z);
+            grads.extend_from_slice(&g);
+        }
+        (scores, grads)
+    }
+
     /// The predicted class (arg-max of the scores) of each image.
     ///
     /// # Panics

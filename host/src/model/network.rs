@@ -532,8 +532,38 @@ impl Network {
             }
             d[label] = d[label] - scale;
         }
-        self.backward(params, &trace, delta, batch, grad, input_grad);
+        self.backward(params, &trace, delta, batch, Some(grad), input_grad);
         (loss, correct)
+    }
+
+    /// A vector–Jacobian product through the network, without parameter gradients: for each
+    /// of `batch` examples in `x`, its outputs `z` (raw scores) are handed to `cotangent`
+    /// with the example's index, which returns `∂L/∂z` for whatever function `L` of the
+    /// scores the caller differentiates (a loss, a margin, one class's score). Returns the
+    /// outputs (`batch × output_len`) and `∂L/∂x` (`batch × input_len`).
+    ///
+    /// # Panics
+    /// On length mismatches, or when `cotangent` returns a slice of another length than
+    /// [`Network::output_len`].
+    pub fn vjp<T: Real>(
+        &self,
+        params: &[T],
+        x: &[T],
+        batch: usize,
+        mut cotangent: impl FnMut(usize, &[T]) -> Vec<T>,
+    ) -> (Vec<T>, Vec<T>) {
+        self.check_batch(params, x, batch);
+        let (outputs, trace) = self.forward_traced(params, x, batch);
+        let classes = self.output_len();
+        let mut delta = Vec::with_capacity(outputs.len());
+        for (i, z) in outputs.chunks_exact(classes).enumerate() {
+            let d = cotangent(i, z);
+            assert_eq!(d.len(), classes, "cotangent length");
+            delta.extend_from_slice(&d);
+        }
+        let mut input_grad = vec![T::ZERO; x.len()];
+        self.backward(params, &trace, delta, batch, None, Some(&mut input_grad));
+        (outputs, input_grad)
     }
 
     fn backward<T: Real>(
@@ -542,7 +572,7 @@ impl Network {
         trace: &Trace<T>,
         mut delta: Vec<T>,
         batch: usize,
-        grad: &mut [T],
+        mut grad: Option<&mut [T]>,
         input_grad: Option<&mut [T]>,
     ) {
         let want_input = input_grad.is_some();
@@ -555,21 +585,23 @@ impl Network {
                 Op::Flatten => delta,
                 Op::Square => delta.iter().zip(x).map(|(&d, &v)| (v + v) * d).collect(),
                 Op::Dense(dn) => {
-                    // dW[out x in] += delta^T[out x B] * x[B x in].
-                    T::gemm(
-                        dn.outputs,
-                        batch,
-                        dn.inputs,
-                        (&delta, 1, n_out),
-                        (x, n_in, 1),
-                        T::ONE,
-                        (&mut grad[l.weight.clone()], dn.inputs),
-                    );
-                    if let Some(b) = &l.bias {
-                        let gb = &mut grad[b.clone()];
-                        for row in delta.chunks_exact(n_out) {
-                            for (g, &d) in gb.iter_mut().zip(row) {
-                                *g += d;
+                    if let Some(grad) = grad.as_deref_mut() {
+                        // dW[out x in] += delta^T[out x B] * x[B x in].
+                        T::gemm(
+                            dn.outputs,
+                            batch,
+                            dn.inputs,
+                            (&delta, 1, n_out),
+                            (x, n_in, 1),
+                            T::ONE,
+                            (&mut grad[l.weight.clone()], dn.inputs),
+                        );
+                        if let Some(b) = &l.bias {
+                            let gb = &mut grad[b.clone()];
+                            for row in delta.chunks_exact(n_out) {
+                                for (g, &d) in gb.iter_mut().zip(row) {
+                                    *g += d;
+                                }
                             }
                         }
                     }
@@ -599,21 +631,24 @@ impl Network {
                     };
                     let mut dcols = vec![T::ZERO; if need_dx { k * p } else { 0 }];
                     for (b, db) in delta.chunks_exact(n_out).enumerate() {
-                        let cb = &cols[b * k * p..(b + 1) * k * p];
-                        // dW[out x K] += delta_b[out x P] * cols_b^T[P x K].
-                        T::gemm(
-                            oc,
-                            p,
-                            k,
-                            (db, p, 1),
-                            (cb, 1, p),
-                            T::ONE,
-                            (&mut grad[l.weight.clone()], k),
-                        );
-                        if let Some(bias) = &l.bias {
-                            for (g, row) in grad[bias.clone()].iter_mut().zip(db.chunks_exact(p)) {
-                                for &d in row {
-                                    *g += d;
+                        if let Some(grad) = grad.as_deref_mut() {
+                            let cb = &cols[b * k * p..(b + 1) * k * p];
+                            // dW[out x K] += delta_b[out x P] * cols_b^T[P x K].
+                            T::gemm(
+                                oc,
+                                p,
+                                k,
+                                (db, p, 1),
+                                (cb, 1, p),
+                                T::ONE,
+                                (&mut grad[l.weight.clone()], k),
+                            );
+                            if let Some(bias) = &l.bias {
+                                let gb = &mut grad[bias.clone()];
+                                for (g, row) in gb.iter_mut().zip(db.chunks_exact(p)) {
+                                    for &d in row {
+                                        *g += d;
+                                    }
                                 }
                             }
                         }

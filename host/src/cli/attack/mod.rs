@@ -2,6 +2,8 @@
 
 use super::exit::CliResult;
 
+pub mod adversarial;
+
 /// Attack the encrypted inference service.
 #[derive(Debug, clap::Args)]
 pub struct AttackArgs {
@@ -11,12 +13,17 @@ pub struct AttackArgs {
 
 /// The attacks `heist attack` runs.
 #[derive(Debug, clap::Subcommand)]
-pub enum AttackCommand {}
+pub enum AttackCommand {
+    /// Adversarial examples injected before encryption (paper Table 4).
+    Adversarial(adversarial::AdversarialArgs),
+}
 
 /// Runs `heist attack <attack>`.
 ///
 /// # Errors
 /// As the chosen attack.
 pub fn run(args: AttackArgs) -> CliResult {
-    match args.command {}
+    match args.command {
+        AttackCommand::Adversarial(a) => adversarial::run(a),
+    }
 }
