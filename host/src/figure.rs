@@ -107,7 +107,7 @@ pub fn adversarial_grid(clean: &[Image], result: &Experiment, k: usize) -> RgbIm
     }
     for (i, outcome) in result.outcomes.iter().enumerate() {
         let row = 1 + 2 * i as u32;
-        for (col, (adv, image)) in outcome.images.iter().zip(clean).take(k).enumerate() {
+        for (col, (adv, image)) in outcome.adversarial.iter().zip(clean).take(k).enumerate() {
             let caption = outcome
                 .predictions
                 .get(col)

@@ -10,6 +10,7 @@ pub mod data;
 pub mod demo;
 pub mod eval;
 pub mod exit;
+pub mod mitm;
 pub mod options;
 pub mod service;
 pub mod train;
@@ -41,6 +42,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Attack the encrypted inference service.
     Attack(attack::AttackArgs),
+    /// Relay between client and trusted party, rewriting each image (attack 1's man in
+    /// the middle).
+    Mitm(mitm::MitmArgs),
 }
 
 /// Parses the process's arguments, runs the subcommand, and turns its result into the
@@ -56,5 +60,6 @@ pub fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::demo(args),
         Command::Attack(args) => attack::run(args),
+        Command::Mitm(args) => mitm::run(args),
     })
 }

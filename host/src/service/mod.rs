@@ -18,6 +18,7 @@ pub mod frame;
 pub mod inproc;
 pub mod message;
 pub mod net;
+pub mod relay;
 pub mod scheme;
 pub mod trusted;
 

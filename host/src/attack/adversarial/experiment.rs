@@ -61,6 +61,10 @@ pub struct Settings {
     pub cw: CwConfig,
     /// The Square Attack.
     pub square: SquareConfig,
+    /// Run C&W on the first this many images only (`None`: all).
+    pub cw_limit: Option<usize>,
+    /// Run the Square Attack on the first this many images only (`None`: all).
+    pub square_limit: Option<usize>,
 }
 
 /// One attack's result.
@@ -68,6 +72,10 @@ pub struct Settings {
 pub struct Outcome {
     /// `fgsm`, `bim`, `pgd`, `cw`, `cw_projected` or `square`.
     pub name: String,
+    /// Images attacked (the first ones of the experiment's images).
+    pub attacked: usize,
+    /// Accuracy of the oracle on the same images, clean.
+    pub clean_accuracy: f64,
     /// Accuracy of the oracle on the adversarial images.
     pub accuracy: f64,
     /// Accuracy of the plaintext twin on the same images.
@@ -89,7 +97,7 @@ pub struct Outcome {
     pub seconds: f64,
     /// The adversarial images, in input order.
     #[serde(skip)]
-    pub images: Vec<Image>,
+    pub adversarial: Vec<Image>,
     /// The oracle's predicted class of each adversarial image.
     #[serde(skip)]
     pub predictions: Vec<usize>,
@@ -184,29 +192,36 @@ pub fn run<O: Oracle>(
             attack: kind.name(),
             source,
         };
+        let m = match kind {
+            AttackKind::Cw => settings.cw_limit,
+            AttackKind::Square => settings.square_limit,
+            _ => None,
+        }
+        .map_or(n, |limit| limit.min(n));
+        let (images, targets) = (&images[..m], &targets[..m]);
         let start = Instant::now();
         let before = oracle.queries();
         let mut produced: Vec<(String, Vec<Image>, f64)> = Vec::new();
         match kind {
             AttackKind::Fgsm => {
-                let x = fgsm(&mut twin, images, &targets, &settings.fgsm)
+                let x = fgsm(&mut twin, images, targets, &settings.fgsm)
                     .map_err(|e| wrap(Box::new(e)))?;
                 produced.push(("fgsm".into(), x, 1.0));
             }
             AttackKind::Bim => {
-                let x = pgd(&mut twin, images, &targets, &settings.bim)
+                let x = pgd(&mut twin, images, targets, &settings.bim)
                     .map_err(|e| wrap(Box::new(e)))?;
                 produced.push(("bim".into(), x, 1.0));
             }
             AttackKind::Pgd => {
-                let x = pgd(&mut twin, images, &targets, &settings.pgd)
+                let x = pgd(&mut twin, images, targets, &settings.pgd)
                     .map_err(|e| wrap(Box::new(e)))?;
                 produced.push(("pgd".into(), x, 1.0));
             }
             AttackKind::Cw => {
                 let r =
-                    cw(&mut twin, images, &targets, &settings.cw).map_err(|e| wrap(Box::new(e)))?;
-                let found = fraction(r.found.iter().filter(|&&f| f).count(), n);
+                    cw(&mut twin, images, targets, &settings.cw).map_err(|e| wrap(Box::new(e)))?;
+                let found = fraction(r.found.iter().filter(|&&f| f).count(), m);
                 let projected = images
                     .iter()
                     .zip(&r.images)
@@ -217,7 +232,7 @@ pub fn run<O: Oracle>(
                 produced.push(("cw_projected".into(), projected, found));
             }
             AttackKind::Square => {
-                let r = square(oracle, images, &targets, &settings.square)
+                let r = square(oracle, images, targets, &settings.square)
                     .map_err(|e| wrap(Box::new(e)))?;
                 produced.push(("square".into(), r.images, 1.0));
             }
@@ -234,21 +249,20 @@ pub fn run<O: Oracle>(
                 .fold((0.0f64, 0.0f64), |(s2, si), (d2, di)| {
                     (s2 + f64::from(d2), si + f64::from(di))
                 });
+            let per_image = |total: f64| if m == 0 { 0.0 } else { total / m as f64 };
             outcomes.push(Outcome {
                 name,
-                accuracy: fraction(correct(&predictions), n),
-                plain_accuracy: fraction(correct(&plain_predictions), n),
-                encrypted_plain_agreement: fraction(agree(&predictions, &plain_predictions), n),
-                mean_l2: if n == 0 { 0.0 } else { l2 / n as f64 },
-                mean_linf: if n == 0 { 0.0 } else { linf / n as f64 },
+                attacked: m,
+                clean_accuracy: fraction(correct(&clean_predictions[..m]), m),
+                accuracy: fraction(correct(&predictions), m),
+                plain_accuracy: fraction(correct(&plain_predictions), m),
+                encrypted_plain_agreement: fraction(agree(&predictions, &plain_predictions), m),
+                mean_l2: per_image(l2),
+                mean_linf: per_image(linf),
                 found,
-                queries_per_image: if n == 0 {
-                    0.0
-                } else {
-                    attack_queries as f64 / n as f64
-                },
+                queries_per_image: per_image(attack_queries as f64),
                 seconds,
-                images: x,
+                adversarial: x,
                 predictions,
             });
         }

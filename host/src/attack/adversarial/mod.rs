@@ -13,6 +13,7 @@
 pub mod cw;
 pub mod experiment;
 pub mod fgsm;
+pub mod mitm;
 pub mod pgd;
 pub mod square;
 

@@ -44,49 +44,17 @@ pub struct AdversarialArgs {
     /// Attack only the first K test images (default: all).
     #[arg(long, value_name = "K")]
     limit: Option<usize>,
-    /// The L∞ budget of FGSM, BIM, PGD, Square and the projected C&W.
-    #[arg(long, default_value_t = 0.3)]
-    eps: f32,
+    #[command(flatten)]
+    attack: SettingsArgs,
     /// Labels the attacks move away from: the true ones, or the twin's predictions.
     #[arg(long, value_enum, default_value = "true")]
     labels: LabelsArg,
-    /// BIM step size.
-    #[arg(long, default_value_t = 0.01)]
-    bim_step: f32,
-    /// BIM steps.
-    #[arg(long, default_value_t = 40)]
-    bim_iters: usize,
-    /// PGD step size.
-    #[arg(long, default_value_t = 0.01)]
-    pgd_step: f32,
-    /// PGD steps per restart.
-    #[arg(long, default_value_t = 40)]
-    pgd_iters: usize,
-    /// PGD random restarts.
-    #[arg(long, default_value_t = 1)]
-    pgd_restarts: usize,
-    /// C&W binary-search steps over c.
-    #[arg(long, default_value_t = 10)]
-    cw_steps: usize,
-    /// C&W Adam steps per value of c.
-    #[arg(long, default_value_t = 100)]
-    cw_iters: usize,
-    /// C&W Adam learning rate.
-    #[arg(long, default_value_t = 0.1)]
-    cw_lr: f64,
-    /// C&W initial c (ART's default is 0.01 with its line search; with Adam and 10 × 100
-    /// steps, 0.01 leaves most MNIST images unattacked, so heist starts at 1).
-    #[arg(long, default_value_t = 1.0)]
-    cw_const: f64,
-    /// C&W confidence κ.
-    #[arg(long, default_value_t = 0.0)]
-    cw_confidence: f64,
-    /// Square Attack iterations.
-    #[arg(long, default_value_t = 100)]
-    square_iters: usize,
-    /// Square Attack initial window fraction.
-    #[arg(long, default_value_t = 0.8)]
-    square_p_init: f64,
+    /// Run C&W on the first K images only (ART's reference run used 1,000).
+    #[arg(long, value_name = "K", default_value_t = 1000)]
+    cw_limit: usize,
+    /// Run the Square Attack on the first K images only.
+    #[arg(long, value_name = "K", default_value_t = 1000)]
+    square_limit: usize,
     /// Seed of model training (without --model), PGD's random starts and the Square Attack.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -100,6 +68,108 @@ pub struct AdversarialArgs {
     /// Directory for figures (a PNG grid of clean / adversarial / perturbation per attack).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+}
+
+/// The settings of every attack, shared by `heist attack adversarial` and `heist mitm`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SettingsArgs {
+    /// The L∞ budget of FGSM, BIM, PGD, Square and the projected C&W.
+    #[arg(long, default_value_t = 0.3)]
+    pub eps: f32,
+    /// BIM step size.
+    #[arg(long, default_value_t = 0.01)]
+    pub bim_step: f32,
+    /// BIM steps.
+    #[arg(long, default_value_t = 40)]
+    pub bim_iters: usize,
+    /// PGD step size.
+    #[arg(long, default_value_t = 0.01)]
+    pub pgd_step: f32,
+    /// PGD steps per restart.
+    #[arg(long, default_value_t = 40)]
+    pub pgd_iters: usize,
+    /// PGD random restarts.
+    #[arg(long, default_value_t = 1)]
+    pub pgd_restarts: usize,
+    /// C&W binary-search steps over c.
+    #[arg(long, default_value_t = 10)]
+    pub cw_steps: usize,
+    /// C&W Adam steps per value of c.
+    #[arg(long, default_value_t = 100)]
+    pub cw_iters: usize,
+    /// C&W Adam learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    pub cw_lr: f64,
+    /// C&W initial c (ART's default is 0.01 with its line search; with Adam and 10 × 100
+    /// steps, 0.01 leaves most MNIST images unattacked, so heist starts at 1).
+    #[arg(long, default_value_t = 1.0)]
+    pub cw_const: f64,
+    /// C&W confidence κ.
+    #[arg(long, default_value_t = 0.0)]
+    pub cw_confidence: f64,
+    /// Square Attack iterations.
+    #[arg(long, default_value_t = 100)]
+    pub square_iters: usize,
+    /// Square Attack initial window fraction.
+    #[arg(long, default_value_t = 0.8)]
+    pub square_p_init: f64,
+}
+
+impl SettingsArgs {
+    /// FGSM's settings.
+    pub fn fgsm(&self) -> FgsmConfig {
+        FgsmConfig { eps: self.eps }
+    }
+
+    /// BIM's settings.
+    pub fn bim(&self) -> PgdConfig {
+        PgdConfig::bim(self.eps, self.bim_step, self.bim_iters)
+    }
+
+    /// PGD's settings; `seed` draws the random starts.
+    pub fn pgd(&self, seed: u64) -> PgdConfig {
+        PgdConfig {
+            eps: self.eps,
+            step: self.pgd_step,
+            iters: self.pgd_iters,
+            random_start: true,
+            restarts: self.pgd_restarts,
+            seed,
+        }
+    }
+
+    /// C&W's settings.
+    pub fn cw(&self) -> CwConfig {
+        CwConfig {
+            binary_steps: self.cw_steps,
+            iters: self.cw_iters,
+            lr: self.cw_lr,
+            initial_const: self.cw_const,
+            confidence: self.cw_confidence,
+        }
+    }
+
+    /// The Square Attack's settings; `seed` draws its windows.
+    pub fn square(&self, seed: u64) -> SquareConfig {
+        SquareConfig {
+            eps: self.eps,
+            iters: self.square_iters,
+            p_init: self.square_p_init,
+            seed,
+        }
+    }
+
+    /// Checks every attack's settings before any work starts.
+    ///
+    /// # Errors
+    /// Bad input naming the first setting out of range.
+    pub fn validate(&self) -> Result<(), CliError> {
+        self.fgsm().validate().map_err(CliError::bad_input)?;
+        self.bim().validate().map_err(CliError::bad_input)?;
+        self.pgd(0).validate().map_err(CliError::bad_input)?;
+        self.cw().validate().map_err(CliError::bad_input)?;
+        self.square(0).validate().map_err(CliError::bad_input)
+    }
 }
 
 /// `--labels`.
@@ -119,39 +189,14 @@ impl AdversarialArgs {
                 LabelsArg::True => Labels::True,
                 LabelsArg::Predicted => Labels::Predicted,
             },
-            fgsm: FgsmConfig { eps: self.eps },
-            bim: PgdConfig::bim(self.eps, self.bim_step, self.bim_iters),
-            pgd: PgdConfig {
-                eps: self.eps,
-                step: self.pgd_step,
-                iters: self.pgd_iters,
-                random_start: true,
-                restarts: self.pgd_restarts,
-                seed: self.seed,
-            },
-            cw: CwConfig {
-                binary_steps: self.cw_steps,
-                iters: self.cw_iters,
-                lr: self.cw_lr,
-                initial_const: self.cw_const,
-                confidence: self.cw_confidence,
-            },
-            square: SquareConfig {
-                eps: self.eps,
-                iters: self.square_iters,
-                p_init: self.square_p_init,
-                seed: self.seed,
-            },
+            fgsm: self.attack.fgsm(),
+            bim: self.attack.bim(),
+            pgd: self.attack.pgd(self.seed),
+            cw: self.attack.cw(),
+            square: self.attack.square(self.seed),
+            cw_limit: Some(self.cw_limit),
+            square_limit: Some(self.square_limit),
         }
-    }
-
-    /// Checks every attack's settings before any work starts.
-    fn validate(&self, s: &Settings) -> Result<(), CliError> {
-        s.fgsm.validate().map_err(CliError::bad_input)?;
-        s.bim.validate().map_err(CliError::bad_input)?;
-        s.pgd.validate().map_err(CliError::bad_input)?;
-        s.cw.validate().map_err(CliError::bad_input)?;
-        s.square.validate().map_err(CliError::bad_input)
     }
 }
 
@@ -176,8 +221,8 @@ fn paper_figure(dataset: &str, row: &str) -> Option<f64> {
 /// Bad input (exit 2) for invalid settings, data or model; failure (exit 1) otherwise.
 pub fn run(args: AdversarialArgs) -> CliResult {
     let start = Instant::now();
+    args.attack.validate()?;
     let settings = args.settings();
-    args.validate(&settings)?;
     if let Some(threads) = args.threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -244,7 +289,7 @@ pub fn run(args: AdversarialArgs) -> CliResult {
             "images": result.images,
             "oracle": args.oracle.to_string(),
             "encrypted": args.oracle.encrypted(),
-            "eps": args.eps,
+            "eps": args.attack.eps,
             "labels": settings.labels,
             "clean_accuracy": result.clean_accuracy,
             "clean_plain_accuracy": result.clean_plain_accuracy,
@@ -310,8 +355,10 @@ fn print_table(result: &Experiment, dataset: &str, oracle: &OracleSpec, seconds:
         "seconds"
     );
     println!(
-        "{:<14} {:>8.4} {:>8} {:>9.4} {:>10.4} {:>8} {:>8} {:>9} {:>8}",
+        "{:<14} {:>6} {:>7.4} {:>8.4} {:>8} {:>9.4} {:>10.4} {:>8} {:>8} {:>9} {:>8}",
         "none",
+        result.images,
+        result.clean_accuracy,
         result.clean_accuracy,
         cell("clean"),
         result.clean_plain_accuracy,
@@ -323,8 +370,10 @@ fn print_table(result: &Experiment, dataset: &str, oracle: &OracleSpec, seconds:
     );
     for o in &result.outcomes {
         println!(
-            "{:<14} {:>8.4} {:>8} {:>9.4} {:>10.4} {:>8.3} {:>8.3} {:>9.1} {:>8.1}",
+            "{:<14} {:>6} {:>7.4} {:>8.4} {:>8} {:>9.4} {:>10.4} {:>8.3} {:>8.3} {:>9.1} {:>8.1}",
             o.name,
+            o.attacked,
+            o.clean_accuracy,
             o.accuracy,
             cell(&o.name),
             o.plain_accuracy,

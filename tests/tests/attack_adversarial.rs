@@ -1,0 +1,472 @@
+//! Attack 1: the vector–Jacobian product against finite differences, each attack against a
+//! random perturbation of the same size on a small seeded model, the encrypted path, and
+//! configurations refused with typed errors.
+
+use heist::attack::adversarial::cw::{cw, CwConfig};
+use heist::attack::adversarial::experiment::{self, AttackKind, Settings};
+use heist::attack::adversarial::fgsm::{fgsm, FgsmConfig};
+use heist::attack::adversarial::pgd::{pgd, PgdConfig};
+use heist::attack::adversarial::square::{square, SquareConfig};
+use heist::attack::adversarial::{distances, project, AttackError, Labels};
+use heist::data::{subset, Dataset};
+use heist::inference::OracleSpec;
+use heist::model::network::{Conv2d, Dense, LayerSpec, Network, Padding, Shape};
+use heist::model::{scaled, Architecture, Model};
+use heist::oracle::{
+    cross_entropy_cotangent, predicted_class, Classifier, GradientOracle, Image, Oracle,
+    PlainOracle, CLASSES, IMAGE_PIXELS,
+};
+use heist::service::Scheme;
+use heist::train::optim::OptimizerKind;
+use heist::train::{train, TrainConfig};
+use heist_tests::seeded_rng;
+use rand_core::RngCore;
+
+/// Test images attacked.
+const N: usize = 100;
+
+/// The paper's MNIST network trained for 4 epochs on the embedded subset (seed 3), and
+/// the first `N` embedded test images with their labels.
+fn setup() -> (Model, Vec<Image>, Vec<u8>, heist::data::Data) {
+    let data = subset::load(Dataset::Mnist).expect("embedded subset");
+    let config = TrainConfig {
+        arch: Architecture::Mnist,
+        epochs: 4,
+        batch_size: 64,
+        lr: 1e-3,
+        optimizer: OptimizerKind::Adam,
+        momentum: 0.0,
+        clip_norm: None,
+        fraction: 1.0,
+        seed: 3,
+    };
+    let model = train(&data.train, &config, |_, _, _| {})
+        .expect("training")
+        .model;
+    let test = data.test.truncated(N);
+    let images = scaled(&test)
+        .chunks(IMAGE_PIXELS)
+        .map(|p| Image::new(p).expect("pixels in [0, 1]"))
+        .collect();
+    (model, images, test.labels.clone(), data)
+}
+
+fn accuracy(model: &Model, images: &[Image], labels: &[u8]) -> f64 {
+    let correct = model
+        .scores_batch(images)
+        .iter()
+        .zip(labels)
+        .filter(|(z, &y)| predicted_class(z) == usize::from(y))
+        .count();
+    correct as f64 / images.len() as f64
+}
+
+/// Each image moved by ±eps per pixel with random signs (the same L∞ size as the attacks).
+fn random_signs(images: &[Image], eps: f32, seed: u64) -> Vec<Image> {
+    let mut rng = seeded_rng("random perturbation", seed);
+    images
+        .iter()
+        .map(|im| {
+            let x: Vec<f32> = im
+                .pixels()
+                .iter()
+                .map(|&v| {
+                    if rng.next_u32() & 1 == 0 {
+                        v - eps
+                    } else {
+                        v + eps
+                    }
+                })
+                .collect();
+            project(im, &x, eps).expect("finite")
+        })
+        .collect()
+}
+
+/// A random perturbation of each image with the L2 norm of `like`'s perturbation.
+fn random_l2_like(images: &[Image], like: &[Image], seed: u64) -> Vec<Image> {
+    let mut rng = seeded_rng("random l2", seed);
+    images
+        .iter()
+        .zip(like)
+        .map(|(im, adv)| {
+            let (l2, _) = distances(im, adv);
+            let dir: Vec<f32> = (0..IMAGE_PIXELS)
+                .map(|_| (rng.next_u32() as f32 / u32::MAX as f32) - 0.5)
+                .collect();
+            let norm = dir.iter().map(|d| d * d).sum::<f32>().sqrt();
+            let x: Vec<f32> = im
+                .pixels()
+                .iter()
+                .zip(&dir)
+                .map(|(&v, &d)| v + l2 * d / norm)
+                .collect();
+            project(im, &x, 1.0).expect("finite")
+        })
+        .collect()
+}
+
+#[test]
+fn the_vjp_matches_central_differences_in_f64() {
+    let net = Network::new(
+        Shape { c: 1, h: 8, w: 8 },
+        &[
+            LayerSpec::Conv2d(Conv2d {
+                in_channels: 1,
+                out_channels: 2,
+                kernel: 3,
+                stride: 2,
+                padding: Padding::Same,
+                bias: true,
+            }),
+            LayerSpec::Square,
+            LayerSpec::Flatten,
+            LayerSpec::Dense(Dense {
+                inputs: 32,
+                outputs: 6,
+                bias: true,
+            }),
+            LayerSpec::Square,
+            LayerSpec::Dense(Dense {
+                inputs: 6,
+                outputs: 10,
+                bias: false,
+            }),
+        ],
+    )
+    .expect("valid network");
+    let mut rng = seeded_rng("vjp", 0);
+    let mut uniform = |scale: f64| (rng.next_u32() as f64 / u32::MAX as f64 - 0.5) * scale;
+    let params: Vec<f64> = (0..net.param_count()).map(|_| uniform(0.6)).collect();
+    let x: Vec<f64> = (0..2 * 64).map(|_| uniform(1.0) + 0.5).collect();
+    let cot: Vec<Vec<f64>> = (0..2)
+        .map(|_| (0..10).map(|_| uniform(2.0)).collect())
+        .collect();
+    let (outputs, grad) = net.vjp(&params, &x, 2, |i, _| cot[i].clone());
+    assert_eq!(outputs, net.forward(&params, &x, 2));
+    let objective = |x: &[f64]| -> f64 {
+        net.forward(&params, x, 2)
+            .chunks_exact(10)
+            .zip(&cot)
+            .map(|(z, c)| z.iter().zip(c).map(|(a, b)| a * b).sum::<f64>())
+            .sum()
+    };
+    let h = 1e-5;
+    for k in 0..x.len() {
+        let (mut up, mut down) = (x.clone(), x.clone());
+        up[k] += h;
+        down[k] -= h;
+        let numeric = (objective(&up) - objective(&down)) / (2.0 * h);
+        assert!(
+            (numeric - grad[k]).abs() <= 1e-6 * (1.0 + numeric.abs()),
+            "pixel {k}: vjp {} vs central difference {numeric}",
+            grad[k]
+        );
+    }
+}
+
+#[test]
+fn the_cross_entropy_vjp_is_the_loss_gradient() {
+    let (model, images, labels, _) = setup();
+    let mut twin = PlainOracle::new(model.clone());
+    let (scores, grads) = twin
+        .vjp(&images[..8], &|i, z| {
+            cross_entropy_cotangent(z, usize::from(labels[i]))
+        })
+        .expect("plain");
+    assert_eq!(scores, model.scores_batch(&images[..8]));
+    let pixels: Vec<f32> = images[..8].iter().flat_map(|i| *i.pixels()).collect();
+    let reference = model.input_gradient(&pixels, &labels[..8]);
+    for (g, r) in grads.iter().flat_map(|g| g.iter()).zip(&reference) {
+        assert!((g - r).abs() <= 1e-5 * (1.0 + r.abs()), "{g} vs {r}");
+    }
+    assert_eq!(twin.queries(), 8);
+}
+
+#[test]
+fn white_box_attacks_beat_random_perturbations_of_the_same_size() {
+    let (model, images, labels, _) = setup();
+    let clean = accuracy(&model, &images, &labels);
+    let noise = accuracy(&model, &random_signs(&images, 0.3, 1), &labels);
+    assert!(clean > 0.7, "clean accuracy {clean}");
+    let mut twin = PlainOracle::new(model.clone());
+    let eps = 0.3;
+    let f = fgsm(&mut twin, &images, &labels, &FgsmConfig { eps }).expect("fgsm");
+    let b = pgd(&mut twin, &images, &labels, &PgdConfig::bim(eps, 0.01, 40)).expect("bim");
+    let p = pgd(
+        &mut twin,
+        &images,
+        &labels,
+        &PgdConfig {
+            eps,
+            step: 0.01,
+            iters: 40,
+            random_start: true,
+            restarts: 2,
+            seed: 5,
+        },
+    )
+    .expect("pgd");
+    for (name, adv) in [("fgsm", &f), ("bim", &b), ("pgd", &p)] {
+        let acc = accuracy(&model, adv, &labels);
+        // The stated margin: 0.3 below random ±eps noise, which leaves most images right.
+        assert!(
+            acc <= noise - 0.3,
+            "{name}: accuracy {acc}, random signs {noise}"
+        );
+        for (a, c) in adv.iter().zip(&images) {
+            assert!(distances(a, c).1 <= eps + 1e-6, "{name} left the ball");
+        }
+    }
+    // Iterating is at least as strong as one step.
+    assert!(accuracy(&model, &b, &labels) <= accuracy(&model, &f, &labels));
+    let r = cw(
+        &mut twin,
+        &images,
+        &labels,
+        &CwConfig {
+            binary_steps: 4,
+            iters: 50,
+            lr: 0.1,
+            initial_const: 1.0,
+            confidence: 0.0,
+        },
+    )
+    .expect("cw");
+    let acc = accuracy(&model, &r.images, &labels);
+    let same_l2 = accuracy(&model, &random_l2_like(&images, &r.images, 2), &labels);
+    assert!(
+        acc <= same_l2 - 0.3,
+        "cw: accuracy {acc}, random noise of the same L2 {same_l2}"
+    );
+    for (found, (a, c)) in r.found.iter().zip(r.images.iter().zip(&images)) {
+        if !found {
+            assert_eq!(a, c, "an image without an adversarial point stays clean");
+        }
+    }
+}
+
+#[test]
+fn the_square_attack_needs_only_scores_and_counts_its_queries() {
+    let (model, images, labels, _) = setup();
+    let images = &images[..40];
+    let labels = &labels[..40];
+    let noise = accuracy(&model, &random_signs(images, 0.3, 3), labels);
+    let mut oracle = PlainOracle::new(model.clone());
+    let config = SquareConfig {
+        eps: 0.3,
+        iters: 60,
+        p_init: 0.8,
+        seed: 7,
+    };
+    let r = square(&mut oracle, images, labels, &config).expect("square");
+    let acc = accuracy(&model, &r.images, labels);
+    assert!(acc <= noise - 0.3, "square: accuracy {acc}, random {noise}");
+    assert_eq!(oracle.queries(), r.queries.iter().sum::<u64>());
+    for (q, fooled) in r.queries.iter().zip(&r.fooled) {
+        assert!((1..=61).contains(q));
+        if !fooled {
+            assert_eq!(*q, 61, "an unfinished image is queried every iteration");
+        }
+    }
+}
+
+#[test]
+fn table_4_runs_through_the_encrypted_service() {
+    let (model, images, labels, data) = setup();
+    let images = &images[..16];
+    let labels = &labels[..16];
+    let mut oracle = OracleSpec::InProcess(Scheme::Ckks)
+        .open(&model, &data.train)
+        .expect("ckks service");
+    let settings = Settings {
+        attacks: vec![AttackKind::Fgsm, AttackKind::Square],
+        labels: Labels::True,
+        fgsm: FgsmConfig { eps: 0.3 },
+        bim: PgdConfig::bim(0.3, 0.01, 40),
+        pgd: PgdConfig::bim(0.3, 0.01, 40),
+        cw: CwConfig {
+            binary_steps: 1,
+            iters: 1,
+            lr: 0.1,
+            initial_const: 1.0,
+            confidence: 0.0,
+        },
+        square: SquareConfig {
+            eps: 0.3,
+            iters: 3,
+            p_init: 0.8,
+            seed: 1,
+        },
+        cw_limit: None,
+        square_limit: Some(8),
+    };
+    let result =
+        experiment::run(&model, &mut oracle, images, labels, &settings, &mut |_| {}).expect("run");
+    // Clean, FGSM and Square images classified once each, plus Square's own queries.
+    let square = &result.outcomes[1];
+    assert_eq!(square.attacked, 8);
+    let square_queries = (square.queries_per_image * 8.0).round() as u64;
+    assert!((8..=8 * 4).contains(&square_queries));
+    assert_eq!(result.oracle_queries, 2 * 16 + 8 + square_queries);
+    assert_eq!(oracle.queries(), result.oracle_queries);
+    // CKKS noise does not move a prediction of this model on these images.
+    assert!(result.clean_agreement >= 0.99, "{}", result.clean_agreement);
+    assert!(result.outcomes[0].encrypted_plain_agreement >= 0.99);
+    assert!(result.outcomes[0].accuracy < result.clean_accuracy);
+}
+
+#[test]
+fn invalid_settings_are_refused_with_typed_errors() {
+    let (model, images, labels, _) = setup();
+    let mut twin = PlainOracle::new(model);
+    let images = &images[..2];
+    let labels = &labels[..2];
+    for eps in [-0.1, 0.0, 1.5, f32::NAN] {
+        let err = fgsm(&mut twin, images, labels, &FgsmConfig { eps }).unwrap_err();
+        assert!(
+            matches!(err, AttackError::Config(ref e) if e.what == "eps"),
+            "{err}"
+        );
+    }
+    let err = pgd(&mut twin, images, labels, &PgdConfig::bim(0.3, 0.01, 0)).unwrap_err();
+    assert!(matches!(err, AttackError::Config(ref e) if e.what == "iters"));
+    let bad_cw = CwConfig {
+        binary_steps: 0,
+        iters: 10,
+        lr: 0.1,
+        initial_const: 1.0,
+        confidence: 0.0,
+    };
+    let err = cw(&mut twin, images, labels, &bad_cw).unwrap_err();
+    assert!(matches!(err, AttackError::Config(ref e) if e.what == "cw-steps"));
+    let err = cw(
+        &mut twin,
+        images,
+        labels,
+        &CwConfig {
+            binary_steps: 1,
+            confidence: -1.0,
+            ..bad_cw
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, AttackError::Config(ref e) if e.what == "cw-confidence"));
+    let err = square(
+        &mut twin,
+        images,
+        labels,
+        &SquareConfig {
+            eps: 0.3,
+            iters: 5,
+            p_init: 0.0,
+            seed: 0,
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, AttackError::Config(ref e) if e.what == "square-p-init"));
+    let err = fgsm(&mut twin, images, &labels[..1], &FgsmConfig { eps: 0.3 }).unwrap_err();
+    assert!(matches!(err, AttackError::Labels(_)), "{err}");
+    let err = fgsm(
+        &mut twin,
+        images,
+        &[1, CLASSES as u8],
+        &FgsmConfig { eps: 0.3 },
+    )
+    .unwrap_err();
+    assert!(matches!(err, AttackError::Labels(_)), "{err}");
+}
+
+/// A CKKS compute server and trusted party on loopback, serving `model`.
+fn tcp_service(
+    model: &Model,
+    train_set: &heist::data::Images,
+) -> (heist::service::ComputeServer, heist::service::TrustedServer) {
+    use heist::service::{
+        BatchConfig, CkksCodec, CkksEvaluator, ClientConfig, ComputeServer, ServerConfig,
+        TrustedServer,
+    };
+    let plan = heist::inference::calibrated_ckks_plan(model, train_set).expect("plan");
+    let listener = || std::net::TcpListener::bind("127.0.0.1:0").expect("loopback port");
+    let compute = ComputeServer::start(
+        listener(),
+        CkksEvaluator::new(plan.clone()).expect("evaluator"),
+        ServerConfig::compute(),
+    )
+    .expect("compute server");
+    let trusted = TrustedServer::start(
+        listener(),
+        CkksCodec::new(plan, &mut rand_core::OsRng).expect("codec"),
+        &compute.local_addr().to_string(),
+        heist::service::PeerConfig {
+            max_payload: ServerConfig::compute().max_payload,
+            ..ClientConfig::default().peer
+        },
+        &BatchConfig::default(),
+        ServerConfig::trusted(),
+    )
+    .expect("trusted party");
+    (compute, trusted)
+}
+
+#[test]
+fn a_relay_on_the_client_link_makes_the_encrypted_service_misclassify() {
+    use heist::attack::adversarial::mitm::{ManInTheMiddle, Rewrite};
+    use heist::service::relay::{Relay, Transparent};
+    use heist::service::{ClientConfig, ServerConfig, TcpClient};
+    use std::sync::atomic::Ordering;
+
+    let (model, images, labels, data) = setup();
+    let (images, labels) = (&images[..24], &labels[..24]);
+    let (_compute, trusted) = tcp_service(&model, &data.train);
+    let upstream = trusted.local_addr().to_string();
+    let listener = || std::net::TcpListener::bind("127.0.0.1:0").expect("loopback port");
+    let classes = |addr: &str| -> Vec<usize> {
+        let mut client = TcpClient::connect(addr, ClientConfig::default()).expect("connects");
+        let scores = client.query(images).expect("answered");
+        assert_eq!(client.queries(), images.len() as u64);
+        scores.iter().map(predicted_class).collect()
+    };
+    let direct = classes(&upstream);
+    // A transparent relay changes nothing.
+    let proxy = Relay::start(
+        listener(),
+        upstream.clone(),
+        ServerConfig::trusted(),
+        ClientConfig::default().peer,
+        Transparent,
+    )
+    .expect("relay");
+    assert_eq!(classes(&proxy.local_addr().to_string()), direct);
+    // The man in the middle rewrites every image with BIM on the twin.
+    let hook = ManInTheMiddle::new(
+        Rewrite::Pgd(model.clone(), PgdConfig::bim(0.3, 0.01, 40)),
+        1024,
+    );
+    let rewritten = hook.rewritten();
+    let mitm = Relay::start(
+        listener(),
+        upstream,
+        ServerConfig::trusted(),
+        ClientConfig::default().peer,
+        hook,
+    )
+    .expect("relay");
+    let attacked = classes(&mitm.local_addr().to_string());
+    assert_eq!(rewritten.load(Ordering::Relaxed), images.len() as u64);
+    let right_without: Vec<usize> = (0..images.len())
+        .filter(|&i| direct[i] == usize::from(labels[i]))
+        .collect();
+    assert!(right_without.len() >= 16, "{} right", right_without.len());
+    let still_right = right_without
+        .iter()
+        .filter(|&&i| attacked[i] == usize::from(labels[i]))
+        .count();
+    // Of the images the service classifies correctly without the relay, at most one in
+    // eight survives it.
+    assert!(
+        still_right * 8 <= right_without.len(),
+        "{still_right} of {} still right",
+        right_without.len()
+    );
+}
