@@ -343,8 +343,10 @@ fn print_table(result: &Experiment, dataset: &str, oracle: &OracleSpec, seconds:
         result.images
     );
     println!(
-        "{:<14} {:>8} {:>8} {:>9} {:>10} {:>8} {:>8} {:>9} {:>8}",
+        "{:<14} {:>6} {:>7} {:>8} {:>8} {:>9} {:>10} {:>8} {:>8} {:>9} {:>8}",
         "attack",
+        "images",
+        "clean",
         "heist",
         "paper",
         "twin acc",
