@@ -37,7 +37,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 
 use super::ckks::{
-    backend, check_shape, pixels_f64, push_item, split_items, start_items, to_scores, HeBatchError,
+    backend, check_shape, encode_items, pixels_f64, push_item, split_items, start_items, to_scores,
+    HeBatchError,
 };
 use super::codec::{BatchCodec, BatchEvaluator, CodecError};
 use super::scheme::Scheme;
@@ -100,6 +101,35 @@ fn decode_prime(
             })
         })
         .collect()
+}
+
+/// The ciphertexts of prime `prime` in a payload of `plan` with `per_prime` ciphertexts
+/// per prime (784 for a batch, 10 for its scores).
+///
+/// # Errors
+/// [`CodecError::Backend`] for a malformed payload or a prime out of range.
+pub(crate) fn decode_prime_of(
+    plan: &BfvPlan,
+    payload: &[u8],
+    per_prime: usize,
+    prime: usize,
+) -> Result<Vec<Ciphertext>, CodecError> {
+    let items = split_items(payload, plan.params().len() * per_prime).map_err(bfv)?;
+    let (Some(chunk), Some(params)) = (
+        items.chunks(per_prime).nth(prime),
+        plan.params().get(prime),
+    ) else {
+        return Err(bfv(HeBatchError::Count {
+            expected: plan.params().len(),
+            found: prime as u64,
+        }));
+    };
+    decode_prime(params, chunk, prime * per_prime).map_err(bfv)
+}
+
+/// Encodes `cts` (all primes, prime after prime) in the payload layout of this module.
+pub(crate) fn encode_ciphertexts(cts: &[Ciphertext]) -> Result<Vec<u8>, CodecError> {
+    encode_items(&cts.iter().map(Ciphertext::encode).collect::<Vec<_>>())
 }
 
 /// The trusted party's BFV codec: the secret key, the quantised model, encryption and

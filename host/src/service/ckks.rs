@@ -160,17 +160,21 @@ pub(super) fn push_item(out: &mut Vec<u8>, item: &[u8]) -> Result<(), CodecError
     Ok(())
 }
 
-/// Encodes `cts` in the payload layout of this module.
-fn encode_ciphertexts(cts: &[Ciphertext]) -> Result<Vec<u8>, CodecError> {
-    let encoded: Vec<Vec<u8>> = cts.iter().map(Ciphertext::encode).collect();
+/// Encodes already encoded items in the payload layout of this module.
+pub(super) fn encode_items(encoded: &[Vec<u8>]) -> Result<Vec<u8>, CodecError> {
     let mut out = start_items(
         encoded.len(),
         4 + encoded.iter().map(|c| 4 + c.len()).sum::<usize>(),
     )?;
-    for ct in &encoded {
-        push_item(&mut out, ct)?;
+    for item in encoded {
+        push_item(&mut out, item)?;
     }
     Ok(out)
+}
+
+/// Encodes `cts` in the payload layout of this module (what a compute server returns).
+pub(crate) fn encode_ciphertexts(cts: &[Ciphertext]) -> Result<Vec<u8>, CodecError> {
+    encode_items(&cts.iter().map(Ciphertext::encode).collect::<Vec<_>>())
 }
 
 /// Reads a little-endian `u32` at `*offset`, advancing it.
@@ -225,7 +229,7 @@ pub(super) fn split_items(payload: &[u8], expected: usize) -> Result<Vec<&[u8]>,
 }
 
 /// Decodes exactly `expected` ciphertexts of `plan`'s parameters from an untrusted payload.
-fn decode_ciphertexts(
+pub(crate) fn decode_ciphertexts(
     plan: &CkksPlan,
     payload: &[u8],
     expected: usize,
