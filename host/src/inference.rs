@@ -131,7 +131,10 @@ pub struct Service {
 }
 
 /// The images of `images` as [`Image`]s.
-fn to_images(images: &Images) -> anyhow::Result<Vec<Image>> {
+///
+/// # Errors
+/// A pixel outside `[0, 1]`.
+pub fn to_images(images: &Images) -> anyhow::Result<Vec<Image>> {
     crate::model::scaled(images)
         .chunks(IMAGE_PIXELS)
         .map(|p| Image::new(p).map_err(anyhow::Error::from))

@@ -96,3 +96,100 @@ fn passive_server_learns_nothing_from_exact_bfv_decryptions() {
     let outcome = passive::bfv(&quant, &plan, filler, victim, &mut rng).unwrap();
     assert!(!outcome.recovered && !outcome.verified_on_unseen, "{outcome:?}");
 }
+
+/// A ternary key imported from its coefficients decrypts what the same coefficients
+/// encrypted, and another key does not; malformed coefficients are refused.
+#[test]
+fn imported_ternary_keys_decrypt_and_malformed_ones_are_refused() {
+    use heist_he::ckks::{decrypt, encrypt_sk, CkksParams, Encoder};
+    use heist_he::keys::{KeyError, SecretKey};
+    let params = CkksParams::for_depth_insecure_for_tests(64, 1, 30, 40).unwrap();
+    let he = params.he();
+    let coeffs: Vec<i64> = (0..64).map(|i| (i % 3) as i64 - 1).collect();
+    let key = SecretKey::from_ternary(he, &coeffs).unwrap();
+    let same = SecretKey::from_ternary(he, &coeffs).unwrap();
+    let mut other = coeffs.clone();
+    other[5] = -other[5] + if other[5] == 0 { 1 } else { 0 };
+    let other = SecretKey::from_ternary(he, &other).unwrap();
+    let enc = Encoder::new(&params);
+    let mut rng = seeded_rng("key-import", 8);
+    let values = [0.5, -0.25, 0.125];
+    let ct = encrypt_sk(
+        &params,
+        &key,
+        &enc.encode(&values, params.scale(), he.max_level()).unwrap(),
+        &mut rng,
+    )
+    .unwrap();
+    let good = enc.decode(&decrypt(&params, &same, &ct).unwrap()).unwrap();
+    let bad = enc.decode(&decrypt(&params, &other, &ct).unwrap()).unwrap();
+    assert!(values.iter().zip(&good).all(|(v, g)| (v - g).abs() < 1e-4));
+    assert!(values.iter().zip(&bad).any(|(v, b)| (v - b).abs() > 1.0));
+    assert_eq!(
+        SecretKey::from_ternary(he, &coeffs[..63]).unwrap_err(),
+        KeyError::Length {
+            expected: 64,
+            found: 63
+        }
+    );
+    let mut wide = coeffs.clone();
+    wide[9] = 2;
+    assert_eq!(
+        SecretKey::from_ternary(he, &wide).unwrap_err(),
+        KeyError::NotTernary { index: 9, value: 2 }
+    );
+}
+
+/// `(0, round(Q·λ/t))` decrypts exactly to `λ·s mod t`, and parts of the wrong shape are
+/// refused (BFV); CKKS parts of different levels or bad bounds are refused.
+#[test]
+fn noiseless_ciphertexts_from_parts() {
+    use heist_core::rns::RnsPoly;
+    use heist_he::bfv::{self as scheme, BfvError, BfvParams, Plaintext};
+    use heist_he::keys::SecretKey;
+    let n = 64;
+    let t = 65537;
+    let params = BfvParams::new_insecure_for_tests(
+        n,
+        &heist_core::primes::ntt_primes(50, 2 * n as u64, 2, &[]).unwrap(),
+        heist_core::primes::ntt_primes(51, 2 * n as u64, 1, &[]).unwrap()[0],
+        t,
+    )
+    .unwrap();
+    let he = params.he();
+    let s: Vec<i64> = (0..n).map(|i| (i * 7 % 3) as i64 - 1).collect();
+    let key = SecretKey::from_ternary(he, &s).unwrap();
+    let lambda = 12345u64;
+    let mut coeffs = vec![0u64; n];
+    coeffs[0] = lambda;
+    let c1 = scheme::scale_plain(&params, &Plaintext::from_coeffs(t, coeffs).unwrap()).unwrap();
+    let level = he.max_level();
+    let ct = scheme::Ciphertext::new(&params, RnsPoly::zero(n, level), c1).unwrap();
+    let pt = scheme::decrypt(&params, &key, &ct).unwrap();
+    let want: Vec<u64> = s
+        .iter()
+        .map(|&c| (i64::try_from(lambda).unwrap() * c).rem_euclid(t as i64) as u64)
+        .collect();
+    assert_eq!(pt.coeffs(), &want[..]);
+    assert!(matches!(
+        scheme::Ciphertext::new(&params, RnsPoly::zero(n, level - 1), RnsPoly::zero(n, level)),
+        Err(BfvError::PartsMismatch { .. })
+    ));
+
+    use heist_he::ckks::{Ciphertext, CkksError, CkksParams};
+    let params = CkksParams::for_depth_insecure_for_tests(n, 1, 30, 40).unwrap();
+    let (a, b) = (RnsPoly::zero(n, 2), RnsPoly::zero(n, 1));
+    assert!(matches!(
+        Ciphertext::from_parts(&params, a.clone(), b, 1.0, 0.0, 0.0),
+        Err(CkksError::BadLevel { .. })
+    ));
+    assert!(matches!(
+        Ciphertext::from_parts(&params, a.clone(), a.clone(), 1.0, -1.0, 0.0),
+        Err(CkksError::Overflow { .. })
+    ));
+    assert!(matches!(
+        Ciphertext::from_parts(&params, a.clone(), a.clone(), 0.0, 0.0, 0.0),
+        Err(CkksError::BadScale { .. })
+    ));
+    assert!(Ciphertext::from_parts(&params, a.clone(), a, 1.0, 0.0, 0.0).is_ok());
+}

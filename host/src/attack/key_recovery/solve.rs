@@ -260,3 +260,51 @@ pub fn refine_residues(t: u64, mus: &[u64], measured: &[Vec<f64>]) -> Vec<u64> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+    /// `[μ·r]_t` centred, as the service releases it: times `other / scale`, through `f32`,
+    /// and back.
+    fn released(t: u64, mu: u64, r: u64, other: f64, scale: f64) -> f64 {
+        let a = (u128::from(mu) * u128::from(r) % u128::from(t)) as i128;
+        let a = if a > i128::from(t / 2) { a - i128::from(t) } else { a };
+        let score = ((a as f64 * other) / scale) as f32;
+        f64::from(score) * scale / other
+    }
+
+    #[test]
+    fn residues_come_back_exactly_through_f32_for_primes_up_to_2_to_the_60() {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(17);
+        for (t, other) in [
+            (65_537u64, 1.0),
+            (1_073_479_681, 1_073_153_025.0),
+            ((1 << 45) + 0x1d, 3.0),
+            ((1 << 60) - 93, 1.0),
+        ] {
+            let eps = t as f64 * f64::powi(2.0, -24);
+            let mus = multipliers(t, eps, 10).expect("multipliers");
+            assert_eq!(mus[0], 1);
+            let truth: Vec<u64> = (0..200).map(|_| rng.next_u64() % t).collect();
+            let measured: Vec<Vec<f64>> = mus
+                .iter()
+                .map(|&mu| {
+                    truth
+                        .iter()
+                        .map(|&r| released(t, mu, r, other, 1024.0))
+                        .collect()
+                })
+                .collect();
+            assert_eq!(refine_residues(t, &mus, &measured), truth, "t = {t}");
+        }
+    }
+
+    #[test]
+    fn no_multipliers_when_the_error_swamps_the_prime_or_stages_run_out() {
+        assert_eq!(multipliers(1 << 20, f64::from(1 << 18), 10), None);
+        assert_eq!(multipliers((1 << 60) - 93, f64::powi(2.0, 36), 2), None);
+        assert_eq!(multipliers(65_537, 0.2, 10), Some(vec![1]));
+    }
+}

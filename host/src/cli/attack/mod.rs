@@ -2,6 +2,8 @@
 
 use super::exit::CliResult;
 
+pub mod key_recovery;
+
 /// Attack the encrypted inference service.
 #[derive(Debug, clap::Args)]
 pub struct AttackArgs {
@@ -11,12 +13,17 @@ pub struct AttackArgs {
 
 /// The attacks `heist attack` runs.
 #[derive(Debug, clap::Subcommand)]
-pub enum AttackCommand {}
+pub enum AttackCommand {
+    /// Recover the trusted party's secret key from what it releases (attack 4).
+    KeyRecovery(key_recovery::KeyRecoveryArgs),
+}
 
 /// Runs `heist attack <attack>`.
 ///
 /// # Errors
 /// As the chosen attack.
 pub fn run(args: AttackArgs) -> CliResult {
-    match args.command {}
+    match args.command {
+        AttackCommand::KeyRecovery(args) => key_recovery::run(args),
+    }
 }
