@@ -4,7 +4,7 @@
 
 use heist::attack::key_recovery::{active, passive, Adversary};
 use heist::model::{Architecture, Model};
-use heist::service::{bfv, Scheme};
+use heist::service::{bfv, ReleasePolicy, Scheme};
 use heist::train::init_params;
 use heist_core::nn::{QuantConfig, QuantizedModel};
 use heist_he::nn::{BfvPlan, CkksPlan, PlanConfig};
@@ -39,7 +39,7 @@ fn active_server_recovers_the_ckks_key_from_one_batch() {
     let images = mnist_test_images(12);
     let (filler, victim) = images.split_at(8);
     let mut rng = seeded_rng("key-recovery-ckks-active", 3);
-    let outcome = active::ckks(&plan, filler, victim, &mut rng).unwrap();
+    let outcome = active::ckks(&plan, ReleasePolicy::Exact, filler, victim, &mut rng).unwrap();
     assert_eq!(
         (outcome.scheme, outcome.adversary),
         (Scheme::Ckks, Adversary::Active)
@@ -56,7 +56,7 @@ fn active_server_recovers_the_bfv_key_from_one_batch() {
     let images = mnist_test_images(12);
     let (filler, victim) = images.split_at(8);
     let mut rng = seeded_rng("key-recovery-bfv-active", 4);
-    let outcome = active::bfv(&quant, &plan, filler, victim, &mut rng).unwrap();
+    let outcome = active::bfv(&quant, &plan, ReleasePolicy::Exact, filler, victim, &mut rng).unwrap();
     assert!(outcome.recovered, "{outcome:?}");
     assert!(outcome.verified_on_unseen, "{outcome:?}");
     assert_eq!(outcome.batches, 1);
@@ -69,7 +69,7 @@ fn passive_server_fails_on_the_f32_release_of_the_service() {
     let images = mnist_test_images(12);
     let (filler, victim) = images.split_at(8);
     let mut rng = seeded_rng("key-recovery-ckks-passive", 5);
-    let outcome = passive::ckks(&plan, filler, victim, &mut rng).unwrap();
+    let outcome = passive::ckks(&plan, ReleasePolicy::Exact, filler, victim, &mut rng).unwrap();
     assert!(!outcome.recovered && !outcome.verified_on_unseen, "{outcome:?}");
     // The f32 rounding leaves re-encoded coefficients anywhere between two integers.
     let error = outcome.reencoding_error.unwrap();
@@ -93,7 +93,7 @@ fn passive_server_learns_nothing_from_exact_bfv_decryptions() {
     let images = mnist_test_images(12);
     let (filler, victim) = images.split_at(8);
     let mut rng = seeded_rng("key-recovery-bfv-passive", 7);
-    let outcome = passive::bfv(&quant, &plan, filler, victim, &mut rng).unwrap();
+    let outcome = passive::bfv(&quant, &plan, ReleasePolicy::Exact, filler, victim, &mut rng).unwrap();
     assert!(!outcome.recovered && !outcome.verified_on_unseen, "{outcome:?}");
 }
 

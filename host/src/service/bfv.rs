@@ -41,6 +41,7 @@ use super::ckks::{
     HeBatchError,
 };
 use super::codec::{BatchCodec, BatchEvaluator, CodecError};
+use super::release::ReleasePolicy;
 use super::scheme::Scheme;
 use crate::executor::Rayon;
 use crate::model::Model;
@@ -141,6 +142,7 @@ pub struct BfvCodec {
     rng: ChaCha20Rng,
     exec: Rayon,
     context: Vec<u8>,
+    release: ReleasePolicy,
 }
 
 impl BfvCodec {
@@ -184,7 +186,24 @@ impl BfvCodec {
             rng,
             exec: Rayon::default(),
             context,
+            release: ReleasePolicy::default(),
         })
+    }
+
+    /// The codec releasing scores under `release`: [`ReleasePolicy::Exact`] (default) or
+    /// [`ReleasePolicy::Rounded`] of the dequantised scores.
+    ///
+    /// # Errors
+    /// [`CodecError::Context`] for [`ReleasePolicy::Flooded`]: flooding the phase of an
+    /// exact scheme within its noise budget is not implemented.
+    pub fn with_release(mut self, release: ReleasePolicy) -> Result<Self, CodecError> {
+        if let ReleasePolicy::Flooded { .. } = release {
+            return Err(CodecError::Context {
+                reason: format!("release policy {release} is not implemented for BFV"),
+            });
+        }
+        self.release = release;
+        Ok(self)
     }
 
     /// The plan.
@@ -271,11 +290,12 @@ impl BatchCodec for BfvCodec {
     }
 
     fn decrypt_batch(&mut self, payload: &[u8], count: usize) -> Result<Vec<Scores>, CodecError> {
-        let rows: Vec<Vec<f64>> = self
+        let mut rows: Vec<Vec<f64>> = self
             .decrypt_integer(payload, count)?
             .iter()
             .map(|row| self.quant.dequantize(row))
             .collect();
+        self.release.apply(&mut rows, 0.0, &mut self.rng);
         to_scores(&rows).map_err(bfv)
     }
 }

@@ -36,6 +36,7 @@ use crate::oracle::{Image, Oracle};
 use crate::service::bfv::encode_ciphertexts as bfv_payload;
 use crate::service::ckks::{decode_ciphertexts, encode_ciphertexts as ckks_payload};
 use crate::service::{
+    ReleasePolicy,
     BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator, CodecError,
     InProcessService, Scheme,
 };
@@ -85,11 +86,12 @@ fn craft_ckks(plan: &CkksPlan, honest: &[u8]) -> Result<(Vec<u8>, usize, f64), C
 /// an [`Outcome`] with `recovered: false`.
 pub fn ckks<R: RngCore + CryptoRng>(
     plan: &CkksPlan,
+    release: ReleasePolicy,
     filler: &[Image],
     victim: &[Image],
     rng: &mut R,
 ) -> Result<Outcome, AttackError> {
-    let codec = CkksCodec::new(plan.clone(), rng)?;
+    let codec = CkksCodec::new(plan.clone(), rng)?.with_release(release);
     let (server, control) = MaliciousCompute::new(CkksEvaluator::new(plan.clone())?);
     let service = InProcessService::start(codec, server, &BatchConfig::default())?;
     let mut client = service.client();
@@ -130,6 +132,7 @@ pub fn ckks<R: RngCore + CryptoRng>(
     Ok(Outcome {
         scheme: Scheme::Ckks,
         adversary: Adversary::Active,
+        release: release.to_string(),
         recovered: key.is_some(),
         verified_on_unseen: verified,
         ciphertexts_used: 2,
@@ -179,11 +182,12 @@ fn craft_bfv(plan: &BfvPlan, mus: &[u64]) -> Result<Vec<u8>, AttackError> {
 pub fn bfv<R: RngCore + CryptoRng>(
     quant: &QuantizedModel,
     plan: &BfvPlan,
+    release: ReleasePolicy,
     filler: &[Image],
     victim: &[Image],
     rng: &mut R,
 ) -> Result<Outcome, AttackError> {
-    let codec = BfvCodec::new(quant.clone(), plan.clone(), rng)?;
+    let codec = BfvCodec::new(quant.clone(), plan.clone(), rng)?.with_release(release)?;
     let (server, control) = MaliciousCompute::new(BfvEvaluator::new(plan.clone())?);
     let service = InProcessService::start(codec, server, &BatchConfig::default())?;
     let mut client = service.client();
@@ -221,6 +225,7 @@ pub fn bfv<R: RngCore + CryptoRng>(
     Ok(Outcome {
         scheme: Scheme::Bfv,
         adversary: Adversary::Active,
+        release: release.to_string(),
         recovered: key.is_some(),
         verified_on_unseen: verified,
         ciphertexts_used: mus.len(),

@@ -62,6 +62,8 @@ pub struct Outcome {
     pub scheme: Scheme,
     /// The adversary.
     pub adversary: Adversary,
+    /// The trusted party's release policy.
+    pub release: String,
     /// Whether a ternary key came out of the released values.
     pub recovered: bool,
     /// Whether that key decrypts another client's input batch (never seen decrypted) to

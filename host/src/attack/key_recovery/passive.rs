@@ -38,6 +38,7 @@ use crate::oracle::{Image, Oracle};
 use crate::service::bfv::decode_prime_of;
 use crate::service::ckks::decode_ciphertexts;
 use crate::service::{
+    ReleasePolicy,
     BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator, InProcessService, Scheme,
 };
 
@@ -67,11 +68,12 @@ fn equations(
 /// As [`super::active::ckks`].
 pub fn ckks<R: RngCore + CryptoRng>(
     plan: &CkksPlan,
+    release: ReleasePolicy,
     filler: &[Image],
     victim: &[Image],
     rng: &mut R,
 ) -> Result<Outcome, AttackError> {
-    let codec = CkksCodec::new(plan.clone(), rng)?;
+    let codec = CkksCodec::new(plan.clone(), rng)?.with_release(release);
     let (server, control) = MaliciousCompute::new(CkksEvaluator::new(plan.clone())?);
     let service = InProcessService::start(codec, server, &BatchConfig::default())?;
     let mut client = service.client();
@@ -99,6 +101,7 @@ pub fn ckks<R: RngCore + CryptoRng>(
     Ok(Outcome {
         scheme: Scheme::Ckks,
         adversary: Adversary::Passive,
+        release: release.to_string(),
         recovered: key.is_some(),
         verified_on_unseen: verified,
         ciphertexts_used: 2,
@@ -161,6 +164,7 @@ pub fn ckks_f64<R: RngCore + CryptoRng>(
     Ok(Outcome {
         scheme: Scheme::Ckks,
         adversary: Adversary::Passive,
+        release: "f64 (all slots, no service)".to_owned(),
         recovered: key.is_some(),
         verified_on_unseen: verified,
         ciphertexts_used: 2,
@@ -196,11 +200,12 @@ fn nn(error: heist_he::nn::NnError) -> AttackError {
 pub fn bfv<R: RngCore + CryptoRng>(
     quant: &QuantizedModel,
     plan: &BfvPlan,
+    release: ReleasePolicy,
     filler: &[Image],
     victim: &[Image],
     rng: &mut R,
 ) -> Result<Outcome, AttackError> {
-    let codec = BfvCodec::new(quant.clone(), plan.clone(), rng)?;
+    let codec = BfvCodec::new(quant.clone(), plan.clone(), rng)?.with_release(release)?;
     let (server, control) = MaliciousCompute::new(BfvEvaluator::new(plan.clone())?);
     let service = InProcessService::start(codec, server, &BatchConfig::default())?;
     let mut client = service.client();
@@ -260,6 +265,7 @@ pub fn bfv<R: RngCore + CryptoRng>(
     Ok(Outcome {
         scheme: Scheme::Bfv,
         adversary: Adversary::Passive,
+        release: release.to_string(),
         recovered: key.is_some(),
         verified_on_unseen: verified,
         ciphertexts_used: 1,

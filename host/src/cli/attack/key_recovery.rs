@@ -9,9 +9,9 @@ use rand_core::SeedableRng;
 use crate::attack::key_recovery::{active, passive, Adversary, Outcome};
 use crate::cli::exit::{write_json, CliError, CliResult};
 use crate::cli::options::DataOptions;
-use crate::inference::{calibrated_ckks_plan, compare, to_images, Comparison};
+use crate::inference::{calibrated_ckks_plan, compare_releasing, to_images, Comparison};
 use crate::model::{Architecture, Model};
-use crate::service::{bfv_plan, Scheme};
+use crate::service::{bfv_plan, ReleaseError, ReleasePolicy, Scheme};
 use crate::train::cache::{cache_path, cached_or_trained};
 use crate::train::optim::OptimizerKind;
 use crate::train::TrainConfig;
@@ -35,9 +35,12 @@ pub struct KeyRecoveryArgs {
     /// colluding client.
     #[arg(long, value_enum, default_value = "active")]
     adversary: Adversary,
-    /// What the trusted party releases: `exact` (the decoded scores as f32, unchanged).
-    #[arg(long, value_enum, default_value = "exact")]
-    release: Release,
+    /// What the trusted party releases of each decrypted score: `exact` (unchanged, then
+    /// f32 as every score), `rounded:BITS` (to a multiple of 2^-BITS), `flooded[:S[:TAU]]`
+    /// (Gaussian noise of sqrt(12 TAU) 2^(S/2) times the plan's error bound; S = 30,
+    /// TAU = 1 by default; CKKS only).
+    #[arg(long, default_value = "exact", value_parser = parse_release)]
+    release: ReleasePolicy,
     /// The model file (safetensors); default: the paper's network, trained or cached as
     /// `heist demo` does.
     #[arg(long, value_name = "PATH")]
@@ -79,12 +82,9 @@ impl From<KeyScheme> for Scheme {
     }
 }
 
-/// Release policies of the trusted party.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-enum Release {
-    /// The decoded scores, converted to f32 and nothing else (the service as deployed).
-    Exact,
+/// Parses `--release`.
+fn parse_release(text: &str) -> Result<ReleasePolicy, ReleaseError> {
+    text.parse()
 }
 
 /// Runs `heist attack key-recovery`.
@@ -135,7 +135,13 @@ pub fn run(args: KeyRecoveryArgs) -> CliResult {
     let (outcome, hypothetical) = attack(&args, &model, &data.train, filler, victim)?;
     let attack_seconds = start.elapsed().as_secs_f64();
     let comparison: Option<Comparison> = if args.limit > 0 {
-        Some(compare(&model, &data.train, &data.test.truncated(args.limit), scheme)?)
+        Some(compare_releasing(
+            &model,
+            &data.train,
+            &data.test.truncated(args.limit),
+            scheme,
+            args.release,
+        )?)
     } else {
         None
     };
@@ -145,7 +151,6 @@ pub fn run(args: KeyRecoveryArgs) -> CliResult {
     if let Some(path) = &args.json {
         let mut out = serde_json::to_value(&outcome).map_err(anyhow::Error::from)?;
         if let Some(obj) = out.as_object_mut() {
-            obj.insert("release".to_owned(), serde_json::to_value(args.release).map_err(anyhow::Error::from)?);
             obj.insert(
                 "accuracy".to_owned(),
                 comparison.as_ref().map(|c| c.encrypted_accuracy).into(),
@@ -186,23 +191,23 @@ fn attack(
     Ok(match (args.scheme, args.adversary) {
         (KeyScheme::Ckks, Adversary::Active) => {
             let plan = calibrated_ckks_plan(model, train)?;
-            (active::ckks(&plan, filler, victim, &mut rng)?, None)
+            (active::ckks(&plan, args.release, filler, victim, &mut rng)?, None)
         }
         (KeyScheme::Ckks, Adversary::Passive) => {
             let plan = calibrated_ckks_plan(model, train)?;
             let f64_release = passive::ckks_f64(&plan, filler, victim, &mut rng)?;
             (
-                passive::ckks(&plan, filler, victim, &mut rng)?,
+                passive::ckks(&plan, args.release, filler, victim, &mut rng)?,
                 Some(f64_release),
             )
         }
         (KeyScheme::Bfv, Adversary::Active) => {
             let (quant, plan) = bfv_plan(model)?;
-            (active::bfv(&quant, &plan, filler, victim, &mut rng)?, None)
+            (active::bfv(&quant, &plan, args.release, filler, victim, &mut rng)?, None)
         }
         (KeyScheme::Bfv, Adversary::Passive) => {
             let (quant, plan) = bfv_plan(model)?;
-            (passive::bfv(&quant, &plan, filler, victim, &mut rng)?, None)
+            (passive::bfv(&quant, &plan, args.release, filler, victim, &mut rng)?, None)
         }
     })
 }
