@@ -193,3 +193,68 @@ fn noiseless_ciphertexts_from_parts() {
     ));
     assert!(Ciphertext::from_parts(&params, a.clone(), a, 1.0, 0.0, 0.0).is_ok());
 }
+
+/// Flooding at decryption defeats the active adversary; rounding alone to 10 bits does too
+/// against the unscaled crafted pair (whose slots are about `|s(ζ)|/Δ`).
+#[test]
+fn active_recovery_fails_under_flooding_and_rounding() {
+    let plan = ckks_plan();
+    let images = mnist_test_images(12);
+    let (filler, victim) = images.split_at(8);
+    let mut rng = seeded_rng("key-recovery-defended", 9);
+    for release in ["flooded", "rounded:10"] {
+        let release: ReleasePolicy = release.parse().unwrap();
+        let outcome = active::ckks(&plan, release, filler, victim, &mut rng).unwrap();
+        assert!(!outcome.recovered && !outcome.verified_on_unseen, "{outcome:?}");
+        assert_eq!(outcome.release, release.to_string());
+    }
+}
+
+/// The trusted party refuses replies at another level or scale than the plan's output,
+/// and with another number of parts; a crafted pair at the right level and scale passes
+/// (the validation does not stop the active adversary).
+#[test]
+fn trusted_party_refuses_replies_off_the_plan() {
+    use heist::attack::key_recovery::{MaliciousCompute, Reply};
+    use heist::oracle::Oracle;
+    use heist::service::{BatchConfig, CkksCodec, CkksEvaluator, InProcessService};
+    use heist_he::ckks::Ciphertext;
+    let plan = ckks_plan();
+    let mut rng = seeded_rng("key-recovery-validation", 10);
+    let codec = CkksCodec::new(plan.clone(), &mut rng).unwrap();
+    let (server, control) = MaliciousCompute::new(CkksEvaluator::new(plan.clone()).unwrap());
+    let service = InProcessService::start(codec, server, &BatchConfig::default()).unwrap();
+    let mut client = service.client();
+    let images = mnist_test_images(2);
+    let (level, scale) = plan.output_level_scale();
+    let params = plan.params().clone();
+    let n = params.he().n();
+    let reply = move |level: usize, scale: f64, count: usize| -> Vec<u8> {
+        let ct = |_| {
+            let zero = heist_core::rns::RnsPoly::zero(n, level);
+            Ciphertext::from_parts(&params, zero.clone(), zero, scale, 1.0, 1.0)
+                .unwrap()
+                .encode()
+        };
+        let items: Vec<Vec<u8>> = (0..count).map(ct).collect();
+        let mut out = (count as u32).to_le_bytes().to_vec();
+        for item in items {
+            out.extend_from_slice(&(item.len() as u32).to_le_bytes());
+            out.extend_from_slice(&item);
+        }
+        out
+    };
+    let cases = [
+        (level + 1, scale, 10, format!("reply ciphertext 0 at level {}", level + 1)),
+        (level, scale * 2.0, 10, format!("at level {level}, scale {:e}", scale * 2.0)),
+        (level, scale, 9, "payload holds 9 ciphertexts, expected 10".to_owned()),
+    ];
+    for (l, s, count, what) in cases {
+        control.push(Reply::Fixed(reply(l, s, count)));
+        let error = client.query(&images).unwrap_err().to_string();
+        assert!(error.contains(&what), "{what}: {error}");
+    }
+    control.push(Reply::Fixed(reply(level, scale, 10)));
+    let scores = client.query(&images).unwrap();
+    assert!(scores.iter().flatten().all(|&v| v == 0.0));
+}

@@ -174,3 +174,73 @@ impl ReleasePolicy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::rand_core::SeedableRng;
+
+    #[test]
+    fn policies_parse_and_bad_ones_are_refused() {
+        assert_eq!("exact".parse(), Ok(ReleasePolicy::Exact));
+        assert_eq!("rounded:8".parse(), Ok(ReleasePolicy::Rounded { bits: 8 }));
+        assert_eq!(
+            "flooded".parse(),
+            Ok(ReleasePolicy::Flooded {
+                security: 30,
+                queries: 1
+            })
+        );
+        assert_eq!(
+            "flooded:40:16".parse(),
+            Ok(ReleasePolicy::Flooded {
+                security: 40,
+                queries: 16
+            })
+        );
+        for bad in ["rounded:x", "rounded:53", "flooded:0", "flooded:30:0"] {
+            assert!(
+                matches!(bad.parse::<ReleasePolicy>(), Err(ReleaseError::Bad { .. })),
+                "{bad}"
+            );
+        }
+        for unknown in ["", "rounded", "f16", "exact:1", "flooded:30:1:2"] {
+            assert!(
+                matches!(unknown.parse::<ReleasePolicy>(), Err(ReleaseError::Unknown(_))),
+                "{unknown}"
+            );
+        }
+        for text in ["exact", "rounded:12", "flooded:30:4"] {
+            assert_eq!(text.parse::<ReleasePolicy>().map(|p| p.to_string()), Ok(text.to_owned()));
+        }
+    }
+
+    #[test]
+    fn flooding_sigma_follows_the_openfhe_formula_and_the_noise_has_it() {
+        // logstd = s/2 + log2 sqrt(12 tau) over the noise estimate.
+        let sigma = flooding_sigma(1e-6, 30, 4);
+        let want = f64::powf(2.0, 15.0 + (48.0f64).log2() / 2.0) * 1e-6;
+        assert!((sigma - want).abs() <= 1e-12 * want, "{sigma} vs {want}");
+        let policy = ReleasePolicy::Flooded {
+            security: 30,
+            queries: 4,
+        };
+        assert_eq!(policy.sigma(1e-6), sigma);
+        assert_eq!(ReleasePolicy::Rounded { bits: 3 }.sigma(1e-6), 0.0);
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(29);
+        let mut rows = vec![vec![1.5; 100]; 200];
+        policy.apply(&mut rows, 1e-6, &mut rng);
+        let n = 20_000.0;
+        let mean = rows.iter().flatten().map(|v| v - 1.5).sum::<f64>() / n;
+        let var = rows.iter().flatten().map(|v| (v - 1.5 - mean).powi(2)).sum::<f64>() / n;
+        assert!(mean.abs() < 0.05 * sigma, "mean {mean}");
+        assert!((var.sqrt() / sigma - 1.0).abs() < 0.03, "std {} vs {sigma}", var.sqrt());
+    }
+
+    #[test]
+    fn rounding_keeps_multiples_of_two_to_the_minus_bits() {
+        let mut rows = vec![vec![0.3, -1.26, 7.0]];
+        ReleasePolicy::Rounded { bits: 2 }.apply(&mut rows, 0.0, &mut rand_core::OsRng);
+        assert_eq!(rows, vec![vec![0.25, -1.25, 7.0]]);
+    }
+}

@@ -28,7 +28,9 @@ use heist_he::nn::{BfvPlan, CkksPlan};
 use heist_he::params::HeParams;
 use rand_core::{CryptoRng, RngCore};
 
-use super::solve::{multipliers, refine_residues, solve_ternary, symmetric_part, Equation};
+use super::solve::{
+    multipliers, refine_residues, solve_ternary, symmetric_part, ternary, Equation,
+};
 use super::{
     fill, verify_bfv, verify_ckks, Adversary, AttackError, MaliciousCompute, Outcome, Reply,
 };
@@ -209,13 +211,11 @@ pub fn bfv<R: RngCore + CryptoRng>(
     let encoder = BatchEncoder::new(plan.n(), t)?;
     let pt = encoder.encode_u64(&slots)?;
     let modulus = params.plain_modulus();
-    let s: Vec<i64> = pt.coeffs().iter().map(|&c| modulus.centre(c)).collect();
     let he = params.he();
-    let key = if s.iter().all(|c| c.abs() <= 1) {
-        Some(SecretKey::from_ternary(he, &s)?)
-    } else {
-        None
-    };
+    let key = ternary(pt.coeffs().iter().map(|&c| modulus.centre(c)))
+        .ok()
+        .map(|s| SecretKey::from_ternary(he, &s))
+        .transpose()?;
     let seconds = start.elapsed().as_secs_f64();
     let client_queries = client.queries();
     let verified = match &key {

@@ -32,7 +32,7 @@ use heist_he::nn::{BfvPlan, CkksClient, CkksPlan, CkksServer, Sequential};
 use heist_he::ring;
 use rand_core::{CryptoRng, RngCore};
 
-use super::solve::{solve_ternary, symmetric_part, Equation};
+use super::solve::{solve_ternary, symmetric_part, ternary, Equation};
 use super::{fill, verify_ckks, Adversary, AttackError, MaliciousCompute, Outcome};
 use crate::oracle::{Image, Oracle};
 use crate::service::bfv::decode_prime_of;
@@ -247,12 +247,10 @@ pub fn bfv<R: RngCore + CryptoRng>(
             rhs.mul_assign(&inv, basis);
             let s: RnsPoly<Coeff> = rhs.into_coeff(basis);
             let q = basis.modulus(0);
-            let s: Vec<i64> = s.limb(0).iter().map(|&r| q.centre(r)).collect();
-            if s.iter().all(|c| c.abs() <= 1) {
-                Some(SecretKey::from_ternary(he, &s)?)
-            } else {
-                None
-            }
+            ternary(s.limb(0).iter().map(|&r| q.centre(r)))
+                .ok()
+                .map(|s| SecretKey::from_ternary(he, &s))
+                .transpose()?
         }
         Err(_) => None,
     };

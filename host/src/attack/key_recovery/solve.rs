@@ -51,6 +51,9 @@ pub enum SolveError {
         /// Its centred value.
         value: i64,
     },
+    /// The solution is the zero polynomial: the release carried nothing.
+    #[error("the solution is the zero polynomial")]
+    Zero,
     /// Wrong numbers of released values or ciphertext parts.
     #[error("{what}: expected {expected}, found {found}")]
     Shape {
@@ -178,18 +181,30 @@ pub fn solve_ternary(
     s.mul_assign(&ring::invert(&det, basis)?, basis);
     let s = s.into_coeff(basis);
     let q = basis.modulus(0);
-    s.limb(0)
-        .iter()
+    ternary(s.limb(0).iter().map(|&r| q.centre(r)))
+}
+
+/// The coefficients as a ternary key: each in `{-1, 0, 1}`, not all zero (the zero
+/// polynomial is what a release that lost everything gives, and decrypts nothing).
+///
+/// # Errors
+/// [`SolveError::NotTernary`] for the first coefficient outside `{-1, 0, 1}`;
+/// [`SolveError::Zero`] for the zero polynomial.
+pub fn ternary(coeffs: impl Iterator<Item = i64>) -> Result<Vec<i64>, SolveError> {
+    let s = coeffs
         .enumerate()
-        .map(|(index, &r)| {
-            let value = q.centre(r);
+        .map(|(index, value)| {
             if value.abs() <= 1 {
                 Ok(value)
             } else {
                 Err(SolveError::NotTernary { index, value })
             }
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    if s.iter().all(|&c| c == 0) {
+        return Err(SolveError::Zero);
+    }
+    Ok(s)
 }
 
 /// The multipliers `μ_0 = 1 < μ_1 < …` of [`refine_residues`] for a prime `t` and a
