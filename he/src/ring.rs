@@ -119,7 +119,8 @@ mod tests {
             let basis = basis(n);
             for _ in 0..4 {
                 let coeffs: Vec<i64> = (0..n).map(|_| (rng.next_u32() % 7) as i64 - 3).collect();
-                let a = RnsPoly::<Coeff>::from_signed(&coeffs, basis.len(), &basis).into_eval(&basis);
+                let a =
+                    RnsPoly::<Coeff>::from_signed(&coeffs, basis.len(), &basis).into_eval(&basis);
                 let Ok(inv) = invert(&a, &basis) else {
                     continue;
                 };
@@ -135,7 +136,10 @@ mod tests {
                 checked += 1;
             }
         }
-        assert!(checked >= 6, "only {checked} of 8 random elements were units");
+        assert!(
+            checked >= 6,
+            "only {checked} of 8 random elements were units"
+        );
     }
 
     #[test]
@@ -154,7 +158,11 @@ mod tests {
         }
         let a = a.into_eval(&basis);
         match invert(&a, &basis) {
-            Err(RingError::NotInvertible { limb, prime, position }) => {
+            Err(RingError::NotInvertible {
+                limb,
+                prime,
+                position,
+            }) => {
                 assert_eq!((limb, prime), (1, p));
                 assert_eq!(a.limb(1)[position], 0);
             }

@@ -56,7 +56,15 @@ fn active_server_recovers_the_bfv_key_from_one_batch() {
     let images = mnist_test_images(12);
     let (filler, victim) = images.split_at(8);
     let mut rng = seeded_rng("key-recovery-bfv-active", 4);
-    let outcome = active::bfv(&quant, &plan, ReleasePolicy::Exact, filler, victim, &mut rng).unwrap();
+    let outcome = active::bfv(
+        &quant,
+        &plan,
+        ReleasePolicy::Exact,
+        filler,
+        victim,
+        &mut rng,
+    )
+    .unwrap();
     assert!(outcome.recovered, "{outcome:?}");
     assert!(outcome.verified_on_unseen, "{outcome:?}");
     assert_eq!(outcome.batches, 1);
@@ -70,7 +78,10 @@ fn passive_server_fails_on_the_f32_release_of_the_service() {
     let (filler, victim) = images.split_at(8);
     let mut rng = seeded_rng("key-recovery-ckks-passive", 5);
     let outcome = passive::ckks(&plan, ReleasePolicy::Exact, filler, victim, &mut rng).unwrap();
-    assert!(!outcome.recovered && !outcome.verified_on_unseen, "{outcome:?}");
+    assert!(
+        !outcome.recovered && !outcome.verified_on_unseen,
+        "{outcome:?}"
+    );
     // The f32 rounding leaves re-encoded coefficients anywhere between two integers.
     let error = outcome.reencoding_error.unwrap();
     assert!(error > 0.25, "{outcome:?}");
@@ -83,7 +94,10 @@ fn passive_server_recovers_the_ckks_key_from_a_full_f64_release() {
     let (filler, victim) = images.split_at(8);
     let mut rng = seeded_rng("key-recovery-ckks-f64", 6);
     let outcome = passive::ckks_f64(&plan, filler, victim, &mut rng).unwrap();
-    assert!(outcome.recovered && outcome.verified_on_unseen, "{outcome:?}");
+    assert!(
+        outcome.recovered && outcome.verified_on_unseen,
+        "{outcome:?}"
+    );
     assert!(outcome.reencoding_error.unwrap() < 0.01, "{outcome:?}");
 }
 
@@ -93,8 +107,19 @@ fn passive_server_learns_nothing_from_exact_bfv_decryptions() {
     let images = mnist_test_images(12);
     let (filler, victim) = images.split_at(8);
     let mut rng = seeded_rng("key-recovery-bfv-passive", 7);
-    let outcome = passive::bfv(&quant, &plan, ReleasePolicy::Exact, filler, victim, &mut rng).unwrap();
-    assert!(!outcome.recovered && !outcome.verified_on_unseen, "{outcome:?}");
+    let outcome = passive::bfv(
+        &quant,
+        &plan,
+        ReleasePolicy::Exact,
+        filler,
+        victim,
+        &mut rng,
+    )
+    .unwrap();
+    assert!(
+        !outcome.recovered && !outcome.verified_on_unseen,
+        "{outcome:?}"
+    );
 }
 
 /// A ternary key imported from its coefficients decrypts what the same coefficients
@@ -172,7 +197,11 @@ fn noiseless_ciphertexts_from_parts() {
         .collect();
     assert_eq!(pt.coeffs(), &want[..]);
     assert!(matches!(
-        scheme::Ciphertext::new(&params, RnsPoly::zero(n, level - 1), RnsPoly::zero(n, level)),
+        scheme::Ciphertext::new(
+            &params,
+            RnsPoly::zero(n, level - 1),
+            RnsPoly::zero(n, level)
+        ),
         Err(BfvError::PartsMismatch { .. })
     ));
 
@@ -205,7 +234,10 @@ fn active_recovery_fails_under_flooding_and_rounding() {
     for release in ["flooded", "rounded:10"] {
         let release: ReleasePolicy = release.parse().unwrap();
         let outcome = active::ckks(&plan, release, filler, victim, &mut rng).unwrap();
-        assert!(!outcome.recovered && !outcome.verified_on_unseen, "{outcome:?}");
+        assert!(
+            !outcome.recovered && !outcome.verified_on_unseen,
+            "{outcome:?}"
+        );
         assert_eq!(outcome.release, release.to_string());
     }
 }
@@ -245,9 +277,24 @@ fn trusted_party_refuses_replies_off_the_plan() {
         out
     };
     let cases = [
-        (level + 1, scale, 10, format!("reply ciphertext 0 at level {}", level + 1)),
-        (level, scale * 2.0, 10, format!("at level {level}, scale {:e}", scale * 2.0)),
-        (level, scale, 9, "payload holds 9 ciphertexts, expected 10".to_owned()),
+        (
+            level + 1,
+            scale,
+            10,
+            format!("reply ciphertext 0 at level {}", level + 1),
+        ),
+        (
+            level,
+            scale * 2.0,
+            10,
+            format!("at level {level}, scale {:e}", scale * 2.0),
+        ),
+        (
+            level,
+            scale,
+            9,
+            "payload holds 9 ciphertexts, expected 10".to_owned(),
+        ),
     ];
     for (l, s, count, what) in cases {
         control.push(Reply::Fixed(reply(l, s, count)));

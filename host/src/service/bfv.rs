@@ -116,10 +116,9 @@ pub(crate) fn decode_prime_of(
     prime: usize,
 ) -> Result<Vec<Ciphertext>, CodecError> {
     let items = split_items(payload, plan.params().len() * per_prime).map_err(bfv)?;
-    let (Some(chunk), Some(params)) = (
-        items.chunks(per_prime).nth(prime),
-        plan.params().get(prime),
-    ) else {
+    let (Some(chunk), Some(params)) =
+        (items.chunks(per_prime).nth(prime), plan.params().get(prime))
+    else {
         return Err(bfv(HeBatchError::Count {
             expected: plan.params().len(),
             found: prime as u64,

@@ -206,12 +206,18 @@ mod tests {
         }
         for unknown in ["", "rounded", "f16", "exact:1", "flooded:30:1:2"] {
             assert!(
-                matches!(unknown.parse::<ReleasePolicy>(), Err(ReleaseError::Unknown(_))),
+                matches!(
+                    unknown.parse::<ReleasePolicy>(),
+                    Err(ReleaseError::Unknown(_))
+                ),
                 "{unknown}"
             );
         }
         for text in ["exact", "rounded:12", "flooded:30:4"] {
-            assert_eq!(text.parse::<ReleasePolicy>().map(|p| p.to_string()), Ok(text.to_owned()));
+            assert_eq!(
+                text.parse::<ReleasePolicy>().map(|p| p.to_string()),
+                Ok(text.to_owned())
+            );
         }
     }
 
@@ -232,9 +238,18 @@ mod tests {
         policy.apply(&mut rows, 1e-6, &mut rng);
         let n = 20_000.0;
         let mean = rows.iter().flatten().map(|v| v - 1.5).sum::<f64>() / n;
-        let var = rows.iter().flatten().map(|v| (v - 1.5 - mean).powi(2)).sum::<f64>() / n;
+        let var = rows
+            .iter()
+            .flatten()
+            .map(|v| (v - 1.5 - mean).powi(2))
+            .sum::<f64>()
+            / n;
         assert!(mean.abs() < 0.05 * sigma, "mean {mean}");
-        assert!((var.sqrt() / sigma - 1.0).abs() < 0.03, "std {} vs {sigma}", var.sqrt());
+        assert!(
+            (var.sqrt() / sigma - 1.0).abs() < 0.03,
+            "std {} vs {sigma}",
+            var.sqrt()
+        );
     }
 
     #[test]

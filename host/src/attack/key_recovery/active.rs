@@ -38,9 +38,8 @@ use crate::oracle::{Image, Oracle};
 use crate::service::bfv::encode_ciphertexts as bfv_payload;
 use crate::service::ckks::{decode_ciphertexts, encode_ciphertexts as ckks_payload};
 use crate::service::{
-    ReleasePolicy,
-    BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator, CodecError,
-    InProcessService, Scheme,
+    BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator, CodecError, InProcessService,
+    ReleasePolicy, Scheme,
 };
 
 /// `(0, X^k)` at `level`, in evaluation form.
@@ -59,8 +58,8 @@ fn craft_ckks(plan: &CkksPlan, honest: &[u8]) -> Result<(Vec<u8>, usize, f64), C
         scheme: Scheme::Ckks,
         error,
     };
-    let mut cts = decode_ciphertexts(plan, honest, plan.output_len())
-        .map_err(|e| backend(Box::new(e)))?;
+    let mut cts =
+        decode_ciphertexts(plan, honest, plan.output_len()).map_err(|e| backend(Box::new(e)))?;
     let he = plan.params().he();
     let (mut level, mut scale) = (0, 0.0);
     for (k, ct) in cts.iter_mut().take(2).enumerate() {
@@ -153,9 +152,9 @@ fn craft_bfv(plan: &BfvPlan, mus: &[u64]) -> Result<Vec<u8>, AttackError> {
     let params = plan.params();
     let n = plan.n();
     let t = *params[0].plain_modulus();
-    let others = params[1..]
-        .iter()
-        .fold(1u64, |acc, p| t.mul(acc, t.reduce(p.plain_modulus().value())));
+    let others = params[1..].iter().fold(1u64, |acc, p| {
+        t.mul(acc, t.reduce(p.plain_modulus().value()))
+    });
     let mut cts = Vec::with_capacity(params.len() * plan.output_len());
     for (j, p) in params.iter().enumerate() {
         let level = p.he().max_level();

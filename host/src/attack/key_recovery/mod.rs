@@ -313,9 +313,11 @@ pub(crate) fn verify_bfv(
             quant.quantize_input(&pixels)
         })
         .collect::<Result<_, _>>()
-        .map_err(|e| AttackError::Codec(CodecError::Context {
-            reason: format!("quantising the victim's images: {e}"),
-        }))?;
+        .map_err(|e| {
+            AttackError::Codec(CodecError::Context {
+                reason: format!("quantising the victim's images: {e}"),
+            })
+        })?;
     for (pixel, ct) in cts.iter().enumerate() {
         let slots = encoder.decode_u64(&heist_he::bfv::decrypt(params, key, ct)?)?;
         let wrong = expected

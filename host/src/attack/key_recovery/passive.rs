@@ -38,8 +38,8 @@ use crate::oracle::{Image, Oracle};
 use crate::service::bfv::decode_prime_of;
 use crate::service::ckks::decode_ciphertexts;
 use crate::service::{
-    ReleasePolicy,
-    BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator, InProcessService, Scheme,
+    BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator, InProcessService, ReleasePolicy,
+    Scheme,
 };
 
 /// The equations of classes 0 and 1 from kept ciphertexts and the released real parts of
@@ -223,10 +223,16 @@ pub fn bfv<R: RngCore + CryptoRng>(
             let x = quant
                 .quantize_input(&pixels(image))
                 .and_then(|q| quant.infer(&q))
-                .map_err(|e| AttackError::Codec(crate::service::CodecError::Context {
-                    reason: format!("integer model: {e}"),
-                }))?;
-            let r = x.first().copied().unwrap_or(0).rem_euclid(i128::from(t.value()));
+                .map_err(|e| {
+                    AttackError::Codec(crate::service::CodecError::Context {
+                        reason: format!("integer model: {e}"),
+                    })
+                })?;
+            let r = x
+                .first()
+                .copied()
+                .unwrap_or(0)
+                .rem_euclid(i128::from(t.value()));
             Ok(r as u64)
         })
         .collect::<Result<_, AttackError>>()?;

@@ -285,7 +285,11 @@ mod tests {
     /// and back.
     fn released(t: u64, mu: u64, r: u64, other: f64, scale: f64) -> f64 {
         let a = (u128::from(mu) * u128::from(r) % u128::from(t)) as i128;
-        let a = if a > i128::from(t / 2) { a - i128::from(t) } else { a };
+        let a = if a > i128::from(t / 2) {
+            a - i128::from(t)
+        } else {
+            a
+        };
         let score = ((a as f64 * other) / scale) as f32;
         f64::from(score) * scale / other
     }

@@ -163,12 +163,21 @@ pub fn run(args: KeyRecoveryArgs) -> CliResult {
                 "agreement_with_plain".to_owned(),
                 comparison.as_ref().map(|c| c.agreement).into(),
             );
-            obj.insert("accuracy_images".to_owned(), comparison.as_ref().map(|c| c.images).into());
+            obj.insert(
+                "accuracy_images".to_owned(),
+                comparison.as_ref().map(|c| c.images).into(),
+            );
             if let Some(h) = &hypothetical {
-                obj.insert("f64_release".to_owned(), serde_json::to_value(h).map_err(anyhow::Error::from)?);
+                obj.insert(
+                    "f64_release".to_owned(),
+                    serde_json::to_value(h).map_err(anyhow::Error::from)?,
+                );
             }
             obj.insert("seed".to_owned(), args.seed.into());
-            obj.insert("dataset".to_owned(), serde_json::to_value(data.dataset).map_err(anyhow::Error::from)?);
+            obj.insert(
+                "dataset".to_owned(),
+                serde_json::to_value(data.dataset).map_err(anyhow::Error::from)?,
+            );
             obj.insert("data_source".to_owned(), data.source.label().into());
             obj.insert("model".to_owned(), model_label.into());
             obj.insert("total_seconds".to_owned(), attack_seconds.into());
@@ -191,7 +200,10 @@ fn attack(
     Ok(match (args.scheme, args.adversary) {
         (KeyScheme::Ckks, Adversary::Active) => {
             let plan = calibrated_ckks_plan(model, train)?;
-            (active::ckks(&plan, args.release, filler, victim, &mut rng)?, None)
+            (
+                active::ckks(&plan, args.release, filler, victim, &mut rng)?,
+                None,
+            )
         }
         (KeyScheme::Ckks, Adversary::Passive) => {
             let plan = calibrated_ckks_plan(model, train)?;
@@ -203,11 +215,17 @@ fn attack(
         }
         (KeyScheme::Bfv, Adversary::Active) => {
             let (quant, plan) = bfv_plan(model)?;
-            (active::bfv(&quant, &plan, args.release, filler, victim, &mut rng)?, None)
+            (
+                active::bfv(&quant, &plan, args.release, filler, victim, &mut rng)?,
+                None,
+            )
         }
         (KeyScheme::Bfv, Adversary::Passive) => {
             let (quant, plan) = bfv_plan(model)?;
-            (passive::bfv(&quant, &plan, args.release, filler, victim, &mut rng)?, None)
+            (
+                passive::bfv(&quant, &plan, args.release, filler, victim, &mut rng)?,
+                None,
+            )
         }
     })
 }
