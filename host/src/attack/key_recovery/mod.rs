@@ -91,12 +91,15 @@ fn display<S: serde::Serializer>(value: &Scheme, serializer: S) -> Result<S::Ok,
     serializer.collect_str(value)
 }
 
+/// Turns the honest reply to a batch into the crafted one.
+pub type Craft = Box<dyn FnOnce(Vec<u8>) -> Result<Vec<u8>, CodecError> + Send>;
+
 /// What the malicious compute server does with the next batch.
 pub enum Reply {
     /// Evaluate honestly, and keep the input and output payloads.
     Honest,
     /// Evaluate honestly, then replace the output with what the function makes of it.
-    Crafted(Box<dyn FnOnce(Vec<u8>) -> Result<Vec<u8>, CodecError> + Send>),
+    Crafted(Craft),
     /// Return this payload without evaluating anything.
     Fixed(Vec<u8>),
 }
