@@ -559,7 +559,7 @@ impl Encoder {
     ///
     /// # Ranges
     /// Finite values, positive finite scale → `N` coefficients, each within the special
-    /// FFT's floating-point error ([`fft_error`]) of the exact value.
+    /// FFT's floating-point error (`Δ M N log2(N) 2^-52`, see the module docs) of the exact value.
     ///
     /// # Errors
     /// [`CkksError::TooManySlots`], [`CkksError::BadScale`], [`CkksError::Overflow`] for a

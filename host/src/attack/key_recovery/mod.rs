@@ -64,6 +64,9 @@ pub struct Outcome {
     pub adversary: Adversary,
     /// The trusted party's release policy.
     pub release: String,
+    /// The deviation of the noise the policy adds to every released score (0 unless
+    /// flooded).
+    pub release_sigma: f64,
     /// Whether a ternary key came out of the released values.
     pub recovered: bool,
     /// Whether that key decrypts another client's input batch (never seen decrypted) to

@@ -242,6 +242,12 @@ fn print_outcome(o: &Outcome, f64_release: Option<&Outcome>, c: Option<&Comparis
         "cost                  {} ciphertexts, {} batch(es), {} client queries, {:.2} s",
         o.ciphertexts_used, o.batches, o.client_queries, o.seconds
     );
+    if o.release_sigma > 0.0 {
+        println!(
+            "release               {} (noise deviation {:.3e})",
+            o.release, o.release_sigma
+        );
+    }
     if let Some(e) = o.reencoding_error {
         println!("re-encoding error     {e:.3e} (recovery needs < 0.5)");
     }
