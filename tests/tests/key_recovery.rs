@@ -39,7 +39,8 @@ fn active_server_recovers_the_ckks_key_from_one_batch() {
     let images = mnist_test_images(12);
     let (filler, victim) = images.split_at(8);
     let mut rng = seeded_rng("key-recovery-ckks-active", 3);
-    let outcome = active::ckks(&plan, ReleasePolicy::Exact, filler, victim, &mut rng).unwrap();
+    let outcome =
+        active::ckks(&plan, ReleasePolicy::Exact, false, filler, victim, &mut rng).unwrap();
     assert_eq!(
         (outcome.scheme, outcome.adversary),
         (Scheme::Ckks, Adversary::Active)
@@ -233,7 +234,7 @@ fn active_recovery_fails_under_flooding_and_rounding() {
     let mut rng = seeded_rng("key-recovery-defended", 9);
     for release in ["flooded", "rounded:10"] {
         let release: ReleasePolicy = release.parse().unwrap();
-        let outcome = active::ckks(&plan, release, filler, victim, &mut rng).unwrap();
+        let outcome = active::ckks(&plan, release, false, filler, victim, &mut rng).unwrap();
         assert!(
             !outcome.recovered && !outcome.verified_on_unseen,
             "{outcome:?}"
@@ -304,4 +305,24 @@ fn trusted_party_refuses_replies_off_the_plan() {
     control.push(Reply::Fixed(reply(level, scale, 10)));
     let scores = client.query(&images).unwrap();
     assert!(scores.iter().flatten().all(|&v| v == 0.0));
+}
+
+/// An active server that multiplies its crafted pair by a gain chosen from the policy
+/// (Li and Micciancio's counter) defeats rounding alone, since no bound on the released
+/// scores is enforced.
+#[test]
+fn an_amplifying_server_defeats_rounding_alone() {
+    let plan = ckks_plan();
+    let images = mnist_test_images(12);
+    let (filler, victim) = images.split_at(8);
+    let mut rng = seeded_rng("key-recovery-amplified", 11);
+    for release in ["rounded:10", "rounded:4"] {
+        let release: ReleasePolicy = release.parse().unwrap();
+        let outcome = active::ckks(&plan, release, true, filler, victim, &mut rng).unwrap();
+        assert!(outcome.gain > 1, "{outcome:?}");
+        assert!(
+            outcome.recovered && outcome.verified_on_unseen,
+            "{outcome:?}"
+        );
+    }
 }

@@ -42,10 +42,15 @@ use crate::service::{
     ReleasePolicy, Scheme,
 };
 
-/// `(0, X^k)` at `level`, in evaluation form.
-fn monomial_pair(he: &HeParams, k: usize, level: usize) -> (RnsPoly<Eval>, RnsPoly<Eval>) {
+/// `(0, gain·X^k)` at `level`, in evaluation form.
+fn monomial_pair(
+    he: &HeParams,
+    k: usize,
+    level: usize,
+    gain: i64,
+) -> (RnsPoly<Eval>, RnsPoly<Eval>) {
     let mut x = vec![0i64; he.n()];
-    x[k] = 1;
+    x[k] = gain;
     let c1 = RnsPoly::<Coeff>::from_signed(&x, level, he.basis()).into_eval(he.basis());
     (RnsPoly::zero(he.n(), level), c1)
 }
@@ -53,7 +58,11 @@ fn monomial_pair(he: &HeParams, k: usize, level: usize) -> (RnsPoly<Eval>, RnsPo
 /// Replaces the scores of classes 0 and 1 in an honest CKKS reply by `(0, 1)` and
 /// `(0, X)`, with the honest level, scale and bounds; returns the reply, the level and
 /// the scale.
-fn craft_ckks(plan: &CkksPlan, honest: &[u8]) -> Result<(Vec<u8>, usize, f64), CodecError> {
+fn craft_ckks(
+    plan: &CkksPlan,
+    honest: &[u8],
+    gain: i64,
+) -> Result<(Vec<u8>, usize, f64), CodecError> {
     let backend = |error: Box<dyn std::error::Error + Send + Sync>| CodecError::Backend {
         scheme: Scheme::Ckks,
         error,
@@ -64,7 +73,7 @@ fn craft_ckks(plan: &CkksPlan, honest: &[u8]) -> Result<(Vec<u8>, usize, f64), C
     let (mut level, mut scale) = (0, 0.0);
     for (k, ct) in cts.iter_mut().take(2).enumerate() {
         (level, scale) = (ct.level(), ct.scale());
-        let (c0, c1) = monomial_pair(he, k, level);
+        let (c0, c1) = monomial_pair(he, k, level, gain);
         *ct = CkksCiphertext::from_parts(
             plan.params(),
             c0,
@@ -78,6 +87,26 @@ fn craft_ckks(plan: &CkksPlan, honest: &[u8]) -> Result<(Vec<u8>, usize, f64), C
     Ok((ckks_payload(&cts)?, level, scale))
 }
 
+/// The factor an amplifying server multiplies its crafted pair by (Li and Micciancio's
+/// counter to rounding, which their Lattigo code applies as `2^5`): large enough that
+/// the release's rounding (`2^-bits`) or flooding (`σ`) moves a re-encoded coefficient by
+/// at most about 1/8, as a power of two below `q_0 / 8` (so `gain·s` does not wrap).
+/// The adversary knows the release policy and the plan.
+pub fn gain(plan: &CkksPlan, release: ReleasePolicy) -> i64 {
+    let (_, scale) = plan.output_level_scale();
+    let noise = match release {
+        ReleasePolicy::Exact => 0.0,
+        ReleasePolicy::Rounded { bits } => f64::powi(2.0, -(bits as i32)),
+        ReleasePolicy::Flooded { .. } => 6.0 * release.sigma(plan.predicted_error()),
+    };
+    // A slot error of `noise` moves a coefficient re-encoded at 2·scale/gain by at most
+    // 2·scale·noise·2/gain.
+    let wanted = 32.0 * scale * noise;
+    let q0 = plan.params().he().chain()[0] as f64;
+    let bits = wanted.max(1.0).log2().ceil().min((q0 / 8.0).log2().floor());
+    1i64 << (bits.max(0.0) as u32).min(62)
+}
+
 /// Runs the active attack on a CKKS service of `plan`: the colluding client fills one
 /// batch with `filler` (repeated), the server answers it with `(0, 1)` and `(0, X)`; the
 /// recovered key is then checked on the encrypted batch of `victim`.
@@ -88,6 +117,7 @@ fn craft_ckks(plan: &CkksPlan, honest: &[u8]) -> Result<(Vec<u8>, usize, f64), C
 pub fn ckks<R: RngCore + CryptoRng>(
     plan: &CkksPlan,
     release: ReleasePolicy,
+    amplify: bool,
     filler: &[Image],
     victim: &[Image],
     rng: &mut R,
@@ -97,10 +127,11 @@ pub fn ckks<R: RngCore + CryptoRng>(
     let service = InProcessService::start(codec, server, &BatchConfig::default())?;
     let mut client = service.client();
     let start = Instant::now();
+    let gain = if amplify { gain(plan, release) } else { 1 };
     let meta = Arc::new(Mutex::new(None));
     let (crafted, out) = (plan.clone(), Arc::clone(&meta));
     control.push(Reply::Crafted(Box::new(move |honest| {
-        let (reply, level, scale) = craft_ckks(&crafted, &honest)?;
+        let (reply, level, scale) = craft_ckks(&crafted, &honest, gain)?;
         *out.lock().unwrap_or_else(PoisonError::into_inner) = Some((level, scale));
         Ok(reply)
     })));
@@ -115,9 +146,10 @@ pub fn ckks<R: RngCore + CryptoRng>(
     let mut equations = Vec::with_capacity(2);
     for k in 0..2 {
         let re: Vec<f64> = scores.iter().map(|row| f64::from(row[k])).collect();
-        let (symmetric, err) = symmetric_part(&encoder, &re, scale)?;
+        // The slots carry gain·s: re-encoding at scale/gain gives σ(s) directly.
+        let (symmetric, err) = symmetric_part(&encoder, &re, scale / gain as f64)?;
         worst = worst.max(err);
-        let (c0, c1) = monomial_pair(he, k, level);
+        let (c0, c1) = monomial_pair(he, k, level, 1);
         equations.push(Equation::new(&c0, &c1, symmetric));
     }
     let key = solve_ternary(he.basis(), &equations[0], &equations[1])
@@ -139,6 +171,7 @@ pub fn ckks<R: RngCore + CryptoRng>(
         verified_on_unseen: verified,
         ciphertexts_used: 2,
         batches: 1,
+        gain,
         client_queries,
         reencoding_error: Some(worst),
         seconds,
@@ -231,6 +264,7 @@ pub fn bfv<R: RngCore + CryptoRng>(
         verified_on_unseen: verified,
         ciphertexts_used: mus.len(),
         batches: 1,
+        gain: 1,
         client_queries,
         reencoding_error: None,
         seconds,

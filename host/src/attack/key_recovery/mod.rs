@@ -74,6 +74,9 @@ pub struct Outcome {
     pub verified_on_unseen: bool,
     /// Ciphertexts whose decryptions the attack used.
     pub ciphertexts_used: usize,
+    /// The factor the crafted ciphertexts were multiplied by (1: none; see
+    /// [`active::gain`]).
+    pub gain: i64,
     /// Batches the attack spent (crafted or kept).
     pub batches: usize,
     /// Images the colluding client submitted (the service counts one query per image).

@@ -41,6 +41,10 @@ pub struct KeyRecoveryArgs {
     /// TAU = 1 by default; CKKS only).
     #[arg(long, default_value = "exact", value_parser = parse_release)]
     release: ReleasePolicy,
+    /// The active server multiplies its crafted ciphertexts by a gain chosen from the
+    /// release policy (Li and Micciancio's counter to rounding; CKKS only).
+    #[arg(long)]
+    amplify: bool,
     /// The model file (safetensors); default: the paper's network, trained or cached as
     /// `heist demo` does.
     #[arg(long, value_name = "PATH")]
@@ -201,7 +205,7 @@ fn attack(
         (KeyScheme::Ckks, Adversary::Active) => {
             let plan = calibrated_ckks_plan(model, train)?;
             (
-                active::ckks(&plan, args.release, filler, victim, &mut rng)?,
+                active::ckks(&plan, args.release, args.amplify, filler, victim, &mut rng)?,
                 None,
             )
         }
@@ -239,8 +243,8 @@ fn print_outcome(o: &Outcome, f64_release: Option<&Outcome>, c: Option<&Comparis
     println!("key recovered         {}", o.recovered);
     println!("verified on unseen    {}", o.verified_on_unseen);
     println!(
-        "cost                  {} ciphertexts, {} batch(es), {} client queries, {:.2} s",
-        o.ciphertexts_used, o.batches, o.client_queries, o.seconds
+        "cost                  {} ciphertexts (gain {}), {} batch(es), {} client queries, {:.2} s",
+        o.ciphertexts_used, o.gain, o.batches, o.client_queries, o.seconds
     );
     if o.release_sigma > 0.0 {
         println!(
