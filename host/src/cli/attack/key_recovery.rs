@@ -11,7 +11,7 @@ use crate::cli::exit::{write_json, CliError, CliResult};
 use crate::cli::options::DataOptions;
 use crate::inference::{calibrated_ckks_plan, compare_releasing, to_images, Comparison};
 use crate::model::{Architecture, Model};
-use crate::service::{bfv_plan, ReleaseError, ReleasePolicy, Scheme};
+use crate::service::{bfv_plan, ReleasePolicy, Scheme};
 use crate::train::cache::{cache_path, cached_or_trained};
 use crate::train::optim::OptimizerKind;
 use crate::train::TrainConfig;
@@ -39,7 +39,7 @@ pub struct KeyRecoveryArgs {
     /// f32 as every score), `rounded:BITS` (to a multiple of 2^-BITS), `flooded[:S[:TAU]]`
     /// (Gaussian noise of sqrt(12 TAU) 2^(S/2) times the plan's error bound; S = 30,
     /// TAU = 1 by default; CKKS only).
-    #[arg(long, default_value = "exact", value_parser = parse_release)]
+    #[arg(long, default_value = "exact", value_parser = crate::cli::service::parse_release)]
     release: ReleasePolicy,
     /// The active server multiplies its crafted ciphertexts by a gain chosen from the
     /// release policy (Li and Micciancio's counter to rounding; CKKS only).
@@ -84,11 +84,6 @@ impl From<KeyScheme> for Scheme {
             KeyScheme::Bfv => Scheme::Bfv,
         }
     }
-}
-
-/// Parses `--release`.
-fn parse_release(text: &str) -> Result<ReleasePolicy, ReleaseError> {
-    text.parse()
 }
 
 /// Runs `heist attack key-recovery`.
