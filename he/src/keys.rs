@@ -46,6 +46,41 @@ pub const ERROR_VARIANCE: f64 = ETA as f64 / 2.0;
 /// The variance of one ternary secret coefficient (`2/3`).
 pub const SECRET_VARIANCE: f64 = 2.0 / 3.0;
 
+/// Why coefficients do not make a [`SecretKey`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Not one coefficient per degree of the ring.
+    Length {
+        /// The ring degree `N`.
+        expected: usize,
+        /// The number of coefficients given.
+        found: usize,
+    },
+    /// A coefficient is not in `{-1, 0, 1}`.
+    NotTernary {
+        /// Its index.
+        index: usize,
+        /// Its value.
+        value: i64,
+    },
+}
+
+impl core::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Length { expected, found } => {
+                write!(f, "a key has {expected} coefficients, got {found}")
+            }
+            Self::NotTernary { index, value } => {
+                write!(f, "key coefficient {index} is {value}, not in {{-1, 0, 1}}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for KeyError {}
+
 /// The secret key `s`, ternary, kept in evaluation form over the whole basis (chain and
 /// special prime). Wiped on drop.
 pub struct SecretKey {
@@ -119,6 +154,29 @@ impl SecretKey {
             fingerprint: params.fingerprint(),
             s,
         }
+    }
+
+    /// The ternary key with coefficients `coeffs` (each in `{-1, 0, 1}`), over the whole
+    /// basis of `params`: a key imported from elsewhere, or recovered.
+    ///
+    /// # Errors
+    /// [`KeyError::Length`] unless there are `N` coefficients; [`KeyError::NotTernary`]
+    /// naming the first coefficient outside `{-1, 0, 1}`.
+    pub fn from_ternary(params: &HeParams, coeffs: &[i64]) -> Result<Self, KeyError> {
+        if coeffs.len() != params.n() {
+            return Err(KeyError::Length {
+                expected: params.n(),
+                found: coeffs.len(),
+            });
+        }
+        if let Some((index, &value)) = coeffs.iter().enumerate().find(|(_, c)| c.abs() > 1) {
+            return Err(KeyError::NotTernary { index, value });
+        }
+        let s = small_to_eval(params, coeffs.to_vec(), params.basis().len());
+        Ok(Self {
+            fingerprint: params.fingerprint(),
+            s,
+        })
     }
 
     /// Rebuilds a key from its evaluation-form polynomial over the whole basis (decoding).

@@ -17,6 +17,7 @@
 //!   [`keys::KeySwitchKey`] (hybrid, one special prime), [`keys::RelinKey`] (`s² → s`),
 //!   [`keys::GaloisKeys`]; [`keys::key_switch`] with reusable [`keys::KeySwitchScratch`];
 //!   noise formulas [`keys::keyswitch_noise_bound`], [`keys::rounding_bound`].
+//! - [`ring`]: the inverse of a ring element per RNS prime ([`ring::invert`]).
 //! - [`galois`]: automorphisms `X → X^g` as permutations of evaluation positions.
 //! - [`wire`]: the byte format shared by every encoded object (header with magic,
 //!   version, kind, fingerprint, body length; bounded readers and writers), and
@@ -71,4 +72,5 @@ pub mod galois;
 pub mod keys;
 pub mod nn;
 pub mod params;
+pub mod ring;
 pub mod wire;

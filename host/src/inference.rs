@@ -21,7 +21,7 @@ use crate::oracle::{Image, Oracle, PlainOracle, PlainOracleError, Scores};
 use crate::service::{
     bfv_plan, ckks_plan, BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator,
     ClientConfig, InProcessClient, InProcessService, NetError, PlaintextCodec, PlaintextEvaluator,
-    Scheme, ServiceError, TcpClient,
+    ReleasePolicy, Scheme, ServiceError, TcpClient,
 };
 use heist_core::nn::QuantizedModel;
 use heist_he::nn::CkksPlan;
@@ -132,7 +132,10 @@ pub struct Service {
 }
 
 /// The images of `images` as [`Image`]s.
-fn to_images(images: &Images) -> anyhow::Result<Vec<Image>> {
+///
+/// # Errors
+/// A pixel outside `[0, 1]`.
+pub fn to_images(images: &Images) -> anyhow::Result<Vec<Image>> {
     crate::model::scaled(images)
         .chunks(IMAGE_PIXELS)
         .map(|p| Image::new(p).map_err(anyhow::Error::from))
@@ -156,13 +159,26 @@ pub fn calibrated_ckks_plan(model: &Model, train: &Images) -> anyhow::Result<Ckk
 /// # Errors
 /// Planning or start-up failures.
 pub fn start_service(model: &Model, train: &Images, scheme: Scheme) -> anyhow::Result<Service> {
+    start_service_releasing(model, train, scheme, ReleasePolicy::Exact)
+}
+
+/// As [`start_service`], with the trusted party releasing scores under `release`.
+///
+/// # Errors
+/// As [`start_service`]; a policy the scheme does not support.
+pub fn start_service_releasing(
+    model: &Model,
+    train: &Images,
+    scheme: Scheme,
+    release: ReleasePolicy,
+) -> anyhow::Result<Service> {
     let start = Instant::now();
     let config = BatchConfig::default();
     match scheme {
         Scheme::Ckks => {
             let plan = calibrated_ckks_plan(model, train)?;
             let ring_degree = plan.params().he().n();
-            let codec = CkksCodec::new(plan.clone(), &mut rand_core::OsRng)?;
+            let codec = CkksCodec::new(plan.clone(), &mut rand_core::OsRng)?.with_release(release);
             let slots = plan.batch();
             let evaluator = CkksEvaluator::new(plan)?;
             let service = InProcessService::start(codec, evaluator, &config)?;
@@ -178,7 +194,8 @@ pub fn start_service(model: &Model, train: &Images, scheme: Scheme) -> anyhow::R
         Scheme::Bfv => {
             let (quant, plan) = bfv_plan(model)?;
             let (ring_degree, slots) = (plan.n(), plan.batch());
-            let codec = BfvCodec::new(quant.clone(), plan.clone(), &mut rand_core::OsRng)?;
+            let codec = BfvCodec::new(quant.clone(), plan.clone(), &mut rand_core::OsRng)?
+                .with_release(release)?;
             let evaluator = BfvEvaluator::new(plan)?;
             let service = InProcessService::start(codec, evaluator, &config)?;
             Ok(Service {
@@ -263,7 +280,21 @@ pub fn compare(
     test: &Images,
     scheme: Scheme,
 ) -> anyhow::Result<Comparison> {
-    let service = start_service(model, train, scheme)?;
+    compare_releasing(model, train, test, scheme, ReleasePolicy::Exact)
+}
+
+/// As [`compare`], with the trusted party releasing scores under `release`.
+///
+/// # Errors
+/// As [`compare`].
+pub fn compare_releasing(
+    model: &Model,
+    train: &Images,
+    test: &Images,
+    scheme: Scheme,
+    release: ReleasePolicy,
+) -> anyhow::Result<Comparison> {
+    let service = start_service_releasing(model, train, scheme, release)?;
     eprintln!(
         "{scheme} service ready in {:.1} s (ring degree {}, {} slots); classifying {} images",
         service.setup_seconds,

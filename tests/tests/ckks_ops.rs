@@ -3,7 +3,8 @@
 
 use heist_he::ckks::fft::{Complex, SpecialFft};
 use heist_he::ckks::{
-    decrypt, encrypt_pk, encrypt_sk, precision, Ciphertext, CkksParams, Encoder, Evaluator,
+    decrypt, encrypt_pk, encrypt_sk, precision, Ciphertext, CkksError, CkksParams, Encoder,
+    Evaluator,
 };
 use heist_he::galois::{conjugation_element, rotation_element};
 use heist_he::keys::{GaloisKeys, PublicKey, RelinKey, SecretKey};
@@ -222,7 +223,6 @@ fn secure_default_set_multiplies_within_the_bound() {
 
 #[test]
 fn every_ckks_error() {
-    use heist_he::ckks::CkksError;
     let (mut s, mut rng) = setup(5);
     let top = s.params.he().max_level();
     let delta = s.params.scale();
@@ -358,4 +358,41 @@ fn long_integer_dot_products_fold_their_accumulators() {
     let dot = ev.dot_integer(&refs, &weights).unwrap();
     let p = precision(&enc, &sk, &dot, &want).unwrap();
     assert!(p.measured <= p.predicted && p.predicted < 1e-6, "{p:?}");
+}
+
+/// The unrounded inverse embedding against the naive embedding: a polynomial's slots map
+/// back to its coefficients, and the real parts alone to `m(X) + m(X^-1)` at twice the
+/// scale (the identity key recovery re-encodes released real parts with).
+#[test]
+fn embed_inverse_inverts_the_naive_embedding() {
+    let mut rng = seeded_rng("embed-inverse", 3);
+    let n = 64;
+    let params = CkksParams::for_depth_insecure_for_tests(n, 1, 30, 40).unwrap();
+    let enc = Encoder::new(&params);
+    let m: Vec<f64> = (0..n)
+        .map(|_| f64::from((rng.next_u32() % 2001) as i32 - 1000))
+        .collect();
+    let slots = naive_slots(&m);
+    let back = enc.embed_inverse(&slots, 1.0).unwrap();
+    for (b, want) in back.iter().zip(&m) {
+        assert!((b - want).abs() < 1e-9, "{b} vs {want}");
+    }
+    let re: Vec<Complex> = slots.iter().map(|z| Complex::new(z.re, 0.0)).collect();
+    let sym = enc.embed_inverse(&re, 2.0).unwrap();
+    for (k, s) in sym.iter().enumerate() {
+        let want = if k == 0 { 2.0 * m[0] } else { m[k] - m[n - k] };
+        assert!((s - want).abs() < 1e-9, "coefficient {k}: {s} vs {want}");
+    }
+    assert!(matches!(
+        enc.embed_inverse(&re, 0.0),
+        Err(CkksError::BadScale { .. })
+    ));
+    assert!(matches!(
+        enc.embed_inverse(&vec![Complex::default(); n], 1.0),
+        Err(CkksError::TooManySlots { .. })
+    ));
+    assert!(matches!(
+        enc.embed_inverse(&[Complex::new(f64::NAN, 0.0)], 1.0),
+        Err(CkksError::Overflow { .. })
+    ));
 }

@@ -151,10 +151,13 @@ fn corrupted_payloads_are_refused() {
         assert_refused(what, evaluator.evaluate(&session, bytes));
     }
 
-    // Score payloads for the trusted party: 10 ciphertexts of the right parameters are
-    // accepted, anything else refused.
+    // Score payloads for the trusted party: the evaluated batch is accepted; 10 ciphertexts
+    // of the right parameters off the plan's output level and scale (inputs), and anything
+    // else, refused.
+    let reply = evaluator.evaluate(&session, &payload).unwrap();
+    assert!(codec.decrypt_batch(&reply, 2).is_ok());
     let scores_like = first_items(&payload, 10);
-    assert!(codec.decrypt_batch(&scores_like, 2).is_ok());
+    assert_refused("inputs as scores", codec.decrypt_batch(&scores_like, 2));
     assert_refused("784 ciphertexts", codec.decrypt_batch(&payload, 2));
     assert_refused(
         "truncated scores",
@@ -165,7 +168,7 @@ fn corrupted_payloads_are_refused() {
         codec.decrypt_batch(&scores_like, codec.slots() + 1),
     );
     for at in [8, 12, 16, 20, 30] {
-        let mut flipped = scores_like.clone();
+        let mut flipped = reply.clone();
         flipped[at] ^= 0xa5;
         assert_refused("flipped score byte", codec.decrypt_batch(&flipped, 2));
     }

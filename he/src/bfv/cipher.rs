@@ -96,6 +96,28 @@ impl Ciphertext {
 }
 
 impl Ciphertext {
+    /// The ciphertext `(c0, c1)` of `params`, both parts over the whole chain: what a
+    /// party that computes on ciphertexts (or crafts them) hands on. Its tracked noise
+    /// bound is the model's floor; nothing relates it to the parts.
+    ///
+    /// # Errors
+    /// [`BfvError::PartsMismatch`] unless both parts have the ring degree of `params` and
+    /// one limb per chain prime.
+    pub fn new(params: &BfvParams, c0: RnsPoly<Eval>, c1: RnsPoly<Eval>) -> Result<Self, BfvError> {
+        let he = params.he();
+        for part in [&c0, &c1] {
+            if part.n() != he.n() || part.limbs() != he.max_level() {
+                return Err(BfvError::PartsMismatch {
+                    n: he.n(),
+                    limbs: he.max_level(),
+                    found_n: part.n(),
+                    found_limbs: part.limbs(),
+                });
+            }
+        }
+        Ok(Self::from_parts(params, c0, c1, 0.0))
+    }
+
     /// A ciphertext of `params` from its parts and tracked noise bound (raised to the
     /// model's floor).
     pub(crate) fn from_parts(
@@ -158,6 +180,20 @@ pub(crate) fn scaled_constant(params: &BfvParams, m: u64) -> Vec<u64> {
         .zip(params.delta())
         .map(|(q, &d)| q.add(q.mul_shoup(m, d), q.reduce(c)))
         .collect()
+}
+
+/// `round(Q·m/t)` over the whole chain, in evaluation form: the plaintext `pt` as it
+/// sits in `c_0` of an encryption (so `(0, scale_plain(p))` decrypts to `p·s`, without
+/// noise).
+///
+/// # Ranges
+/// Coefficients of `pt` in `[0, t)` → residues in `[0, q_i)`.
+///
+/// # Errors
+/// [`BfvError::PlainMismatch`] for a plaintext of another degree or modulus.
+pub fn scale_plain(params: &BfvParams, pt: &Plaintext) -> Result<RnsPoly<Eval>, BfvError> {
+    check_plain(params, pt)?;
+    Ok(scaled_plain(params, pt))
 }
 
 /// `round(Q·m/t)` modulo each chain prime, in evaluation form: `Δ·m + round([Q]_t·m/t)`

@@ -51,7 +51,9 @@ pub mod params;
 pub mod rns;
 
 pub(crate) use cipher::scaled_constant;
-pub use cipher::{decrypt, encrypt_pk, encrypt_sk, noise_budget, Ciphertext, Plaintext};
+pub use cipher::{
+    decrypt, encrypt_pk, encrypt_sk, noise_budget, scale_plain, Ciphertext, Plaintext,
+};
 pub use encoder::{rotation_galois_element, row_swap_galois_element, BatchEncoder};
 pub use eval::Evaluator;
 pub(crate) use eval::{relinearize, tensor};
@@ -125,6 +127,17 @@ pub enum BfvError {
         /// The number of weights.
         weights: usize,
     },
+    /// The parts of a ciphertext do not fit the parameters.
+    PartsMismatch {
+        /// The ring degree of the parameters.
+        n: usize,
+        /// The limbs a part needs (the chain length).
+        limbs: usize,
+        /// The degree of the part.
+        found_n: usize,
+        /// The limbs of the part.
+        found_limbs: usize,
+    },
     /// A coefficient is not below its modulus.
     CoefficientOutOfRange {
         /// The coefficient index.
@@ -176,6 +189,15 @@ impl fmt::Display for BfvError {
             } => write!(
                 f,
                 "{ciphertexts} ciphertexts and {weights} weights: need equal, non-zero counts"
+            ),
+            Self::PartsMismatch {
+                n,
+                limbs,
+                found_n,
+                found_limbs,
+            } => write!(
+                f,
+                "a ciphertext part of degree {found_n} with {found_limbs} limbs, expected degree {n} with {limbs}"
             ),
             Self::CoefficientOutOfRange {
                 index,

@@ -439,6 +439,48 @@ impl Ciphertext {
     pub fn is_seeded(&self) -> bool {
         self.seed.is_some()
     }
+
+    /// A ciphertext `(c0, c1)` of `params` at the level of its parts, with the scale and
+    /// tracked bounds it claims: what a party that computes on ciphertexts (or crafts them)
+    /// hands on. Nothing relates the bounds to the parts.
+    ///
+    /// # Errors
+    /// [`CkksError::BadLevel`] unless both parts have the same number of limbs, between 1
+    /// and the chain length, and the ring degree of `params`; [`CkksError::BadScale`];
+    /// [`CkksError::Overflow`] for a bound that is negative or not finite.
+    pub fn from_parts(
+        params: &CkksParams,
+        c0: RnsPoly<Eval>,
+        c1: RnsPoly<Eval>,
+        scale: f64,
+        msg_bound: f64,
+        err_bound: f64,
+    ) -> Result<Self, CkksError> {
+        let he = params.he();
+        let n = he.n();
+        if c0.limbs() != c1.limbs() || c0.n() != n || c1.n() != n {
+            return Err(CkksError::BadLevel {
+                level: c0.limbs(),
+                requested: c1.limbs(),
+            });
+        }
+        check_level(he, c0.limbs())?;
+        check_scale(scale)?;
+        for bound in [msg_bound, err_bound] {
+            if !(bound >= 0.0 && bound.is_finite()) {
+                return Err(CkksError::Overflow { value: bound });
+            }
+        }
+        Ok(Self {
+            fingerprint: he.fingerprint(),
+            c0,
+            c1,
+            scale,
+            msg_bound,
+            err_bound,
+            seed: None,
+        })
+    }
 }
 
 /// The floating-point error bound of the special FFT on a message of bound `m` at `scale`.
@@ -490,33 +532,14 @@ impl Encoder {
         level: usize,
     ) -> Result<Plaintext, CkksError> {
         let he = self.params.he();
-        let slots = self.params.slots();
-        if values.len() > slots {
-            return Err(CkksError::TooManySlots {
-                given: values.len(),
-                slots,
-            });
-        }
-        check_scale(scale)?;
+        let coeffs = self.embed_inverse(values, scale)?;
         check_level(he, level)?;
-        let mut v = vec![Complex::default(); slots];
-        let mut msg_bound = 0.0f64;
-        for (d, &x) in v.iter_mut().zip(values) {
-            let a = x.abs();
-            if !a.is_finite() {
-                return Err(CkksError::Overflow { value: a });
-            }
-            msg_bound = msg_bound.max(a);
-            *d = x;
-        }
-        self.fft.inverse(&mut v);
+        let msg_bound = values.iter().map(|x| x.abs()).fold(0.0, f64::max);
+        let coeffs = coeffs
+            .into_iter()
+            .map(to_i64)
+            .collect::<Result<Vec<_>, _>>()?;
         let n = he.n();
-        let mut coeffs = vec![0i64; n];
-        let (lo, hi) = coeffs.split_at_mut(slots);
-        for ((c, d), x) in lo.iter_mut().zip(hi.iter_mut()).zip(&v) {
-            *c = to_i64(x.re * scale)?;
-            *d = to_i64(x.im * scale)?;
-        }
         let poly = small_to_eval(he, coeffs, level);
         let nf = n as f64;
         Ok(Plaintext {
@@ -526,6 +549,46 @@ impl Encoder {
             msg_bound,
             err_bound: slot_bound(nf, 1.0 / 12.0) + fft_error(n, scale, msg_bound),
         })
+    }
+
+    /// The canonical embedding inverted at `scale`, before rounding: the real coefficients
+    /// `scale · m_k` (`k < N`) of the polynomial `m` whose slots are `values` (missing
+    /// slots are zero). [`Self::encode_complex`] rounds them to integers; re-encoding
+    /// decoded values and comparing the result with its rounding tells whether the
+    /// decoded values determine the plaintext exactly.
+    ///
+    /// # Ranges
+    /// Finite values, positive finite scale → `N` coefficients, each within the special
+    /// FFT's floating-point error (`Δ M N log2(N) 2^-52`, see the module docs) of the exact value.
+    ///
+    /// # Errors
+    /// [`CkksError::TooManySlots`], [`CkksError::BadScale`], [`CkksError::Overflow`] for a
+    /// value that is not finite.
+    pub fn embed_inverse(&self, values: &[Complex], scale: f64) -> Result<Vec<f64>, CkksError> {
+        let slots = self.params.slots();
+        if values.len() > slots {
+            return Err(CkksError::TooManySlots {
+                given: values.len(),
+                slots,
+            });
+        }
+        check_scale(scale)?;
+        let mut v = vec![Complex::default(); slots];
+        for (d, &x) in v.iter_mut().zip(values) {
+            let a = x.abs();
+            if !a.is_finite() {
+                return Err(CkksError::Overflow { value: a });
+            }
+            *d = x;
+        }
+        self.fft.inverse(&mut v);
+        let mut coeffs = vec![0.0f64; 2 * slots];
+        let (lo, hi) = coeffs.split_at_mut(slots);
+        for ((c, d), x) in lo.iter_mut().zip(hi.iter_mut()).zip(&v) {
+            *c = x.re * scale;
+            *d = x.im * scale;
+        }
+        Ok(coeffs)
     }
 
     /// The plaintext with every slot equal to the real constant `c` (a constant

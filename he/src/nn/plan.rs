@@ -409,6 +409,26 @@ impl CkksPlan {
         self.predicted_error
     }
 
+    /// The level and scale of the score ciphertexts, as the evaluator produces them: a
+    /// linear map multiplies the scale by `2^k`, a square squares it and rescales by the
+    /// top prime of its level. A trusted party checks replies against these, not against
+    /// what a reply claims.
+    pub fn output_level_scale(&self) -> (usize, f64) {
+        let he = self.params.he();
+        let mut level = he.max_level();
+        let mut scale = self.input_scale;
+        for op in &self.ops {
+            match op {
+                CompiledOp::Linear(l) => scale *= libm::ldexp(1.0, l.log2),
+                CompiledOp::Square => {
+                    scale = scale * scale / he.chain()[level - 1] as f64;
+                    level -= 1;
+                }
+            }
+        }
+        (level, scale)
+    }
+
     /// The weight exponents `k` of the linear maps (weights are `round(w · 2^k)`).
     pub fn weight_log2(&self) -> Vec<i32> {
         self.ops

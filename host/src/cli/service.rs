@@ -16,8 +16,8 @@ use crate::model::Model;
 use crate::oracle::{predicted_class, Image, Oracle, IMAGE_SIDE};
 use crate::service::{
     bfv_plan, BatchCodec, BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator,
-    ClientConfig, ComputeServer, PeerConfig, PlaintextCodec, PlaintextEvaluator, Scheme,
-    ServerConfig, TcpClient, TrustedServer,
+    ClientConfig, ComputeServer, PeerConfig, PlaintextCodec, PlaintextEvaluator, ReleaseError,
+    ReleasePolicy, Scheme, ServerConfig, TcpClient, TrustedServer,
 };
 
 /// Where `heist serve --scheme ckks` takes its calibration images from: both roles must
@@ -108,6 +108,10 @@ enum Role {
         /// Longest a batch waits for more images before it is sent, in milliseconds.
         #[arg(long, value_name = "MS", default_value_t = 20)]
         window_ms: u64,
+        /// What is released of each decrypted score: `exact`, `rounded:BITS` or
+        /// `flooded[:S[:TAU]]` (CKKS only); see `docs/threat-model.md`.
+        #[arg(long, default_value = "exact", value_parser = parse_release)]
+        release: ReleasePolicy,
         /// Longest to wait for the compute server's answer to a batch, in seconds.
         #[arg(long, value_name = "S", default_value_t = 600)]
         compute_timeout_s: u64,
@@ -210,6 +214,7 @@ pub fn serve(args: ServeArgs) -> CliResult {
             plan,
             slots,
             window_ms,
+            release,
             compute_timeout_s,
             limits,
         } => {
@@ -232,13 +237,16 @@ pub fn serve(args: ServeArgs) -> CliResult {
                 Scheme::Ckks => {
                     let model = model(Scheme::Ckks)?;
                     let codec = CkksCodec::new(plan.ckks_plan(&model)?, &mut rand_core::OsRng)
-                        .map_err(|e| CliError::Failure(e.into()))?;
+                        .map_err(|e| CliError::Failure(e.into()))?
+                        .with_release(release);
                     start_trusted(codec, trusted)?;
                 }
                 Scheme::Bfv => {
                     let (quant, plan) = bfv_plan(&model(Scheme::Bfv)?)?;
                     let codec = BfvCodec::new(quant, plan, &mut rand_core::OsRng)
-                        .map_err(|e| CliError::Failure(e.into()))?;
+                        .map_err(|e| CliError::Failure(e.into()))?
+                        .with_release(release)
+                        .map_err(CliError::bad_input)?;
                     start_trusted(codec, trusted)?;
                 }
                 Scheme::Plain => start_trusted(
@@ -249,6 +257,11 @@ pub fn serve(args: ServeArgs) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// Parses `--release`.
+pub(crate) fn parse_release(text: &str) -> Result<ReleasePolicy, ReleaseError> {
+    text.parse()
 }
 
 /// The trusted party's addresses and limits.

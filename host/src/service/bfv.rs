@@ -37,9 +37,11 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 
 use super::ckks::{
-    backend, check_shape, pixels_f64, push_item, split_items, start_items, to_scores, HeBatchError,
+    backend, check_shape, encode_items, pixels_f64, push_item, split_items, start_items, to_scores,
+    HeBatchError,
 };
 use super::codec::{BatchCodec, BatchEvaluator, CodecError};
+use super::release::ReleasePolicy;
 use super::scheme::Scheme;
 use crate::executor::Rayon;
 use crate::model::Model;
@@ -102,6 +104,34 @@ fn decode_prime(
         .collect()
 }
 
+/// The ciphertexts of prime `prime` in a payload of `plan` with `per_prime` ciphertexts
+/// per prime (784 for a batch, 10 for its scores).
+///
+/// # Errors
+/// [`CodecError::Backend`] for a malformed payload or a prime out of range.
+pub(crate) fn decode_prime_of(
+    plan: &BfvPlan,
+    payload: &[u8],
+    per_prime: usize,
+    prime: usize,
+) -> Result<Vec<Ciphertext>, CodecError> {
+    let items = split_items(payload, plan.params().len() * per_prime).map_err(bfv)?;
+    let (Some(chunk), Some(params)) =
+        (items.chunks(per_prime).nth(prime), plan.params().get(prime))
+    else {
+        return Err(bfv(HeBatchError::Count {
+            expected: plan.params().len(),
+            found: prime as u64,
+        }));
+    };
+    decode_prime(params, chunk, prime * per_prime).map_err(bfv)
+}
+
+/// Encodes `cts` (all primes, prime after prime) in the payload layout of this module.
+pub(crate) fn encode_ciphertexts(cts: &[Ciphertext]) -> Result<Vec<u8>, CodecError> {
+    encode_items(&cts.iter().map(Ciphertext::encode).collect::<Vec<_>>())
+}
+
 /// The trusted party's BFV codec: the secret key, the quantised model, encryption and
 /// decryption.
 #[derive(Debug)]
@@ -111,6 +141,7 @@ pub struct BfvCodec {
     rng: ChaCha20Rng,
     exec: Rayon,
     context: Vec<u8>,
+    release: ReleasePolicy,
 }
 
 impl BfvCodec {
@@ -154,7 +185,24 @@ impl BfvCodec {
             rng,
             exec: Rayon::default(),
             context,
+            release: ReleasePolicy::default(),
         })
+    }
+
+    /// The codec releasing scores under `release`: [`ReleasePolicy::Exact`] (default) or
+    /// [`ReleasePolicy::Rounded`] of the dequantised scores.
+    ///
+    /// # Errors
+    /// [`CodecError::Context`] for [`ReleasePolicy::Flooded`]: flooding the phase of an
+    /// exact scheme within its noise budget is not implemented.
+    pub fn with_release(mut self, release: ReleasePolicy) -> Result<Self, CodecError> {
+        if let ReleasePolicy::Flooded { .. } = release {
+            return Err(CodecError::Context {
+                reason: format!("release policy {release} is not implemented for BFV"),
+            });
+        }
+        self.release = release;
+        Ok(self)
     }
 
     /// The plan.
@@ -241,11 +289,12 @@ impl BatchCodec for BfvCodec {
     }
 
     fn decrypt_batch(&mut self, payload: &[u8], count: usize) -> Result<Vec<Scores>, CodecError> {
-        let rows: Vec<Vec<f64>> = self
+        let mut rows: Vec<Vec<f64>> = self
             .decrypt_integer(payload, count)?
             .iter()
             .map(|row| self.quant.dequantize(row))
             .collect();
+        self.release.apply(&mut rows, 0.0, &mut self.rng);
         to_scores(&rows).map_err(bfv)
     }
 }

@@ -30,6 +30,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 
 use super::codec::{BatchCodec, BatchEvaluator, CodecError};
+use super::release::ReleasePolicy;
 use super::scheme::Scheme;
 use crate::executor::Rayon;
 use crate::model::Model;
@@ -88,6 +89,22 @@ pub enum HeBatchError {
         image: usize,
         /// The quantiser's error.
         error: EvalError,
+    },
+    /// A reply ciphertext is not at the level and scale of the plan's output.
+    #[error(
+        "reply ciphertext {index} at level {level}, scale {scale:e}; the plan's output is at level {expected_level}, scale {expected_scale:e}"
+    )]
+    Reply {
+        /// Its position in the payload.
+        index: usize,
+        /// Its level.
+        level: usize,
+        /// Its scale.
+        scale: f64,
+        /// The plan's output level.
+        expected_level: usize,
+        /// The plan's output scale.
+        expected_scale: f64,
     },
     /// A decrypted score is not finite.
     #[error("decrypted score {class} of image {image} is not finite")]
@@ -160,17 +177,21 @@ pub(super) fn push_item(out: &mut Vec<u8>, item: &[u8]) -> Result<(), CodecError
     Ok(())
 }
 
-/// Encodes `cts` in the payload layout of this module.
-fn encode_ciphertexts(cts: &[Ciphertext]) -> Result<Vec<u8>, CodecError> {
-    let encoded: Vec<Vec<u8>> = cts.iter().map(Ciphertext::encode).collect();
+/// Encodes already encoded items in the payload layout of this module.
+pub(super) fn encode_items(encoded: &[Vec<u8>]) -> Result<Vec<u8>, CodecError> {
     let mut out = start_items(
         encoded.len(),
         4 + encoded.iter().map(|c| 4 + c.len()).sum::<usize>(),
     )?;
-    for ct in &encoded {
-        push_item(&mut out, ct)?;
+    for item in encoded {
+        push_item(&mut out, item)?;
     }
     Ok(out)
+}
+
+/// Encodes `cts` in the payload layout of this module (what a compute server returns).
+pub(crate) fn encode_ciphertexts(cts: &[Ciphertext]) -> Result<Vec<u8>, CodecError> {
+    encode_items(&cts.iter().map(Ciphertext::encode).collect::<Vec<_>>())
 }
 
 /// Reads a little-endian `u32` at `*offset`, advancing it.
@@ -225,7 +246,7 @@ pub(super) fn split_items(payload: &[u8], expected: usize) -> Result<Vec<&[u8]>,
 }
 
 /// Decodes exactly `expected` ciphertexts of `plan`'s parameters from an untrusted payload.
-fn decode_ciphertexts(
+pub(crate) fn decode_ciphertexts(
     plan: &CkksPlan,
     payload: &[u8],
     expected: usize,
@@ -272,6 +293,25 @@ pub(super) fn to_scores<R: AsRef<[f64]>>(rows: &[R]) -> Result<Vec<Scores>, HeBa
         .collect()
 }
 
+/// Refuses score ciphertexts that are not at the level and scale the plan's evaluation
+/// produces ([`CkksPlan::output_level_scale`]); what a reply claims is never trusted. The
+/// number of parts and the parameters' fingerprint are checked by the decoder.
+fn check_reply(plan: &CkksPlan, cts: &[Ciphertext]) -> Result<(), HeBatchError> {
+    let (level, scale) = plan.output_level_scale();
+    for (index, ct) in cts.iter().enumerate() {
+        if ct.level() != level || (ct.scale() - scale).abs() > 1e-9 * scale {
+            return Err(HeBatchError::Reply {
+                index,
+                level: ct.level(),
+                scale: ct.scale(),
+                expected_level: level,
+                expected_scale: scale,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The trusted party's CKKS codec: the secret key, encryption and decryption.
 #[derive(Debug)]
 pub struct CkksCodec {
@@ -279,6 +319,7 @@ pub struct CkksCodec {
     rng: ChaCha20Rng,
     exec: Rayon,
     context: Vec<u8>,
+    release: ReleasePolicy,
 }
 
 impl CkksCodec {
@@ -300,7 +341,14 @@ impl CkksCodec {
             rng,
             exec: Rayon::default(),
             context,
+            release: ReleasePolicy::default(),
         })
+    }
+
+    /// The codec releasing scores under `release` (default [`ReleasePolicy::Exact`]).
+    pub fn with_release(mut self, release: ReleasePolicy) -> Self {
+        self.release = release;
+        self
     }
 
     /// The plan.
@@ -337,7 +385,10 @@ impl BatchCodec for CkksCodec {
     fn decrypt_batch(&mut self, payload: &[u8], count: usize) -> Result<Vec<Scores>, CodecError> {
         let plan = self.client.plan();
         let cts = decode_ciphertexts(plan, payload, plan.output_len()).map_err(ckks)?;
-        let rows = self.client.decrypt_scores(&cts, count).map_err(ckks)?;
+        check_reply(plan, &cts).map_err(ckks)?;
+        let mut rows = self.client.decrypt_scores(&cts, count).map_err(ckks)?;
+        self.release
+            .apply(&mut rows, plan.predicted_error(), &mut self.rng);
         to_scores(&rows).map_err(ckks)
     }
 }

@@ -19,6 +19,7 @@ pub mod inproc;
 pub mod message;
 pub mod net;
 pub mod relay;
+pub mod release;
 pub mod scheme;
 pub mod trusted;
 
@@ -31,6 +32,7 @@ pub use codec::{
 pub use compute::ComputeServer;
 pub use inproc::{InProcessClient, InProcessService};
 pub use net::{NetError, PeerConfig, ServerConfig, ServerHandle};
+pub use release::{flooding_sigma, ReleaseError, ReleasePolicy};
 pub use scheme::Scheme;
 pub use trusted::{
     BatchConfig, BatchFailure, ComputeLink, LinkError, ServiceError, SetupError, Submitter,

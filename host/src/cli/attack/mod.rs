@@ -3,6 +3,7 @@
 use super::exit::CliResult;
 
 pub mod adversarial;
+pub mod key_recovery;
 
 /// Attack the encrypted inference service.
 #[derive(Debug, clap::Args)]
@@ -16,6 +17,8 @@ pub struct AttackArgs {
 pub enum AttackCommand {
     /// Adversarial examples injected before encryption (paper Table 4).
     Adversarial(adversarial::AdversarialArgs),
+    /// Recover the trusted party's secret key from what it releases (attack 4).
+    KeyRecovery(key_recovery::KeyRecoveryArgs),
 }
 
 /// Runs `heist attack <attack>`.
@@ -25,5 +28,6 @@ pub enum AttackCommand {
 pub fn run(args: AttackArgs) -> CliResult {
     match args.command {
         AttackCommand::Adversarial(a) => adversarial::run(a),
+        AttackCommand::KeyRecovery(args) => key_recovery::run(args),
     }
 }

@@ -1,0 +1,341 @@
+//! Attack 4: recovering the trusted party's secret key from what it releases.
+//!
+//! The trusted party decrypts whatever ciphertexts the compute server returns and hands
+//! each client the decoded scores of its slots. Two adversaries, both inside the service
+//! model of the paper:
+//!
+//! - **active** ([`active`]): a malicious compute server returns crafted ciphertexts
+//!   instead of the network's output, and a client that fills a batch reads the released
+//!   decryptions. For CKKS, `(0, 1)` and `(0, X)` decrypt to `s` and `X·s` (no noise at
+//!   all), and the real parts of their slots give `s(X) + s(X⁻¹)` and
+//!   `X·s(X) + X⁻¹·s(X⁻¹)`: a 2 × 2 system over the ring that yields `s`. For BFV, the
+//!   crafted `(0, round(Q·λ/t))` decrypts exactly to `λ·s mod t`; its slots leave the
+//!   service as `f32` scores, from which a few multipliers `λ` read the residues of `s`
+//!   digit by digit.
+//! - **passive** ([`passive`]; Li and Micciancio, EUROCRYPT 2021, ePrint 2020/1533): an
+//!   honest-but-curious compute server keeps the ciphertexts it returned, a colluding
+//!   client fills a batch and reads the released scores; re-encoding the released values
+//!   gives `m + e = c_0 + c_1·s` where the release is precise enough.
+//!
+//! The adversary's view is enforced by construction: the compute server is a
+//! [`MaliciousCompute`] wrapped around the honest evaluator, inside the real
+//! [`InProcessService`](crate::service::InProcessService); the client is an ordinary
+//! client of that service. The recovered key is verified on ciphertexts the attack never
+//! saw decrypted: the input batch of another client, which the compute server receives
+//! and decrypts with the recovered key.
+
+pub mod active;
+pub mod passive;
+pub mod solve;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use heist_core::nn::QuantizedModel;
+use heist_he::bfv::BfvError;
+use heist_he::ckks::CkksError;
+use heist_he::keys::{KeyError, SecretKey};
+use heist_he::nn::{BfvPlan, CkksPlan};
+
+use crate::oracle::{Image, Oracle};
+use crate::service::bfv::decode_prime_of;
+use crate::service::ckks::decode_ciphertexts;
+use crate::service::{
+    BatchEvaluator, CodecError, HeBatchError, InProcessClient, Scheme, ServiceError, SetupError,
+};
+
+/// Which adversary runs the attack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Adversary {
+    /// An honest-but-curious compute server with a colluding client.
+    Passive,
+    /// A malicious compute server that returns crafted ciphertexts, with a colluding client.
+    Active,
+}
+
+/// What one run of the attack achieved and what it cost.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Outcome {
+    /// The scheme between trusted party and compute server.
+    #[serde(serialize_with = "display")]
+    pub scheme: Scheme,
+    /// The adversary.
+    pub adversary: Adversary,
+    /// The trusted party's release policy.
+    pub release: String,
+    /// The deviation of the noise the policy adds to every released score (0 unless
+    /// flooded).
+    pub release_sigma: f64,
+    /// Whether a ternary key came out of the released values.
+    pub recovered: bool,
+    /// Whether that key decrypts another client's input batch (never seen decrypted) to
+    /// that client's images.
+    pub verified_on_unseen: bool,
+    /// Ciphertexts whose decryptions the attack used.
+    pub ciphertexts_used: usize,
+    /// The factor the crafted ciphertexts were multiplied by (1: none; see
+    /// [`active::gain`]).
+    pub gain: i64,
+    /// Batches the attack spent (crafted or kept).
+    pub batches: usize,
+    /// Images the colluding client submitted (the service counts one query per image).
+    pub client_queries: u64,
+    /// Largest distance of a re-encoded released value to the integer it should be (CKKS;
+    /// in units of the coefficient); below 1/2 means the release was exact enough.
+    pub reencoding_error: Option<f64>,
+    /// Seconds from the first query to the verified key.
+    pub seconds: f64,
+    /// Ring degree.
+    pub ring_degree: usize,
+    /// Images per batch.
+    pub slots: usize,
+}
+
+/// Serialises a value by its `Display` text.
+fn display<S: serde::Serializer>(value: &Scheme, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// Turns the honest reply to a batch into the crafted one.
+pub type Craft = Box<dyn FnOnce(Vec<u8>) -> Result<Vec<u8>, CodecError> + Send>;
+
+/// What the malicious compute server does with the next batch.
+pub enum Reply {
+    /// Evaluate honestly, and keep the input and output payloads.
+    Honest,
+    /// Evaluate honestly, then replace the output with what the function makes of it.
+    Crafted(Craft),
+    /// Return this payload without evaluating anything.
+    Fixed(Vec<u8>),
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reply::Honest => "Honest",
+            Reply::Crafted(_) => "Crafted",
+            Reply::Fixed(_) => "Fixed",
+        })
+    }
+}
+
+/// A batch an honest evaluation went through: the server's whole view of it.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    /// The encrypted batch the trusted party sent.
+    pub input: Vec<u8>,
+    /// The encrypted scores returned.
+    pub output: Vec<u8>,
+}
+
+/// The shared state of a [`MaliciousCompute`]: the replies it will give, what it kept.
+#[derive(Debug, Default)]
+pub struct Control {
+    replies: VecDeque<Reply>,
+    seen: Vec<Seen>,
+}
+
+/// A handle on a [`MaliciousCompute`] running on the service's compute thread.
+#[derive(Clone, Debug, Default)]
+pub struct ControlHandle(Arc<Mutex<Control>>);
+
+impl ControlHandle {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Control> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues the reply to the next batch not yet answered (batches beyond the queue are
+    /// evaluated honestly).
+    pub fn push(&self, reply: Reply) {
+        self.lock().replies.push_back(reply);
+    }
+
+    /// Takes what the honest evaluations kept so far, oldest first.
+    pub fn take_seen(&self) -> Vec<Seen> {
+        std::mem::take(&mut self.lock().seen)
+    }
+}
+
+/// The compute server of attack 4: the honest evaluator, plus replies chosen by the
+/// adversary ([`Reply`]) and a record of the honest batches.
+pub struct MaliciousCompute<E> {
+    honest: E,
+    control: ControlHandle,
+}
+
+impl<E> MaliciousCompute<E> {
+    /// Wraps `honest`; the handle steers it from the attack's thread.
+    pub fn new(honest: E) -> (Self, ControlHandle) {
+        let control = ControlHandle::default();
+        (
+            Self {
+                honest,
+                control: control.clone(),
+            },
+            control,
+        )
+    }
+}
+
+impl<E: BatchEvaluator> BatchEvaluator for MaliciousCompute<E> {
+    type Session = E::Session;
+
+    fn scheme(&self) -> Scheme {
+        self.honest.scheme()
+    }
+
+    fn open_session(&self, context: &[u8]) -> Result<E::Session, CodecError> {
+        self.honest.open_session(context)
+    }
+
+    fn evaluate(&self, session: &E::Session, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
+        let reply = self.control.lock().replies.pop_front();
+        match reply.unwrap_or(Reply::Honest) {
+            Reply::Honest => {
+                let output = self.honest.evaluate(session, payload)?;
+                self.control.lock().seen.push(Seen {
+                    input: payload.to_vec(),
+                    output: output.clone(),
+                });
+                Ok(output)
+            }
+            Reply::Crafted(craft) => craft(self.honest.evaluate(session, payload)?),
+            Reply::Fixed(payload) => Ok(payload),
+        }
+    }
+}
+
+/// Why the attack could not run (a failed recovery is not an error: see
+/// [`Outcome::recovered`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AttackError {
+    /// The service did not start.
+    #[error("service: {0}")]
+    Setup(#[from] SetupError),
+    /// A codec or evaluator refused its input.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// A query failed.
+    #[error("query: {0}")]
+    Service(#[from] ServiceError),
+    /// A CKKS operation failed.
+    #[error("CKKS: {0}")]
+    Ckks(#[from] CkksError),
+    /// A BFV operation failed.
+    #[error("BFV: {0}")]
+    Bfv(#[from] BfvError),
+    /// The recovered polynomial is not a key of the parameters.
+    #[error("key: {0}")]
+    Key(#[from] KeyError),
+    /// A payload of the service did not decode.
+    #[error(transparent)]
+    Payload(#[from] HeBatchError),
+    /// Re-encoding the released values failed.
+    #[error(transparent)]
+    Solve(#[from] solve::SolveError),
+    /// The crafted reply was never made (the batch did not reach the compute server).
+    #[error("the compute server did not answer the attack batch")]
+    NotCrafted,
+    /// The compute server kept no honest batch.
+    #[error("the compute server kept no batch")]
+    NothingSeen,
+    /// The first plaintext prime is too large to be read through `f32` scores.
+    #[error("plaintext prime {t} is too large to read through f32 scores")]
+    PrimeTooLarge {
+        /// The prime.
+        t: u64,
+    },
+}
+
+/// The first `count` images of `images` cycled (a colluding client filling a batch).
+///
+/// # Panics
+/// Never; an empty `images` gives an empty batch, which the service answers at once.
+pub(crate) fn fill(images: &[Image], count: usize) -> Vec<Image> {
+    images.iter().cycle().take(count).cloned().collect()
+}
+
+/// Sends `victim`'s images through the service (another client, honest evaluation) and
+/// returns the encrypted batch the compute server received.
+fn victim_batch(
+    client: &mut InProcessClient,
+    control: &ControlHandle,
+    victim: &[Image],
+) -> Result<Vec<u8>, AttackError> {
+    control.take_seen();
+    client.query(victim)?;
+    control
+        .take_seen()
+        .pop()
+        .map(|seen| seen.input)
+        .ok_or(AttackError::NothingSeen)
+}
+
+/// Half a grey level: a decrypted pixel within this of the image's pixel is the pixel.
+const PIXEL_TOLERANCE: f64 = 0.5 / 255.0;
+
+/// Whether `key` decrypts every input ciphertext of `victim`'s encrypted batch (which the
+/// attack never saw decrypted) to `victim`'s pixels within half a grey level.
+pub(crate) fn verify_ckks(
+    plan: &CkksPlan,
+    key: &SecretKey,
+    client: &mut InProcessClient,
+    control: &ControlHandle,
+    victim: &[Image],
+) -> Result<bool, AttackError> {
+    let input = victim_batch(client, control, victim)?;
+    let cts = decode_ciphertexts(plan, &input, plan.input_len())?;
+    let encoder = heist_he::ckks::Encoder::new(plan.params());
+    for (pixel, ct) in cts.iter().enumerate() {
+        let slots = encoder.decode(&heist_he::ckks::decrypt(plan.params(), key, ct)?)?;
+        let wrong = victim.iter().zip(&slots).any(|(image, &value)| {
+            (value - f64::from(image.pixels()[pixel])).abs() > PIXEL_TOLERANCE
+        });
+        if wrong {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether `key` decrypts every input ciphertext of the first plaintext prime of
+/// `victim`'s encrypted batch to `victim`'s quantised pixels.
+pub(crate) fn verify_bfv(
+    quant: &QuantizedModel,
+    plan: &BfvPlan,
+    key: &SecretKey,
+    client: &mut InProcessClient,
+    control: &ControlHandle,
+    victim: &[Image],
+) -> Result<bool, AttackError> {
+    let input = victim_batch(client, control, victim)?;
+    let params = &plan.params()[0];
+    let cts = decode_prime_of(plan, &input, plan.input_len(), 0)?;
+    let encoder = heist_he::bfv::BatchEncoder::new(plan.n(), params.plain_modulus().value())?;
+    let t = params.plain_modulus();
+    let expected: Vec<Vec<i64>> = victim
+        .iter()
+        .map(|image| {
+            let pixels: Vec<f64> = image.pixels().iter().map(|&p| f64::from(p)).collect();
+            quant.quantize_input(&pixels)
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            AttackError::Codec(CodecError::Context {
+                reason: format!("quantising the victim's images: {e}"),
+            })
+        })?;
+    for (pixel, ct) in cts.iter().enumerate() {
+        let slots = encoder.decode_u64(&heist_he::bfv::decrypt(params, key, ct)?)?;
+        let wrong = expected
+            .iter()
+            .zip(&slots)
+            .any(|(image, &value)| t.from_i64(image[pixel]) != value);
+        if wrong {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}

@@ -1,0 +1,239 @@
+//! `heist attack key-recovery`: attack 4, the trusted party's secret key from its releases.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+use crate::attack::key_recovery::{active, passive, Adversary, Outcome};
+use crate::cli::exit::{write_json, CliError, CliResult};
+use crate::cli::options::{DataOptions, ModelOptions};
+use crate::inference::{calibrated_ckks_plan, compare_releasing, to_images, Comparison};
+use crate::model::Model;
+use crate::service::{bfv_plan, ReleasePolicy, Scheme};
+
+/// Images of the victim whose encrypted batch checks the recovered key.
+const VICTIM_IMAGES: usize = 8;
+
+/// Recover the trusted party's secret key from what it releases (attack 4).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    heist attack key-recovery --scheme ckks --adversary active\n  \
+    heist attack key-recovery --scheme bfv --adversary active --json key.json\n  \
+    heist attack key-recovery --scheme ckks --adversary passive --limit 0")]
+pub struct KeyRecoveryArgs {
+    #[command(flatten)]
+    data: DataOptions,
+    /// Scheme between trusted party and compute server.
+    #[arg(long, value_enum, default_value = "ckks")]
+    scheme: KeyScheme,
+    /// Who attacks: an honest-but-curious or a malicious compute server, each with a
+    /// colluding client.
+    #[arg(long, value_enum, default_value = "active")]
+    adversary: Adversary,
+    /// What the trusted party releases of each decrypted score: `exact` (unchanged, then
+    /// f32 as every score), `rounded:BITS` (to a multiple of 2^-BITS), `flooded[:S[:TAU]]`
+    /// (Gaussian noise of sqrt(12 TAU) 2^(S/2) times the plan's error bound; S = 30,
+    /// TAU = 1 by default; CKKS only).
+    #[arg(long, default_value = "exact", value_parser = crate::cli::service::parse_release)]
+    release: ReleasePolicy,
+    /// The active server multiplies its crafted ciphertexts by a gain chosen from the
+    /// release policy (Li and Micciancio's counter to rounding; CKKS only).
+    #[arg(long)]
+    amplify: bool,
+    #[command(flatten)]
+    model: ModelOptions,
+    /// Seed of the keys, the service's randomness and the training run.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Test images classified through the service for `accuracy` and
+    /// `agreement_with_plain` (0: skip).
+    #[arg(long, value_name = "K", default_value_t = 1000)]
+    limit: usize,
+    /// Also write the results as JSON to this file (`-` for stdout, which then holds only
+    /// the JSON).
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+}
+
+/// The encrypting schemes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum KeyScheme {
+    /// CKKS.
+    Ckks,
+    /// BFV.
+    Bfv,
+}
+
+impl From<KeyScheme> for Scheme {
+    fn from(s: KeyScheme) -> Self {
+        match s {
+            KeyScheme::Ckks => Scheme::Ckks,
+            KeyScheme::Bfv => Scheme::Bfv,
+        }
+    }
+}
+
+/// Runs `heist attack key-recovery`.
+///
+/// # Errors
+/// Bad input (exit 2) for unusable data, model or arguments, failure (exit 1) otherwise.
+pub fn run(args: KeyRecoveryArgs) -> CliResult {
+    if let Some(threads) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(CliError::bad_input)?;
+    }
+    let quiet = args.json.as_deref() == Some(std::path::Path::new("-"));
+    let data = args.data.load().map_err(CliError::bad_input)?;
+    let resolved = args.model.resolve(&data, args.seed)?;
+    let (model, model_label) = (resolved.model, resolved.path.display().to_string());
+    let test = to_images(&data.test.truncated(VICTIM_IMAGES * 4))?;
+    let (filler, victim) = test.split_at(test.len().saturating_sub(VICTIM_IMAGES));
+    if filler.is_empty() {
+        return Err(CliError::bad_input(anyhow::anyhow!(
+            "the test set has too few images ({})",
+            test.len()
+        )));
+    }
+    let start = Instant::now();
+    let scheme = Scheme::from(args.scheme);
+    let (outcome, hypothetical) = attack(&args, &model, &data.train, filler, victim)?;
+    let attack_seconds = start.elapsed().as_secs_f64();
+    let comparison: Option<Comparison> = if args.limit > 0 {
+        Some(compare_releasing(
+            &model,
+            &data.train,
+            &data.test.truncated(args.limit),
+            scheme,
+            args.release,
+        )?)
+    } else {
+        None
+    };
+    if !quiet {
+        print_outcome(&outcome, hypothetical.as_ref(), comparison.as_ref());
+    }
+    if let Some(path) = &args.json {
+        let mut out = serde_json::to_value(&outcome).map_err(anyhow::Error::from)?;
+        if let Some(obj) = out.as_object_mut() {
+            obj.insert(
+                "accuracy".to_owned(),
+                comparison.as_ref().map(|c| c.encrypted_accuracy).into(),
+            );
+            obj.insert(
+                "plain_accuracy".to_owned(),
+                comparison.as_ref().map(|c| c.plain_accuracy).into(),
+            );
+            obj.insert(
+                "agreement_with_plain".to_owned(),
+                comparison.as_ref().map(|c| c.agreement).into(),
+            );
+            obj.insert(
+                "accuracy_images".to_owned(),
+                comparison.as_ref().map(|c| c.images).into(),
+            );
+            if let Some(h) = &hypothetical {
+                obj.insert(
+                    "f64_release".to_owned(),
+                    serde_json::to_value(h).map_err(anyhow::Error::from)?,
+                );
+            }
+            obj.insert("seed".to_owned(), args.seed.into());
+            obj.insert(
+                "dataset".to_owned(),
+                serde_json::to_value(data.dataset).map_err(anyhow::Error::from)?,
+            );
+            obj.insert("data_source".to_owned(), data.source.label().into());
+            obj.insert("model".to_owned(), model_label.into());
+            obj.insert("total_seconds".to_owned(), attack_seconds.into());
+        }
+        write_json(path, &out)?;
+    }
+    Ok(())
+}
+
+/// Runs the chosen adversary on the chosen scheme; for the passive CKKS adversary, also
+/// the release of full `f64` values (without a service).
+fn attack(
+    args: &KeyRecoveryArgs,
+    model: &Model,
+    train: &crate::data::Images,
+    filler: &[crate::oracle::Image],
+    victim: &[crate::oracle::Image],
+) -> anyhow::Result<(Outcome, Option<Outcome>)> {
+    let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
+    Ok(match (args.scheme, args.adversary) {
+        (KeyScheme::Ckks, Adversary::Active) => {
+            let plan = calibrated_ckks_plan(model, train)?;
+            (
+                active::ckks(&plan, args.release, args.amplify, filler, victim, &mut rng)?,
+                None,
+            )
+        }
+        (KeyScheme::Ckks, Adversary::Passive) => {
+            let plan = calibrated_ckks_plan(model, train)?;
+            let f64_release = passive::ckks_f64(&plan, filler, victim, &mut rng)?;
+            (
+                passive::ckks(&plan, args.release, filler, victim, &mut rng)?,
+                Some(f64_release),
+            )
+        }
+        (KeyScheme::Bfv, Adversary::Active) => {
+            let (quant, plan) = bfv_plan(model)?;
+            (
+                active::bfv(&quant, &plan, args.release, filler, victim, &mut rng)?,
+                None,
+            )
+        }
+        (KeyScheme::Bfv, Adversary::Passive) => {
+            let (quant, plan) = bfv_plan(model)?;
+            (
+                passive::bfv(&quant, &plan, args.release, filler, victim, &mut rng)?,
+                None,
+            )
+        }
+    })
+}
+
+/// Prints one line per figure.
+fn print_outcome(o: &Outcome, f64_release: Option<&Outcome>, c: Option<&Comparison>) {
+    println!(
+        "{} {:?} adversary, ring degree {}, {} slots",
+        o.scheme, o.adversary, o.ring_degree, o.slots
+    );
+    println!("key recovered         {}", o.recovered);
+    println!("verified on unseen    {}", o.verified_on_unseen);
+    println!(
+        "cost                  {} ciphertexts (gain {}), {} batch(es), {} client queries, {:.2} s",
+        o.ciphertexts_used, o.gain, o.batches, o.client_queries, o.seconds
+    );
+    if o.release_sigma > 0.0 {
+        println!(
+            "release               {} (noise deviation {:.3e})",
+            o.release, o.release_sigma
+        );
+    }
+    if let Some(e) = o.reencoding_error {
+        println!("re-encoding error     {e:.3e} (recovery needs < 0.5)");
+    }
+    if let Some(h) = f64_release {
+        println!(
+            "if f64 were released  recovered {}, verified {}, re-encoding error {:.3e}",
+            h.recovered,
+            h.verified_on_unseen,
+            h.reencoding_error.unwrap_or(f64::NAN)
+        );
+    }
+    if let Some(c) = c {
+        println!(
+            "service accuracy      {:.4} (plaintext {:.4}, agreement {:.4}, {} images)",
+            c.encrypted_accuracy, c.plain_accuracy, c.agreement, c.images
+        );
+    }
+}

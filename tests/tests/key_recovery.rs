@@ -1,0 +1,328 @@
+//! Attack 4: the trusted party's secret key from its releases, at insecure small ring
+//! degrees (the same code runs at the deployed parameters through `heist attack
+//! key-recovery`).
+
+use heist::attack::key_recovery::{active, passive, Adversary};
+use heist::model::{Architecture, Model};
+use heist::service::{bfv, ReleasePolicy, Scheme};
+use heist::train::init_params;
+use heist_core::nn::{QuantConfig, QuantizedModel};
+use heist_he::nn::{BfvPlan, CkksPlan, PlanConfig};
+use heist_tests::{mnist_test_images, seeded_rng};
+
+/// Ring degree of the CKKS test plan: 512 slots.
+const CKKS_N: usize = 1024;
+/// Ring degree of the BFV test plan: 256 slots.
+const BFV_N: usize = 256;
+
+fn model(seed: u64) -> Model {
+    let mut rng = seeded_rng("key-recovery-model", seed);
+    let arch = Architecture::Mnist;
+    Model::new(arch, init_params(arch, &mut rng)).unwrap()
+}
+
+fn ckks_plan() -> CkksPlan {
+    let core = model(1).to_core().unwrap();
+    CkksPlan::new_insecure_for_tests(core.network(), &PlanConfig::default(), CKKS_N).unwrap()
+}
+
+fn bfv_plan() -> (QuantizedModel, BfvPlan) {
+    let core = model(2).to_core().unwrap();
+    let quant = QuantizedModel::new(&core, &QuantConfig::pixels(bfv::BFV_WEIGHT_BITS)).unwrap();
+    let plan = BfvPlan::new_insecure_for_tests(&quant, BFV_N).unwrap();
+    (quant, plan)
+}
+
+#[test]
+fn active_server_recovers_the_ckks_key_from_one_batch() {
+    let plan = ckks_plan();
+    let images = mnist_test_images(12);
+    let (filler, victim) = images.split_at(8);
+    let mut rng = seeded_rng("key-recovery-ckks-active", 3);
+    let outcome =
+        active::ckks(&plan, ReleasePolicy::Exact, false, filler, victim, &mut rng).unwrap();
+    assert_eq!(
+        (outcome.scheme, outcome.adversary),
+        (Scheme::Ckks, Adversary::Active)
+    );
+    assert!(outcome.recovered, "{outcome:?}");
+    assert!(outcome.verified_on_unseen, "{outcome:?}");
+    assert_eq!((outcome.ciphertexts_used, outcome.batches), (2, 1));
+    assert_eq!(outcome.client_queries, (CKKS_N / 2) as u64);
+}
+
+#[test]
+fn active_server_recovers_the_bfv_key_from_one_batch() {
+    let (quant, plan) = bfv_plan();
+    let images = mnist_test_images(12);
+    let (filler, victim) = images.split_at(8);
+    let mut rng = seeded_rng("key-recovery-bfv-active", 4);
+    let outcome = active::bfv(
+        &quant,
+        &plan,
+        ReleasePolicy::Exact,
+        filler,
+        victim,
+        &mut rng,
+    )
+    .unwrap();
+    assert!(outcome.recovered, "{outcome:?}");
+    assert!(outcome.verified_on_unseen, "{outcome:?}");
+    assert_eq!(outcome.batches, 1);
+    assert_eq!(outcome.client_queries, BFV_N as u64);
+}
+
+#[test]
+fn passive_server_fails_on_the_f32_release_of_the_service() {
+    let plan = ckks_plan();
+    let images = mnist_test_images(12);
+    let (filler, victim) = images.split_at(8);
+    let mut rng = seeded_rng("key-recovery-ckks-passive", 5);
+    let outcome = passive::ckks(&plan, ReleasePolicy::Exact, filler, victim, &mut rng).unwrap();
+    assert!(
+        !outcome.recovered && !outcome.verified_on_unseen,
+        "{outcome:?}"
+    );
+    // The f32 rounding leaves re-encoded coefficients anywhere between two integers.
+    let error = outcome.reencoding_error.unwrap();
+    assert!(error > 0.25, "{outcome:?}");
+}
+
+#[test]
+fn passive_server_recovers_the_ckks_key_from_a_full_f64_release() {
+    let plan = ckks_plan();
+    let images = mnist_test_images(12);
+    let (filler, victim) = images.split_at(8);
+    let mut rng = seeded_rng("key-recovery-ckks-f64", 6);
+    let outcome = passive::ckks_f64(&plan, filler, victim, &mut rng).unwrap();
+    assert!(
+        outcome.recovered && outcome.verified_on_unseen,
+        "{outcome:?}"
+    );
+    assert!(outcome.reencoding_error.unwrap() < 0.01, "{outcome:?}");
+}
+
+#[test]
+fn passive_server_learns_nothing_from_exact_bfv_decryptions() {
+    let (quant, plan) = bfv_plan();
+    let images = mnist_test_images(12);
+    let (filler, victim) = images.split_at(8);
+    let mut rng = seeded_rng("key-recovery-bfv-passive", 7);
+    let outcome = passive::bfv(
+        &quant,
+        &plan,
+        ReleasePolicy::Exact,
+        filler,
+        victim,
+        &mut rng,
+    )
+    .unwrap();
+    assert!(
+        !outcome.recovered && !outcome.verified_on_unseen,
+        "{outcome:?}"
+    );
+}
+
+/// A ternary key imported from its coefficients decrypts what the same coefficients
+/// encrypted, and another key does not; malformed coefficients are refused.
+#[test]
+fn imported_ternary_keys_decrypt_and_malformed_ones_are_refused() {
+    use heist_he::ckks::{decrypt, encrypt_sk, CkksParams, Encoder};
+    use heist_he::keys::{KeyError, SecretKey};
+    let params = CkksParams::for_depth_insecure_for_tests(64, 1, 30, 40).unwrap();
+    let he = params.he();
+    let coeffs: Vec<i64> = (0..64).map(|i| (i % 3) as i64 - 1).collect();
+    let key = SecretKey::from_ternary(he, &coeffs).unwrap();
+    let same = SecretKey::from_ternary(he, &coeffs).unwrap();
+    let mut other = coeffs.clone();
+    other[5] = -other[5] + if other[5] == 0 { 1 } else { 0 };
+    let other = SecretKey::from_ternary(he, &other).unwrap();
+    let enc = Encoder::new(&params);
+    let mut rng = seeded_rng("key-import", 8);
+    let values = [0.5, -0.25, 0.125];
+    let ct = encrypt_sk(
+        &params,
+        &key,
+        &enc.encode(&values, params.scale(), he.max_level()).unwrap(),
+        &mut rng,
+    )
+    .unwrap();
+    let good = enc.decode(&decrypt(&params, &same, &ct).unwrap()).unwrap();
+    let bad = enc.decode(&decrypt(&params, &other, &ct).unwrap()).unwrap();
+    assert!(values.iter().zip(&good).all(|(v, g)| (v - g).abs() < 1e-4));
+    assert!(values.iter().zip(&bad).any(|(v, b)| (v - b).abs() > 1.0));
+    assert_eq!(
+        SecretKey::from_ternary(he, &coeffs[..63]).unwrap_err(),
+        KeyError::Length {
+            expected: 64,
+            found: 63
+        }
+    );
+    let mut wide = coeffs.clone();
+    wide[9] = 2;
+    assert_eq!(
+        SecretKey::from_ternary(he, &wide).unwrap_err(),
+        KeyError::NotTernary { index: 9, value: 2 }
+    );
+}
+
+/// `(0, round(Q·λ/t))` decrypts exactly to `λ·s mod t`, and parts of the wrong shape are
+/// refused (BFV); CKKS parts of different levels or bad bounds are refused.
+#[test]
+fn noiseless_ciphertexts_from_parts() {
+    use heist_core::rns::RnsPoly;
+    use heist_he::bfv::{self as scheme, BfvError, BfvParams, Plaintext};
+    use heist_he::keys::SecretKey;
+    let n = 64;
+    let t = 65537;
+    let params = BfvParams::new_insecure_for_tests(
+        n,
+        &heist_core::primes::ntt_primes(50, 2 * n as u64, 2, &[]).unwrap(),
+        heist_core::primes::ntt_primes(51, 2 * n as u64, 1, &[]).unwrap()[0],
+        t,
+    )
+    .unwrap();
+    let he = params.he();
+    let s: Vec<i64> = (0..n).map(|i| (i * 7 % 3) as i64 - 1).collect();
+    let key = SecretKey::from_ternary(he, &s).unwrap();
+    let lambda = 12345u64;
+    let mut coeffs = vec![0u64; n];
+    coeffs[0] = lambda;
+    let c1 = scheme::scale_plain(&params, &Plaintext::from_coeffs(t, coeffs).unwrap()).unwrap();
+    let level = he.max_level();
+    let ct = scheme::Ciphertext::new(&params, RnsPoly::zero(n, level), c1).unwrap();
+    let pt = scheme::decrypt(&params, &key, &ct).unwrap();
+    let want: Vec<u64> = s
+        .iter()
+        .map(|&c| (i64::try_from(lambda).unwrap() * c).rem_euclid(t as i64) as u64)
+        .collect();
+    assert_eq!(pt.coeffs(), &want[..]);
+    assert!(matches!(
+        scheme::Ciphertext::new(
+            &params,
+            RnsPoly::zero(n, level - 1),
+            RnsPoly::zero(n, level)
+        ),
+        Err(BfvError::PartsMismatch { .. })
+    ));
+
+    use heist_he::ckks::{Ciphertext, CkksError, CkksParams};
+    let params = CkksParams::for_depth_insecure_for_tests(n, 1, 30, 40).unwrap();
+    let (a, b) = (RnsPoly::zero(n, 2), RnsPoly::zero(n, 1));
+    assert!(matches!(
+        Ciphertext::from_parts(&params, a.clone(), b, 1.0, 0.0, 0.0),
+        Err(CkksError::BadLevel { .. })
+    ));
+    assert!(matches!(
+        Ciphertext::from_parts(&params, a.clone(), a.clone(), 1.0, -1.0, 0.0),
+        Err(CkksError::Overflow { .. })
+    ));
+    assert!(matches!(
+        Ciphertext::from_parts(&params, a.clone(), a.clone(), 0.0, 0.0, 0.0),
+        Err(CkksError::BadScale { .. })
+    ));
+    assert!(Ciphertext::from_parts(&params, a.clone(), a, 1.0, 0.0, 0.0).is_ok());
+}
+
+/// Flooding at decryption defeats the active adversary; rounding alone to 10 bits does too
+/// against the unscaled crafted pair (whose slots are about `|s(ζ)|/Δ`).
+#[test]
+fn active_recovery_fails_under_flooding_and_rounding() {
+    let plan = ckks_plan();
+    let images = mnist_test_images(12);
+    let (filler, victim) = images.split_at(8);
+    let mut rng = seeded_rng("key-recovery-defended", 9);
+    for release in ["flooded", "rounded:10"] {
+        let release: ReleasePolicy = release.parse().unwrap();
+        let outcome = active::ckks(&plan, release, false, filler, victim, &mut rng).unwrap();
+        assert!(
+            !outcome.recovered && !outcome.verified_on_unseen,
+            "{outcome:?}"
+        );
+        assert_eq!(outcome.release, release.to_string());
+    }
+}
+
+/// The trusted party refuses replies at another level or scale than the plan's output,
+/// and with another number of parts; a crafted pair at the right level and scale passes
+/// (the validation does not stop the active adversary).
+#[test]
+fn trusted_party_refuses_replies_off_the_plan() {
+    use heist::attack::key_recovery::{MaliciousCompute, Reply};
+    use heist::oracle::Oracle;
+    use heist::service::{BatchConfig, CkksCodec, CkksEvaluator, InProcessService};
+    use heist_he::ckks::Ciphertext;
+    let plan = ckks_plan();
+    let mut rng = seeded_rng("key-recovery-validation", 10);
+    let codec = CkksCodec::new(plan.clone(), &mut rng).unwrap();
+    let (server, control) = MaliciousCompute::new(CkksEvaluator::new(plan.clone()).unwrap());
+    let service = InProcessService::start(codec, server, &BatchConfig::default()).unwrap();
+    let mut client = service.client();
+    let images = mnist_test_images(2);
+    let (level, scale) = plan.output_level_scale();
+    let params = plan.params().clone();
+    let n = params.he().n();
+    let reply = move |level: usize, scale: f64, count: usize| -> Vec<u8> {
+        let ct = |_| {
+            let zero = heist_core::rns::RnsPoly::zero(n, level);
+            Ciphertext::from_parts(&params, zero.clone(), zero, scale, 1.0, 1.0)
+                .unwrap()
+                .encode()
+        };
+        let items: Vec<Vec<u8>> = (0..count).map(ct).collect();
+        let mut out = (count as u32).to_le_bytes().to_vec();
+        for item in items {
+            out.extend_from_slice(&(item.len() as u32).to_le_bytes());
+            out.extend_from_slice(&item);
+        }
+        out
+    };
+    let cases = [
+        (
+            level + 1,
+            scale,
+            10,
+            format!("reply ciphertext 0 at level {}", level + 1),
+        ),
+        (
+            level,
+            scale * 2.0,
+            10,
+            format!("at level {level}, scale {:e}", scale * 2.0),
+        ),
+        (
+            level,
+            scale,
+            9,
+            "payload holds 9 ciphertexts, expected 10".to_owned(),
+        ),
+    ];
+    for (l, s, count, what) in cases {
+        control.push(Reply::Fixed(reply(l, s, count)));
+        let error = client.query(&images).unwrap_err().to_string();
+        assert!(error.contains(&what), "{what}: {error}");
+    }
+    control.push(Reply::Fixed(reply(level, scale, 10)));
+    let scores = client.query(&images).unwrap();
+    assert!(scores.iter().flatten().all(|&v| v == 0.0));
+}
+
+/// An active server that multiplies its crafted pair by a gain chosen from the policy
+/// (Li and Micciancio's counter) defeats rounding alone, since no bound on the released
+/// scores is enforced.
+#[test]
+fn an_amplifying_server_defeats_rounding_alone() {
+    let plan = ckks_plan();
+    let images = mnist_test_images(12);
+    let (filler, victim) = images.split_at(8);
+    let mut rng = seeded_rng("key-recovery-amplified", 11);
+    for release in ["rounded:10", "rounded:4"] {
+        let release: ReleasePolicy = release.parse().unwrap();
+        let outcome = active::ckks(&plan, release, true, filler, victim, &mut rng).unwrap();
+        assert!(outcome.gain > 1, "{outcome:?}");
+        assert!(
+            outcome.recovered && outcome.verified_on_unseen,
+            "{outcome:?}"
+        );
+    }
+}
