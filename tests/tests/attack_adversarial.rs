@@ -381,6 +381,7 @@ fn invalid_settings_are_refused_with_typed_errors() {
 fn tcp_service(
     model: &Model,
     train_set: &heist::data::Images,
+    auth: Option<heist::service::auth::LinkKey>,
 ) -> (heist::service::ComputeServer, heist::service::TrustedServer) {
     use heist::service::{
         BatchConfig, CkksCodec, CkksEvaluator, ClientConfig, ComputeServer, ServerConfig,
@@ -394,7 +395,7 @@ fn tcp_service(
         ServerConfig::compute(),
     )
     .expect("compute server");
-    let trusted = TrustedServer::start(
+    let trusted = TrustedServer::start_with(
         listener(),
         CkksCodec::new(plan, &mut rand_core::OsRng).expect("codec"),
         &compute.local_addr().to_string(),
@@ -404,6 +405,7 @@ fn tcp_service(
         },
         &BatchConfig::default(),
         ServerConfig::trusted(),
+        auth,
     )
     .expect("trusted party");
     (compute, trusted)
@@ -418,7 +420,7 @@ fn a_relay_on_the_client_link_makes_the_encrypted_service_misclassify() {
 
     let (model, images, labels, data) = setup();
     let (images, labels) = (&images[..24], &labels[..24]);
-    let (_compute, trusted) = tcp_service(&model, &data.train);
+    let (_compute, trusted) = tcp_service(&model, &data.train, None);
     let upstream = trusted.local_addr().to_string();
     let listener = || std::net::TcpListener::bind("127.0.0.1:0").expect("loopback port");
     let classes = |addr: &str| -> Vec<usize> {
@@ -469,4 +471,89 @@ fn a_relay_on_the_client_link_makes_the_encrypted_service_misclassify() {
         "{still_right} of {} still right",
         right_without.len()
     );
+}
+
+#[test]
+fn an_authenticated_client_link_turns_tampering_into_errors() {
+    use heist::attack::adversarial::mitm::{ManInTheMiddle, Rewrite};
+    use heist::service::auth::{open_query, open_scores, seal_query, seal_scores, AuthError};
+    use heist::service::auth::{LinkKey, ReplayGuard};
+    use heist::service::message::ErrorCode;
+    use heist::service::relay::{Relay, Transparent};
+    use heist::service::{ClientConfig, NetError, ServerConfig, TcpClient};
+
+    let (model, images, _, data) = setup();
+    let images = &images[..8];
+    let key = LinkKey::new(&[7u8; 32]).expect("32 bytes");
+    let (_compute, trusted) = tcp_service(&model, &data.train, Some(key.clone()));
+    let upstream = trusted.local_addr().to_string();
+    let listener = || std::net::TcpListener::bind("127.0.0.1:0").expect("loopback port");
+    let client = |addr: &str, key: Option<&LinkKey>| {
+        let c = TcpClient::new(addr, ClientConfig::default());
+        match key {
+            Some(k) => c.with_key(k.clone()),
+            None => c,
+        }
+    };
+    let refused = |result: Result<Vec<heist::oracle::Scores>, NetError>| matches!(result, Err(NetError::Remote(ref e)) if e.code == ErrorCode::Unauthenticated);
+    let direct = client(&upstream, Some(&key))
+        .query(images)
+        .expect("authenticated");
+    assert!(refused(client(&upstream, None).query(images)), "no key");
+    let wrong = LinkKey::new(&[8u8; 32]).expect("32 bytes");
+    assert!(
+        refused(client(&upstream, Some(&wrong)).query(images)),
+        "wrong key"
+    );
+    let proxy = Relay::start(
+        listener(),
+        upstream.clone(),
+        ServerConfig::trusted(),
+        ClientConfig::default().peer,
+        Transparent,
+    )
+    .expect("relay");
+    let through = client(&proxy.local_addr().to_string(), Some(&key))
+        .query(images)
+        .expect("a relay that changes nothing passes");
+    let classes = |s: &[heist::oracle::Scores]| s.iter().map(predicted_class).collect::<Vec<_>>();
+    assert_eq!(classes(&through), classes(&direct));
+    let hook = ManInTheMiddle::new(Rewrite::Fgsm(model, FgsmConfig { eps: 0.3 }), 1024);
+    let rewritten = hook.rewritten();
+    let mitm = Relay::start(
+        listener(),
+        upstream,
+        ServerConfig::trusted(),
+        ClientConfig::default().peer,
+        hook,
+    )
+    .expect("relay");
+    let mut victim = client(&mitm.local_addr().to_string(), Some(&key));
+    for image in images {
+        // Every tampered request is refused: an error, never a class.
+        assert!(refused(victim.query(std::slice::from_ref(image))));
+    }
+    // The relay did rewrite every image (keeping nonce and tag): the tag check refused them.
+    assert_eq!(
+        rewritten.load(std::sync::atomic::Ordering::Relaxed),
+        images.len() as u64
+    );
+    // A replayed request and a rewritten reply are caught too.
+    let guard = ReplayGuard::default();
+    let sealed = seal_query(&key, &[1; 16], b"images");
+    assert_eq!(
+        open_query(&key, &sealed, &guard),
+        Ok(([1; 16], &b"images"[..]))
+    );
+    assert_eq!(open_query(&key, &sealed, &guard), Err(AuthError::Replay));
+    let mut reply = seal_scores(&key, &[1; 16], b"scores");
+    assert_eq!(open_scores(&key, &[1; 16], &reply), Ok(&b"scores"[..]));
+    assert_eq!(open_scores(&key, &[2; 16], &reply), Err(AuthError::BadTag));
+    let last = reply.len() - 1;
+    reply[last] ^= 1;
+    assert_eq!(open_scores(&key, &[1; 16], &reply), Err(AuthError::BadTag));
+    assert!(matches!(
+        LinkKey::new(&[0; 16]),
+        Err(AuthError::KeyLength(16))
+    ));
 }

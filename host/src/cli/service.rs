@@ -14,6 +14,7 @@ use crate::cli::exit::{write_json, CliError, CliResult};
 use crate::inference::calibrated_ckks_plan;
 use crate::model::Model;
 use crate::oracle::{predicted_class, Image, Oracle, IMAGE_SIDE};
+use crate::service::auth::LinkKey;
 use crate::service::{
     bfv_plan, BatchCodec, BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator,
     ClientConfig, ComputeServer, PeerConfig, PlaintextCodec, PlaintextEvaluator, ReleaseError,
@@ -115,6 +116,10 @@ enum Role {
         /// Longest to wait for the compute server's answer to a batch, in seconds.
         #[arg(long, value_name = "S", default_value_t = 600)]
         compute_timeout_s: u64,
+        /// Serve only clients that authenticate every query with the key in this file
+        /// (32 to 4096 raw bytes, shared with the clients); replies carry a tag too.
+        #[arg(long, value_name = "FILE")]
+        link_key: Option<PathBuf>,
         #[command(flatten)]
         limits: Limits,
     },
@@ -216,13 +221,20 @@ pub fn serve(args: ServeArgs) -> CliResult {
             window_ms,
             release,
             compute_timeout_s,
+            link_key,
             limits,
         } => {
+            let auth = link_key
+                .as_deref()
+                .map(LinkKey::from_file)
+                .transpose()
+                .map_err(CliError::bad_input)?;
             let config = limits.apply(ServerConfig::trusted())?;
             warn_plain(scheme.scheme);
             let trusted = TrustedArgs {
                 listen,
                 compute,
+                auth,
                 window_ms,
                 compute_timeout_s,
                 config,
@@ -268,6 +280,7 @@ pub(crate) fn parse_release(text: &str) -> Result<ReleasePolicy, ReleaseError> {
 struct TrustedArgs {
     listen: String,
     compute: String,
+    auth: Option<LinkKey>,
     window_ms: u64,
     compute_timeout_s: u64,
     config: ServerConfig,
@@ -278,6 +291,7 @@ fn start_trusted<C: BatchCodec + 'static>(codec: C, args: TrustedArgs) -> CliRes
     let TrustedArgs {
         listen,
         compute,
+        auth,
         window_ms,
         compute_timeout_s,
         config,
@@ -294,8 +308,12 @@ fn start_trusted<C: BatchCodec + 'static>(codec: C, args: TrustedArgs) -> CliRes
         ..BatchConfig::default()
     };
     let listener = bind(&listen)?;
-    let server = TrustedServer::start(listener, codec, &compute, link, &batch, config)
+    let authenticated = auth.is_some();
+    let server = TrustedServer::start_with(listener, codec, &compute, link, &batch, config, auth)
         .map_err(|e| CliError::Failure(e.into()))?;
+    if authenticated {
+        eprintln!("[trusted] every query must carry an HMAC-SHA256 tag under the link key");
+    }
     eprintln!(
         "[trusted] listening on {} (scheme {scheme}, {slots} slots, {window_ms} ms window, compute server {compute})",
         server.local_addr(),
@@ -345,6 +363,10 @@ pub struct QueryArgs {
     /// Longest to wait for the answers, in seconds.
     #[arg(long, value_name = "S", default_value_t = 60)]
     timeout_s: u64,
+    /// Authenticate every query, and check every reply, with the key in this file (the
+    /// trusted party's `--link-key`).
+    #[arg(long, value_name = "FILE")]
+    link_key: Option<PathBuf>,
     /// 28x28 greyscale PNG files (8 or 16 bits per pixel).
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
@@ -379,8 +401,17 @@ pub fn query(args: QueryArgs) -> CliResult {
         .collect::<Result<Vec<_>, _>>()?;
     let mut config = ClientConfig::default();
     config.peer.reply_timeout = Duration::from_secs(args.timeout_s);
+    let key = args
+        .link_key
+        .as_deref()
+        .map(LinkKey::from_file)
+        .transpose()
+        .map_err(CliError::bad_input)?;
     let mut client =
         TcpClient::connect(&args.to, config).map_err(|e| CliError::Failure(e.into()))?;
+    if let Some(key) = key {
+        client = client.with_key(key);
+    }
     eprintln!("querying {} with {} image(s)", args.to, images.len());
     let scores = client
         .query(&images)

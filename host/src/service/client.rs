@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use rand_core::RngCore;
+
+use super::auth::{open_scores, seal_query, LinkKey, NONCE_BYTES};
 use super::frame::Kind;
 use super::message;
 use super::net::{NetError, Peer, PeerConfig};
@@ -40,6 +43,7 @@ pub struct TcpClient {
     peer: Peer,
     images_per_frame: usize,
     queries: u64,
+    auth: Option<LinkKey>,
 }
 
 impl TcpClient {
@@ -50,6 +54,7 @@ impl TcpClient {
             peer: Peer::new(addr.to_owned(), config.peer, None),
             images_per_frame: config.images_per_frame.clamp(1, fits),
             queries: 0,
+            auth: None,
         }
     }
 
@@ -65,12 +70,31 @@ impl TcpClient {
         self.images_per_frame
     }
 
+    /// Authenticates every query and checks every reply under `key` ([`super::auth`]),
+    /// for a trusted party started with the same key.
+    #[must_use]
+    pub fn with_key(mut self, key: LinkKey) -> Self {
+        self.auth = Some(key);
+        self
+    }
+
     fn query_frame(&mut self, images: &[Image]) -> Result<Vec<Scores>, NetError> {
         let payload = message::encode_images(images).map_err(|error| NetError::Payload {
             kind: Kind::Query,
             error,
         })?;
-        let reply = self.peer.request(Kind::Query, &payload, Kind::Scores)?;
+        let reply = match &self.auth {
+            None => self.peer.request(Kind::Query, &payload, Kind::Scores)?,
+            Some(key) => {
+                let mut nonce = [0u8; NONCE_BYTES];
+                rand_core::OsRng.fill_bytes(&mut nonce);
+                let sealed = seal_query(key, &nonce, &payload);
+                let reply = self.peer.request(Kind::Query, &sealed, Kind::Scores)?;
+                open_scores(key, &nonce, &reply)
+                    .map_err(NetError::Unauthenticated)?
+                    .to_vec()
+            }
+        };
         let scores =
             message::decode_scores(&reply, images.len()).map_err(|error| NetError::Payload {
                 kind: Kind::Scores,

@@ -285,11 +285,13 @@ pub enum ErrorCode {
     SchemeMismatch = 6,
     /// Encoding, evaluation or decoding of a batch failed.
     Evaluation = 7,
+    /// A request's authentication tag is missing or wrong, or the request is a replay.
+    Unauthenticated = 8,
 }
 
 impl ErrorCode {
     /// Every code, in wire order.
-    pub const ALL: [ErrorCode; 7] = [
+    pub const ALL: [ErrorCode; 8] = [
         ErrorCode::BadFrame,
         ErrorCode::BadPayload,
         ErrorCode::UnexpectedKind,
@@ -297,6 +299,7 @@ impl ErrorCode {
         ErrorCode::Unavailable,
         ErrorCode::SchemeMismatch,
         ErrorCode::Evaluation,
+        ErrorCode::Unauthenticated,
     ];
 
     /// The code with this wire value, if any.

@@ -9,6 +9,7 @@
 //! [`PlaintextCodec`] and [`PlaintextEvaluator`] are the reference pair, which does **not**
 //! encrypt.
 
+pub mod auth;
 pub mod bfv;
 pub mod ckks;
 pub mod client;

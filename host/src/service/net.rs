@@ -429,6 +429,9 @@ pub enum NetError {
         /// The id received.
         found: u64,
     },
+    /// The reply's authentication tag does not match its request ([`super::auth`]).
+    #[error("reply not authentic: {0}")]
+    Unauthenticated(super::auth::AuthError),
     /// The reply holds another number of results than images were sent.
     #[error("{found} results for {expected} images")]
     CountMismatch {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use super::auth::{open_query, seal_scores, LinkKey, ReplayGuard};
 use super::codec::{BatchCodec, CodecError};
 use super::frame::Kind;
 use super::message::{self, ErrorCode, ErrorReply, Setup, IMAGE_BYTES};
@@ -404,13 +405,52 @@ impl TrustedServer {
         batch: &BatchConfig,
         server: ServerConfig,
     ) -> Result<Self, SetupError> {
+        Self::start_with(listener, codec, compute, link, batch, server, None)
+    }
+
+    /// As [`TrustedServer::start`]; with `auth`, every `Query` must carry a valid tag under
+    /// that key and a fresh nonce, and every `Scores` reply carries a tag
+    /// ([`super::auth`]). Unauthenticated, tampered or replayed requests are refused with
+    /// [`ErrorCode::Unauthenticated`].
+    ///
+    /// # Errors
+    /// As [`TrustedServer::start`].
+    pub fn start_with<C: BatchCodec + 'static>(
+        listener: TcpListener,
+        codec: C,
+        compute: &str,
+        link: PeerConfig,
+        batch: &BatchConfig,
+        server: ServerConfig,
+        auth: Option<LinkKey>,
+    ) -> Result<Self, SetupError> {
         let link = TcpComputeLink::connect(compute, &codec, link)?;
         let party = TrustedParty::start(codec, link, batch)?;
         let submitter = party.submitter();
         let max_images = server.max_payload as usize / IMAGE_BYTES;
+        let replays = ReplayGuard::default();
         let server = net::spawn_server(listener, server, "trusted", move |stream, config| {
             net::serve_connection(stream, config, "trusted", |frame| {
-                answer_query(&submitter, frame.kind, &frame.payload, max_images)
+                let Some(key) = &auth else {
+                    return answer_query(&submitter, frame.kind, &frame.payload, max_images);
+                };
+                if frame.kind != Kind::Query {
+                    return answer_query(&submitter, frame.kind, &frame.payload, max_images);
+                }
+                match open_query(key, &frame.payload, &replays) {
+                    Ok((nonce, images)) => {
+                        match answer_query(&submitter, frame.kind, images, max_images) {
+                            Answer::Reply(kind, scores) => {
+                                Answer::Reply(kind, seal_scores(key, &nonce, &scores))
+                            }
+                            refused => refused,
+                        }
+                    }
+                    Err(error) => Answer::Refuse(ErrorReply::new(
+                        ErrorCode::Unauthenticated,
+                        error.to_string(),
+                    )),
+                }
             });
         })?;
         Ok(Self {

@@ -17,10 +17,14 @@ use super::square::{square, SquareConfig};
 use super::{attack_labels, Labels};
 use crate::model::Model;
 use crate::oracle::{predicted_class, Image, Oracle, PlainOracle};
+use crate::service::auth::{NONCE_BYTES, TAG_BYTES};
 use crate::service::frame::Kind;
 use crate::service::message::{self, ErrorCode, ErrorReply};
 use crate::service::relay::FrameHook;
 use crate::service::TcpClient;
+
+/// Bytes before the images of an authenticated query: its nonce and tag.
+const AUTH_HEADER: usize = NONCE_BYTES + TAG_BYTES;
 
 /// The attack a relay applies, with its settings and what it needs.
 pub enum Rewrite {
@@ -99,14 +103,27 @@ impl FrameHook for ManInTheMiddle {
         if kind != Kind::Query {
             return Ok(payload);
         }
-        let images = message::decode_images(&payload, self.max_images)
-            .map_err(|e| ErrorReply::new(ErrorCode::BadPayload, e.to_string()))?;
+        // An authenticated query carries a nonce and a tag before its images
+        // (`service::auth`); the relay knows the format and keeps them, as a real
+        // attacker would, so the trusted party's tag check is what must stop it.
+        let (header, images) = match message::decode_images(&payload, self.max_images) {
+            Ok(images) => (&payload[..0], images),
+            Err(plain) => payload
+                .get(AUTH_HEADER..)
+                .and_then(|rest| message::decode_images(rest, self.max_images).ok())
+                .map(|images| (&payload[..AUTH_HEADER], images))
+                .ok_or_else(|| ErrorReply::new(ErrorCode::BadPayload, plain.to_string()))?,
+        };
         let adversarial = self
             .attack(&images)
             .map_err(|e| ErrorReply::new(ErrorCode::Unavailable, e))?;
         self.rewritten
             .fetch_add(adversarial.len() as u64, Ordering::Relaxed);
-        message::encode_images(&adversarial)
-            .map_err(|e| ErrorReply::new(ErrorCode::BadPayload, e.to_string()))
+        let mut out = header.to_vec();
+        out.extend(
+            message::encode_images(&adversarial)
+                .map_err(|e| ErrorReply::new(ErrorCode::BadPayload, e.to_string()))?,
+        );
+        Ok(out)
     }
 }
