@@ -432,8 +432,8 @@ impl OracleSpec {
                 let service = start_service(model, train, *scheme)?;
                 let client = service.service.client();
                 ServiceOracle::InProcess {
-                    service: Box::new(service),
                     client,
+                    service: Box::new(service),
                 }
             }
             Self::Tcp(addr) => {
@@ -449,10 +449,11 @@ pub enum ServiceOracle {
     Plain(PlainOracle<Model>),
     /// An in-process service and a client of it.
     InProcess {
+        /// The client the queries go through. Declared (so dropped) before the service,
+        /// whose batching thread ends only once every client is gone.
+        client: InProcessClient,
         /// The running service (kept alive for the client).
         service: Box<Service>,
-        /// The client the queries go through.
-        client: InProcessClient,
     },
     /// A client of a trusted party over TCP.
     Tcp(TcpClient),

@@ -186,10 +186,13 @@ pub fn open_scores<'a>(
     Ok(scores)
 }
 
+/// The nonces seen, as a set and in arrival order (to forget the oldest).
+type Seen = (HashSet<[u8; NONCE_BYTES]>, VecDeque<[u8; NONCE_BYTES]>);
+
 /// The nonces of the last [`REPLAY_WINDOW`] authenticated requests.
 #[derive(Debug, Default)]
 pub struct ReplayGuard {
-    seen: Mutex<(HashSet<[u8; NONCE_BYTES]>, VecDeque<[u8; NONCE_BYTES]>)>,
+    seen: Mutex<Seen>,
 }
 
 impl ReplayGuard {
