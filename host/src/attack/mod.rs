@@ -2,3 +2,5 @@
 //! its adversary may touch (an [`crate::oracle::Oracle`], the plaintext twin of the model
 //! for a white-box attacker, the service's roles), never more; nothing else in the library
 //! depends on an attack.
+
+pub mod membership;
