@@ -122,10 +122,12 @@ fn experiment_runs_end_to_end_with_a_checked_split() {
         seed: 1,
     };
     let mut queries = 0;
+    let targets = experiment::train_targets(&train, &cfg).expect("targets train");
     let outcome = experiment::run(
         Dataset::Mnist,
         &train,
         &test,
+        targets,
         &cfg,
         |model, records, member| {
             let mut oracle = PlainOracle::new(model.clone());

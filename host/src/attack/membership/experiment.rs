@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use crate::data::{Dataset, Images};
 use crate::model::Model;
-use crate::train::{self, TrainConfig, TrainError, Trained};
+use crate::train::{self, TrainConfig, TrainError};
 
 use super::lira::{self, LiraError};
 use super::metrics::{roc, Confusion, Interval, Roc, RocPoint};
@@ -120,25 +120,36 @@ impl ExperimentConfig {
     }
 }
 
-/// A trained target and its signals.
+/// A target model and the training records it saw.
+#[derive(Clone, Debug)]
+pub struct TargetModel {
+    /// Fraction of the training set it trained on.
+    pub fraction: f64,
+    /// The model.
+    pub model: Model,
+    /// Its members: training-set indices.
+    pub members: Vec<usize>,
+}
+
+/// A target and its signals.
 #[derive(Clone, Debug)]
 pub struct Target {
     /// Fraction of the training set it trained on.
     pub fraction: f64,
-    /// The model and its members.
-    pub trained: Trained,
+    /// Records it trained on.
+    pub train_records: usize,
     /// Its scores on the challenge records, through its oracle.
     pub signals: Signals,
 }
 
-/// Trains one target per fraction of `config`, in order.
+/// Trains one target per fraction of `config`, in order, with `config.seed`.
 ///
 /// # Errors
 /// A training failure.
 pub fn train_targets(
     train: &Images,
     config: &ExperimentConfig,
-) -> Result<Vec<Trained>, TrainError> {
+) -> Result<Vec<TargetModel>, TrainError> {
     config
         .fractions
         .iter()
@@ -148,7 +159,12 @@ pub fn train_targets(
                 seed: config.seed,
                 ..config.training.clone()
             };
-            train::train(train, &c, |_, _, _| {})
+            let t = train::train(train, &c, |_, _, _| {})?;
+            Ok(TargetModel {
+                fraction,
+                model: t.model,
+                members: t.members,
+            })
         })
         .collect()
 }
@@ -323,7 +339,7 @@ fn target_row(t: &Target) -> TargetRow {
     let (m, n) = (s.accuracy(true), s.accuracy(false));
     TargetRow {
         fraction: t.fraction,
-        train_records: t.trained.members.len(),
+        train_records: t.train_records,
         member_accuracy: m,
         non_member_accuracy: n,
         gap: m - n,
@@ -461,9 +477,9 @@ fn changes_conclusion(shokri: &[ShokriRow], roc: &[RocRow]) -> bool {
     shokri_differs || roc_differs
 }
 
-/// The whole experiment: trains the targets on `train`, draws the split against `test`,
-/// collects each target's signals with `collect(model, records, member)` (through the
-/// caller's oracle), then runs [`attack`].
+/// The whole experiment on `targets` (trained on `train`, e.g. by [`train_targets`]):
+/// draws the split against `test`, collects each target's signals with
+/// `collect(model, records, member)` (through the caller's oracle), then runs [`attack`].
 ///
 /// # Errors
 /// Any [`ExperimentError`].
@@ -471,12 +487,12 @@ pub fn run(
     dataset: Dataset,
     train: &Images,
     test: &Images,
+    targets: Vec<TargetModel>,
     config: &ExperimentConfig,
     mut collect: impl FnMut(&Model, &Images, Vec<bool>) -> anyhow::Result<Signals>,
 ) -> Result<Outcome, ExperimentError> {
     config.validate()?;
-    let trained = train_targets(train, config)?;
-    let members: Vec<&[usize]> = trained.iter().map(|t| t.members.as_slice()).collect();
+    let members: Vec<&[usize]> = targets.iter().map(|t| t.members.as_slice()).collect();
     let split = Split::draw(
         &members,
         train.len(),
@@ -488,15 +504,16 @@ pub fn run(
     )?;
     let (challenge, member) = split.challenge(train, test);
     let insider = split.insider_records(test);
-    let mut targets = Vec::with_capacity(trained.len());
-    for (t, &fraction) in trained.into_iter().zip(&config.fractions) {
+    let mut done = Vec::with_capacity(targets.len());
+    for t in targets {
+        let fraction = t.fraction;
         let signals = collect(&t.model, &challenge, member.clone())
             .map_err(|source| ExperimentError::Signals { fraction, source })?;
-        targets.push(Target {
+        done.push(Target {
             fraction,
-            trained: t,
+            train_records: t.members.len(),
             signals,
         });
     }
-    attack(dataset, split, &challenge, &insider, &targets, config)
+    attack(dataset, split, &challenge, &insider, &done, config)
 }

@@ -1,5 +1,7 @@
 //! `heist attack …`: one subcommand per attack.
 
+pub mod membership;
+
 use super::exit::CliResult;
 
 /// Attack the encrypted inference service.
@@ -11,12 +13,18 @@ pub struct AttackArgs {
 
 /// The attacks `heist attack` runs.
 #[derive(Debug, clap::Subcommand)]
-pub enum AttackCommand {}
+pub enum AttackCommand {
+    /// Membership inference by a semi-honest insider (paper Tables 6-7), LiRA and the loss
+    /// attack.
+    Membership(membership::MembershipArgs),
+}
 
 /// Runs `heist attack <attack>`.
 ///
 /// # Errors
 /// As the chosen attack.
 pub fn run(args: AttackArgs) -> CliResult {
-    match args.command {}
+    match args.command {
+        AttackCommand::Membership(args) => membership::run(args),
+    }
 }
