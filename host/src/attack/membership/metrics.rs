@@ -35,12 +35,21 @@ impl Interval {
     }
 }
 
+/// The two-sided 99.9 % normal quantile: a 95 % family-wise level for up to 50
+/// comparisons (Bonferroni), used to decide whether an attack beats chance.
+pub const Z_STRICT: f64 = 3.290_526_731_491_926;
+
 /// The 95 % Wilson score interval of a proportion of `successes` out of `trials`
-/// (`[0, 1]` for no trial).
-///
-/// With `p = k/n` and `z` = [`Z95`]: centre `(p + z²/2n) / (1 + z²/n)`, half-width
-/// `z·sqrt(p(1−p)/n + z²/4n²) / (1 + z²/n)`.
+/// (`[0, 1]` for no trial): [`wilson_z`] with [`Z95`].
 pub fn wilson(successes: usize, trials: usize) -> Interval {
+    wilson_z(successes, trials, Z95)
+}
+
+/// The Wilson score interval with normal quantile `z`.
+///
+/// With `p = k/n`: centre `(p + z²/2n) / (1 + z²/n)`, half-width
+/// `z·sqrt(p(1−p)/n + z²/4n²) / (1 + z²/n)`.
+pub fn wilson_z(successes: usize, trials: usize, z: f64) -> Interval {
     if trials == 0 {
         return Interval {
             low: 0.0,
@@ -49,10 +58,10 @@ pub fn wilson(successes: usize, trials: usize) -> Interval {
     }
     let n = trials as f64;
     let p = successes.min(trials) as f64 / n;
-    let z2 = Z95 * Z95;
+    let z2 = z * z;
     let denominator = 1.0 + z2 / n;
     let centre = (p + z2 / (2.0 * n)) / denominator;
-    let half = Z95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denominator;
+    let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denominator;
     Interval {
         low: (centre - half).max(0.0),
         high: (centre + half).min(1.0),

@@ -240,10 +240,7 @@ pub fn run(args: MembershipArgs) -> CliResult {
     }
     let data = args.data.load().map_err(CliError::bad_input)?;
     let arch = Architecture::for_dataset(data.dataset);
-    let per_side = args
-        .members
-        .unwrap_or(DEFAULT_PER_SIDE.min(data.test.len().saturating_sub(1) / 2));
-    let config = ExperimentConfig {
+    let mut config = ExperimentConfig {
         training: TrainConfig {
             arch,
             epochs: args.epochs,
@@ -258,7 +255,7 @@ pub fn run(args: MembershipArgs) -> CliResult {
         fractions: args.fractions.clone(),
         shadows: args.shadows.clone(),
         lira_models: args.lira_models,
-        per_side,
+        per_side: args.members.unwrap_or(DEFAULT_PER_SIDE),
         attack: AttackModelConfig::default(),
         seed: args.seed,
     };
@@ -277,6 +274,14 @@ pub fn run(args: MembershipArgs) -> CliResult {
                 .map_err(|e| CliError::Failure(e.into()))?
         }
     };
+    if args.members.is_none() {
+        // The default shrinks to what small data sets hold: every target's members and
+        // half the test set (the other half stays with the insider).
+        let smallest = targets.iter().map(|t| t.members.len()).min().unwrap_or(0);
+        config.per_side = DEFAULT_PER_SIDE
+            .min(data.test.len().saturating_sub(1) / 2)
+            .min(smallest);
+    }
     let mut queries = 0;
     let outcome = experiment::run(
         data.dataset,
