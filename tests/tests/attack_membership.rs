@@ -12,23 +12,12 @@ use heist::attack::membership::Features;
 use heist::data::{subset, Dataset, Images};
 use heist::model::Architecture;
 use heist::oracle::PlainOracle;
-use heist::train::optim::OptimizerKind;
 use heist::train::{self, TrainConfig};
 use heist_tests::seeded_rng;
 use rand_core::RngCore;
 
 fn config(epochs: usize, seed: u64) -> TrainConfig {
-    TrainConfig {
-        arch: Architecture::Fashion,
-        epochs,
-        batch_size: 16,
-        lr: 1e-3,
-        optimizer: OptimizerKind::Adam,
-        momentum: 0.0,
-        clip_norm: None,
-        fraction: 1.0,
-        seed,
-    }
+    TrainConfig::adam(Architecture::Fashion, epochs, 16, seed)
 }
 
 fn concat(a: &Images, b: &Images) -> Images {

@@ -93,6 +93,22 @@ impl TrainConfig {
         self.schedule().validate()
     }
 
+    /// Adam at lr 1e-3 on all the data, no clipping: `heist train`'s defaults for `arch`
+    /// with these epochs, batch size and seed.
+    pub fn adam(arch: Architecture, epochs: usize, batch_size: usize, seed: u64) -> Self {
+        Self {
+            arch,
+            epochs,
+            batch_size,
+            lr: 1e-3,
+            optimizer: OptimizerKind::Adam,
+            momentum: 0.0,
+            clip_norm: None,
+            fraction: 1.0,
+            seed,
+        }
+    }
+
     /// The loop settings of this run.
     pub fn schedule(&self) -> Schedule {
         Schedule {

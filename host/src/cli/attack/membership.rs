@@ -22,7 +22,6 @@ use crate::inference::start_service;
 use crate::model::{Architecture, Model};
 use crate::oracle::{Oracle, PlainOracle};
 use crate::service::{ClientConfig, Scheme, TcpClient};
-use crate::train::optim::OptimizerKind;
 use crate::train::{members_path, Members, TrainConfig};
 
 /// Members scored by default (and as many non-members): 5,000 records in all, so every
@@ -241,17 +240,7 @@ pub fn run(args: MembershipArgs) -> CliResult {
     let data = args.data.load().map_err(CliError::bad_input)?;
     let arch = Architecture::for_dataset(data.dataset);
     let mut config = ExperimentConfig {
-        training: TrainConfig {
-            arch,
-            epochs: args.epochs,
-            batch_size: args.batch_size,
-            lr: 1e-3,
-            optimizer: OptimizerKind::Adam,
-            momentum: 0.0,
-            clip_norm: None,
-            fraction: 1.0,
-            seed: args.seed,
-        },
+        training: TrainConfig::adam(arch, args.epochs, args.batch_size, args.seed),
         fractions: args.fractions.clone(),
         shadows: args.shadows.clone(),
         lira_models: args.lira_models,
