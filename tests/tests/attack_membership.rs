@@ -31,7 +31,7 @@ fn concat(a: &Images, b: &Images) -> Images {
 /// target trained on `target_train`, for 100 members (the first 100 challenge records) and
 /// 100 non-members: `[(lira auc, lira tpr), (loss auc, loss tpr)]`.
 fn attacks(challenge: &Images, insider: &Images, target_train: &Images) -> [(f64, f64); 2] {
-    let cfg = config(40, 5);
+    let cfg = config(30, 5);
     let target = train::train(target_train, &cfg, |_, _, _| {}).expect("target trains");
     let member: Vec<bool> = (0..challenge.len()).map(|i| i < 100).collect();
     let mut oracle = PlainOracle::new(target.model);
@@ -46,7 +46,7 @@ fn attacks(challenge: &Images, insider: &Images, target_train: &Images) -> [(f64
     ]
 }
 
-/// Overfit: the target trains 40 epochs on exactly the 100 member records, whose labels
+/// Overfit: the target trains 30 epochs on exactly the 100 member records, whose labels
 /// (like every record's here) are drawn at random, so it can only memorise them. Control:
 /// the target trains on all 200 challenge records, so the "members" are no more members
 /// than the "non-members". 1 % FPR with 100 non-members means no false positive at all.
@@ -63,9 +63,9 @@ fn lira_and_loss_find_the_members_of_an_overfit_model_only() {
         ..images
     };
     let members = relabel(data.train.truncated(100));
-    let rest = relabel(data.test.truncated(300));
+    let rest = relabel(data.test.truncated(200));
     let non_members = rest.select(&(0..100).collect::<Vec<_>>());
-    let insider = rest.select(&(100..300).collect::<Vec<_>>());
+    let insider = rest.select(&(100..200).collect::<Vec<_>>());
     let challenge = concat(&members, &non_members);
 
     for (name, (auc, tpr)) in ["LiRA", "loss"]

@@ -20,6 +20,9 @@
 //!   number of threads.
 //! * **Membership experiments**: `--fraction F` trains on `round(F * n)` training images
 //!   drawn without replacement; their indices go to `<out>.members.json`.
+//! * **One loop for every network**: [`fit`] trains any [`Network`] on any [`Examples`]
+//!   (images, or the score vectors the membership attack models learn from, [`Vectors`]);
+//!   [`train`] is `fit` for the paper's networks.
 
 pub mod cache;
 pub mod optim;

@@ -318,6 +318,10 @@ mod tests {
                 high: 1.0
             }
         );
+        // The strict level: k = 0 of 10 gives z^2/(n + z^2) = 10.8276/20.8276.
+        let i = wilson_z(0, 10, Z_STRICT);
+        assert!(close(i.high, 0.519_867_087_778_806_9), "{i:?}");
+        assert!(wilson_z(5, 10, Z_STRICT).low < wilson(5, 10).low);
     }
 
     #[test]
