@@ -2,6 +2,10 @@
 //! split, collect each target's signals once, run every attack offline on raw and softmax
 //! features, and gather the results beside the paper's cells.
 //!
+//! **LiRA's population** is the challenge records plus the first insider records, so that
+//! each shadow (trained on half of it) sees about as many records as the smallest target,
+//! or all the insider's records when they are too few for that.
+//!
 //! **Targets** are the paper's network trained with one configuration and one seed on
 //! fractions of the training set (nested member sets, see [`super::split`]).
 //! **Shadow models** (Shokri's `k` and LiRA's `N`) use the same configuration with their
@@ -409,9 +413,13 @@ pub fn attack(
     let mut roc_rows = Vec::new();
     let mut sizes = None;
     let lira_shadows = if config.lira_models > 0 {
+        // Each LiRA shadow trains on half the population: as many records as the smallest
+        // target when the insider holds enough, so the shadows overfit like the targets.
+        let smallest = targets.iter().map(|t| t.train_records).min().unwrap_or(0);
+        let extra = (2 * smallest).saturating_sub(challenge.len());
         let s = lira::train_shadows(
             challenge,
-            insider,
+            &insider.truncated(extra),
             config.lira_models,
             &config.training,
             config.seed,
