@@ -3,12 +3,15 @@
 //! the experiment runs end to end on the embedded data through an oracle, with a split
 //! that covers what it claims.
 
+use clap::Parser;
 use heist::attack::membership::experiment::{self, ExperimentConfig};
 use heist::attack::membership::lira;
 use heist::attack::membership::metrics::roc;
 use heist::attack::membership::shokri::AttackModelConfig;
 use heist::attack::membership::signals::Signals;
 use heist::attack::membership::Features;
+use heist::cli::attack::membership::{self as cli, MembershipArgs};
+use heist::cli::exit::CliError;
 use heist::data::{subset, Dataset, Images};
 use heist::model::Architecture;
 use heist::oracle::PlainOracle;
@@ -164,5 +167,112 @@ fn experiment_runs_end_to_end_with_a_checked_split() {
     assert_eq!(
         outcome.lira_shadow_train_records.map(|(lo, hi)| lo <= hi),
         Some(true)
+    );
+}
+
+#[derive(Parser)]
+struct Membership {
+    #[command(flatten)]
+    args: MembershipArgs,
+}
+
+fn membership(argv: &[&str]) -> Result<(), CliError> {
+    let m = Membership::try_parse_from(std::iter::once("membership").chain(argv.iter().copied()))
+        .expect("parses");
+    cli::run(m.args)
+}
+
+/// The command: the JSON keys the issue lists, and bad input refused with exit code 2.
+#[test]
+fn command_writes_the_listed_keys_and_refuses_bad_input() {
+    let dir = std::env::temp_dir().join(format!("heist-membership-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let json = dir.join("membership.json");
+    let json_arg = json.to_string_lossy().into_owned();
+    membership(&[
+        "--dataset",
+        "mnist",
+        "--embedded",
+        "--oracle",
+        "plain",
+        "--fractions",
+        "1",
+        "--shadows",
+        "2",
+        "--lira-models",
+        "2",
+        "--epochs",
+        "1",
+        "--members",
+        "50",
+        "--json",
+        &json_arg,
+    ])
+    .expect("runs");
+    let text = std::fs::read_to_string(&json).expect("JSON written");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    for key in [
+        "dataset",
+        "oracle",
+        "encrypted",
+        "shokri",
+        "lira_auc",
+        "lira_tpr_at_0_1pct_fpr",
+        "lira_tpr_at_1pct_fpr",
+        "loss_auc",
+        "softmax_changes_conclusion",
+        "members",
+        "non_members",
+        "seconds",
+    ] {
+        assert!(v.get(key).is_some(), "missing key {key}");
+    }
+    assert_eq!(v["members"], 50);
+    assert_eq!(v["encrypted"], false);
+    let row = &v["shokri"][0];
+    for key in [
+        "shadows",
+        "fraction",
+        "phase",
+        "features",
+        "accuracy",
+        "accuracy_ci",
+        "recall",
+        "precision",
+    ] {
+        assert!(row.get(key).is_some(), "shokri row lacks {key}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let bad = |argv: &[&str]| matches!(membership(argv), Err(CliError::BadInput(_)));
+    assert!(
+        bad(&["--embedded", "--oracle", "tcp://127.0.0.1:9"]),
+        "tcp without --model"
+    );
+    assert!(
+        bad(&[
+            "--embedded",
+            "--oracle",
+            "plain",
+            "--fractions",
+            "1",
+            "--members",
+            "5000",
+            "--lira-models",
+            "0",
+            "--shadows",
+            "2",
+            "--epochs",
+            "1"
+        ]),
+        "more members than the data"
+    );
+    assert!(
+        bad(&["--embedded", "--oracle", "plain", "--lira-models", "3"]),
+        "odd LiRA count"
+    );
+    assert!(
+        bad(&["--embedded", "--oracle", "plain", "--fractions", "1.5"]),
+        "fraction above 1"
     );
 }

@@ -500,3 +500,23 @@ fn print_report(report: &Report<'_>, outcome: &Outcome, config: &ExperimentConfi
         report.queries, report.seconds, report.attack_seconds
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oracle_flag_parses_and_prints_back() {
+        for text in ["plain", "ckks", "bfv", "tcp://127.0.0.1:7000"] {
+            let choice: OracleChoice = text.parse().expect(text);
+            assert_eq!(choice.to_string(), text);
+        }
+        assert_eq!(
+            "bfv".parse::<OracleChoice>(),
+            Ok(OracleChoice::Service(Scheme::Bfv))
+        );
+        for bad in ["", "tcp://", "CKKS", "udp://x:1"] {
+            assert!(bad.parse::<OracleChoice>().is_err(), "{bad:?}");
+        }
+    }
+}
