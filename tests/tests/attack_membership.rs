@@ -189,6 +189,7 @@ fn command_writes_the_listed_keys_and_refuses_bad_input() {
     std::fs::create_dir_all(&dir).expect("scratch");
     let json = dir.join("membership.json");
     let json_arg = json.to_string_lossy().into_owned();
+    let out_arg = dir.to_string_lossy().into_owned();
     membership(&[
         "--dataset",
         "mnist",
@@ -207,6 +208,8 @@ fn command_writes_the_listed_keys_and_refuses_bad_input() {
         "50",
         "--json",
         &json_arg,
+        "--out",
+        &out_arg,
     ])
     .expect("runs");
     let text = std::fs::read_to_string(&json).expect("JSON written");
@@ -242,6 +245,11 @@ fn command_writes_the_listed_keys_and_refuses_bad_input() {
     ] {
         assert!(row.get(key).is_some(), "shokri row lacks {key}");
     }
+    let png = std::fs::read(dir.join("membership-mnist-roc.png")).expect("ROC figure written");
+    assert_eq!(png.get(..8), Some(&b"\x89PNG\r\n\x1a\n"[..]));
+    let full = std::fs::read_to_string(dir.join("membership-mnist.json")).expect("full report");
+    let full: serde_json::Value = serde_json::from_str(&full).expect("valid JSON");
+    assert_eq!(full["split"]["members"].as_array().map(Vec::len), Some(50));
     let _ = std::fs::remove_dir_all(&dir);
 
     let bad = |argv: &[&str]| matches!(membership(argv), Err(CliError::BadInput(_)));

@@ -111,7 +111,8 @@ pub struct MembershipArgs {
     /// Write the results as JSON to this file (`-` for stdout, which then holds only JSON).
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
-    /// Write the full report (ROC curves and the split by index) to this directory.
+    /// Write the full report (ROC curves and the split by index) and a log-log ROC figure
+    /// of LiRA (PNG) to this directory.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
@@ -323,6 +324,10 @@ pub fn run(args: MembershipArgs) -> CliResult {
                 split: &outcome.split,
             },
         )?;
+        let png = dir.join(format!("membership-{}-roc.png", data.dataset));
+        roc_png(&outcome.roc)
+            .save(&png)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
     }
     if let Some(path) = &args.json {
         write_json(path, &report)?;
@@ -374,6 +379,69 @@ fn report<'a>(
         seconds,
         attack_seconds: outcome.attack_seconds,
     }
+}
+
+/// Side of the ROC figure in pixels.
+const PNG_SIDE: u32 = 480;
+
+/// The smallest rate on the figure's log axes.
+const PNG_FLOOR: f64 = 1e-4;
+
+/// One colour per target, in order.
+const PNG_COLOURS: [[u8; 3]; 4] = [
+    [31, 119, 180],
+    [214, 39, 40],
+    [44, 160, 44],
+    [148, 103, 189],
+];
+
+/// Pixel coordinate of a rate on a log axis from [`PNG_FLOOR`] to 1 (0 at the floor).
+fn png_coordinate(rate: f64) -> f64 {
+    let lo = PNG_FLOOR.log10();
+    (rate.max(PNG_FLOOR).log10() - lo) / -lo * f64::from(PNG_SIDE - 1)
+}
+
+/// A log-log ROC figure of LiRA online on raw scores, one curve per target (blue, red,
+/// green, purple in target order), the chance diagonal in grey and grid lines at each
+/// decade; no text (the JSON report carries the numbers).
+fn roc_png(rows: &[RocRow]) -> image::RgbImage {
+    let side = PNG_SIDE;
+    let mut img = image::RgbImage::from_pixel(side, side, image::Rgb([255, 255, 255]));
+    let mut plot = |fpr: f64, tpr: f64, colour: [u8; 3]| {
+        let x = png_coordinate(fpr).round() as u32;
+        let y = side - 1 - png_coordinate(tpr).round() as u32;
+        if x < side && y < side {
+            img.put_pixel(x, y, image::Rgb(colour));
+        }
+    };
+    let steps = 2000;
+    for decade in [1e-4, 1e-3, 1e-2, 1e-1, 1.0] {
+        for i in 0..=steps {
+            let t = PNG_FLOOR.powf(1.0 - f64::from(i) / f64::from(steps));
+            plot(decade, t, [220, 220, 220]);
+            plot(t, decade, [220, 220, 220]);
+        }
+    }
+    for i in 0..=steps {
+        let t = PNG_FLOOR.powf(1.0 - f64::from(i) / f64::from(steps));
+        plot(t, t, [128, 128, 128]);
+    }
+    let curves = rows
+        .iter()
+        .filter(|r| r.attack == "lira_online" && r.features == Features::Raw);
+    for (row, colour) in curves.zip(PNG_COLOURS.iter().cycle()) {
+        for w in row.roc.windows(2) {
+            for i in 0..=100 {
+                let f = f64::from(i) / 100.0;
+                plot(
+                    w[0].fpr + (w[1].fpr - w[0].fpr) * f,
+                    w[0].tpr + (w[1].tpr - w[0].tpr) * f,
+                    *colour,
+                );
+            }
+        }
+    }
+    img
 }
 
 fn fraction_name(f: f64) -> String {
