@@ -199,6 +199,11 @@ fn every_layer_kind_passes_a_finite_difference_check() {
             ],
         ),
         (
+            "dense-relu",
+            Shape::chw(6, 1, 1),
+            vec![dense(6, 5, true), LayerSpec::Relu, dense(5, 2, true)],
+        ),
+        (
             "two-convs",
             Shape::chw(1, 8, 8),
             vec![

@@ -5,3 +5,4 @@
 
 pub mod adversarial;
 pub mod key_recovery;
+pub mod membership;

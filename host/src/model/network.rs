@@ -68,6 +68,9 @@ pub enum LayerSpec {
     Conv2d(Conv2d),
     /// `x -> x^2`, element-wise.
     Square,
+    /// `x -> max(x, 0)`, element-wise (for attack models; the encrypted networks use
+    /// [`LayerSpec::Square`] only).
+    Relu,
     /// (C, H, W) to a vector of C*H*W features, in that order.
     Flatten,
     /// Fully connected layer.
@@ -183,6 +186,7 @@ fn conv_axis(
 enum Op {
     Conv(ConvPlan),
     Square,
+    Relu,
     Flatten,
     Dense(Dense),
 }
@@ -268,6 +272,7 @@ impl Network {
                     )
                 }
                 LayerSpec::Square => (Op::Square, shape, 0, 0, String::new()),
+                LayerSpec::Relu => (Op::Relu, shape, 0, 0, String::new()),
                 LayerSpec::Flatten => (
                     Op::Flatten,
                     Shape::chw(shape.len(), 1, 1),
@@ -359,7 +364,7 @@ impl Network {
                     )
                 }
                 Op::Dense(d) => (vec![d.outputs, d.inputs], (d.inputs, d.outputs)),
-                Op::Square | Op::Flatten => continue,
+                Op::Square | Op::Relu | Op::Flatten => continue,
             };
             out.push(TensorInfo {
                 name: format!("{}.weight", l.name),
@@ -427,6 +432,10 @@ impl Network {
         let (n_in, n_out) = (l.input.len(), l.output.len());
         match &l.op {
             Op::Square => x.iter().map(|&v| v * v).collect(),
+            Op::Relu => x
+                .iter()
+                .map(|&v| if v > T::ZERO { v } else { T::ZERO })
+                .collect(),
             Op::Flatten => x.to_vec(),
             Op::Dense(d) => {
                 let w = &params[l.weight.clone()];
@@ -584,6 +593,11 @@ impl Network {
             delta = match &l.op {
                 Op::Flatten => delta,
                 Op::Square => delta.iter().zip(x).map(|(&d, &v)| (v + v) * d).collect(),
+                Op::Relu => delta
+                    .iter()
+                    .zip(x)
+                    .map(|(&d, &v)| if v > T::ZERO { d } else { T::ZERO })
+                    .collect(),
                 Op::Dense(dn) => {
                     if let Some(grad) = grad.as_deref_mut() {
                         // dW[out x in] += delta^T[out x B] * x[B x in].

@@ -20,6 +20,9 @@
 //!   number of threads.
 //! * **Membership experiments**: `--fraction F` trains on `round(F * n)` training images
 //!   drawn without replacement; their indices go to `<out>.members.json`.
+//! * **One loop for every network**: [`fit`] trains any [`Network`] on any [`Examples`]
+//!   (images, or the score vectors the membership attack models learn from, [`Vectors`]);
+//!   [`train`] is `fit` for the paper's networks.
 
 pub mod cache;
 pub mod optim;
@@ -30,7 +33,8 @@ use std::time::Instant;
 use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
 
-use crate::data::{sample, Images, IMAGE_PIXELS};
+use crate::data::{sample, Images};
+use crate::model::network::Network;
 use crate::model::{fraction, Architecture, Model};
 use optim::{Optimizer, OptimizerKind};
 
@@ -89,6 +93,61 @@ impl TrainConfig {
         if !(self.fraction > 0.0 && self.fraction <= 1.0) {
             return bad(format!("fraction {} is not in (0, 1]", self.fraction));
         }
+        self.schedule().validate()
+    }
+
+    /// Adam at lr 1e-3 on all the data, no clipping: `heist train`'s defaults for `arch`
+    /// with these epochs, batch size and seed.
+    pub fn adam(arch: Architecture, epochs: usize, batch_size: usize, seed: u64) -> Self {
+        Self {
+            arch,
+            epochs,
+            batch_size,
+            lr: 1e-3,
+            optimizer: OptimizerKind::Adam,
+            momentum: 0.0,
+            clip_norm: None,
+            fraction: 1.0,
+            seed,
+        }
+    }
+
+    /// The loop settings of this run.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            optimizer: self.optimizer,
+            momentum: self.momentum,
+            clip_norm: self.clip_norm,
+        }
+    }
+}
+/// The loop settings of a training run: everything but the network, the data and the seed.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct Schedule {
+    /// Passes over the examples.
+    pub epochs: usize,
+    /// Examples per mini-batch.
+    pub batch_size: usize,
+    /// Learning rate.
+    pub lr: f32,
+    /// Optimiser.
+    pub optimizer: OptimizerKind,
+    /// SGD momentum (ignored by Adam).
+    pub momentum: f32,
+    /// Global L2-norm bound on a mini-batch gradient, if any.
+    pub clip_norm: Option<f32>,
+}
+
+impl Schedule {
+    /// Checks the ranges of the settings.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] naming the first bad value.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |s: String| Err(TrainError::Config(s));
         if self.batch_size == 0 {
             return bad("batch size 0".to_owned());
         }
@@ -102,6 +161,79 @@ impl TrainConfig {
             return bad(format!("clip norm {c} is not positive"));
         }
         Ok(())
+    }
+}
+
+/// Labelled examples a network can train on.
+pub trait Examples: Sync {
+    /// Appends example `i`'s input values (the network's input length of them).
+    fn push_input(&self, i: usize, out: &mut Vec<f32>);
+    /// Example `i`'s label, below the network's output length.
+    fn label(&self, i: usize) -> u8;
+}
+
+impl Examples for Images {
+    /// The pixels scaled to [0, 1].
+    fn push_input(&self, i: usize, out: &mut Vec<f32>) {
+        self.push_scaled(i, out);
+    }
+
+    fn label(&self, i: usize) -> u8 {
+        self.labels[i]
+    }
+}
+
+/// Labelled feature vectors of one width, one after another.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Vectors {
+    width: usize,
+    values: Vec<f32>,
+    labels: Vec<u8>,
+}
+
+impl Vectors {
+    /// `labels.len()` vectors of `width` values each, laid one after another in `values`.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] when the lengths disagree or a value is not finite.
+    pub fn new(width: usize, values: Vec<f32>, labels: Vec<u8>) -> Result<Self, TrainError> {
+        if Some(values.len()) != width.checked_mul(labels.len()) {
+            return Err(TrainError::Config(format!(
+                "{} values are not {} vectors of {width}",
+                values.len(),
+                labels.len()
+            )));
+        }
+        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+            return Err(TrainError::Config(format!(
+                "feature value {v} is not finite"
+            )));
+        }
+        Ok(Self {
+            width,
+            values,
+            labels,
+        })
+    }
+
+    /// Number of vectors.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there is no vector.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+impl Examples for Vectors {
+    fn push_input(&self, i: usize, out: &mut Vec<f32>) {
+        out.extend_from_slice(&self.values[i * self.width..(i + 1) * self.width]);
+    }
+
+    fn label(&self, i: usize) -> u8 {
+        self.labels[i]
     }
 }
 
@@ -131,7 +263,11 @@ pub struct Trained {
 
 /// Glorot-uniform weights and zero biases for `arch`, from `rng`.
 pub fn init_params<R: RngCore>(arch: Architecture, rng: &mut R) -> Vec<f32> {
-    let net = arch.network();
+    init_network(&arch.network(), rng)
+}
+
+/// Glorot-uniform weights and zero biases for any network, from `rng`.
+pub fn init_network<R: RngCore>(net: &Network, rng: &mut R) -> Vec<f32> {
     let mut params = vec![0.0f32; net.param_count()];
     for t in net.tensors() {
         if let Some((fan_in, fan_out)) = t.fans {
@@ -161,7 +297,7 @@ fn stream_rng(seed: u64, stream: u64) -> rand_chacha::ChaCha20Rng {
 pub fn train(
     train: &Images,
     config: &TrainConfig,
-    mut progress: impl FnMut(usize, usize, &EpochStats),
+    progress: impl FnMut(usize, usize, &EpochStats),
 ) -> Result<Trained, TrainError> {
     config.validate()?;
     if train.is_empty() {
@@ -175,27 +311,77 @@ pub fn train(
     } else {
         sample::sample_indices(&mut stream_rng(config.seed, 1), train.len(), n_members)
     };
-    let mut shuffle_rng = stream_rng(config.seed, 2);
-    let mut opt = Optimizer::new(config.optimizer, params.len(), config.lr, config.momentum);
-    let batches = members.len().div_ceil(config.batch_size);
-    let mut history = Vec::with_capacity(config.epochs);
     let start = Instant::now();
-    let mut order = members.clone();
-    for epoch in 1..=config.epochs {
-        sample::shuffle(&mut shuffle_rng, &mut order);
+    let history = fit(
+        &net,
+        &mut params,
+        train,
+        &members,
+        &config.schedule(),
+        &mut stream_rng(config.seed, 2),
+        progress,
+    )?;
+    let seconds = start.elapsed().as_secs_f64();
+    let model = Model::new(config.arch, params).map_err(|e| TrainError::Config(e.to_string()))?;
+    Ok(Trained {
+        model,
+        members,
+        history,
+        seconds,
+    })
+}
+
+/// The training loop: fits `params` of `net` to the examples at `indices` of `examples`
+/// with `schedule`, shuffling the indices each epoch with `shuffle_rng`, and calls
+/// `progress(done, total, stats)` after every mini-batch with running epoch figures.
+/// Returns the statistics of each epoch. [`train`] runs it for the paper's networks; the
+/// membership attack models run it on score vectors ([`Vectors`]).
+///
+/// # Errors
+/// [`TrainError::Config`] for a bad schedule or no example, [`TrainError::Diverged`] when
+/// a loss is not finite.
+///
+/// # Panics
+/// If `params` does not fit `net`, an index is out of range, or an example does not have
+/// the network's input length or a label below its output length.
+pub fn fit<E: Examples + ?Sized>(
+    net: &Network,
+    params: &mut [f32],
+    examples: &E,
+    indices: &[usize],
+    schedule: &Schedule,
+    shuffle_rng: &mut impl RngCore,
+    mut progress: impl FnMut(usize, usize, &EpochStats),
+) -> Result<Vec<EpochStats>, TrainError> {
+    schedule.validate()?;
+    if indices.is_empty() {
+        return Err(TrainError::Config("no training examples".to_owned()));
+    }
+    let mut opt = Optimizer::new(
+        schedule.optimizer,
+        params.len(),
+        schedule.lr,
+        schedule.momentum,
+    );
+    let batches = indices.len().div_ceil(schedule.batch_size);
+    let mut history = Vec::with_capacity(schedule.epochs);
+    let mut order = indices.to_vec();
+    for epoch in 1..=schedule.epochs {
+        sample::shuffle(shuffle_rng, &mut order);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0, 0);
-        for (b, batch) in order.chunks(config.batch_size).enumerate() {
+        for (b, batch) in order.chunks(schedule.batch_size).enumerate() {
             let scale = 1.0 / batch.len() as f32;
+            let current: &[f32] = params;
             let parts: Vec<(Vec<f32>, f64, usize)> = batch
                 .par_chunks(CHUNK)
                 .map(|idx| {
-                    let mut x = Vec::with_capacity(idx.len() * IMAGE_PIXELS);
+                    let mut x = Vec::with_capacity(idx.len() * net.input_len());
                     for &i in idx {
-                        train.push_scaled(i, &mut x);
+                        examples.push_input(i, &mut x);
                     }
-                    let labels: Vec<u8> = idx.iter().map(|&i| train.labels[i]).collect();
-                    let mut g = vec![0.0f32; params.len()];
-                    let (l, c) = net.loss_grad(&params, &x, &labels, scale, &mut g, None);
+                    let labels: Vec<u8> = idx.iter().map(|&i| examples.label(i)).collect();
+                    let mut g = vec![0.0f32; current.len()];
+                    let (l, c) = net.loss_grad(current, &x, &labels, scale, &mut g, None);
                     (g, l, c)
                 })
                 .collect();
@@ -217,7 +403,7 @@ pub fn train(
                     loss: batch_loss,
                 });
             }
-            if let Some(bound) = config.clip_norm {
+            if let Some(bound) = schedule.clip_norm {
                 let norm = grad
                     .iter()
                     .map(|&g| f64::from(g) * f64::from(g))
@@ -228,7 +414,7 @@ pub fn train(
                     grad.iter_mut().for_each(|g| *g *= k);
                 }
             }
-            opt.step(&mut params, &grad);
+            opt.step(params, &grad);
             loss_sum += batch_loss;
             correct += batch_correct;
             seen += batch.len();
@@ -243,14 +429,7 @@ pub fn train(
             }
         }
     }
-    let seconds = start.elapsed().as_secs_f64();
-    let model = Model::new(config.arch, params).map_err(|e| TrainError::Config(e.to_string()))?;
-    Ok(Trained {
-        model,
-        members,
-        history,
-        seconds,
-    })
+    Ok(history)
 }
 
 /// The file the member indices of a model at `model` are written to.

@@ -4,6 +4,7 @@ use super::exit::CliResult;
 
 pub mod adversarial;
 pub mod key_recovery;
+pub mod membership;
 
 /// Attack the encrypted inference service.
 #[derive(Debug, clap::Args)]
@@ -19,6 +20,9 @@ pub enum AttackCommand {
     Adversarial(adversarial::AdversarialArgs),
     /// Recover the trusted party's secret key from what it releases (attack 4).
     KeyRecovery(key_recovery::KeyRecoveryArgs),
+    /// Membership inference by a semi-honest insider (paper Tables 6-7), LiRA and the loss
+    /// attack.
+    Membership(membership::MembershipArgs),
 }
 
 /// Runs `heist attack <attack>`.
@@ -29,5 +33,6 @@ pub fn run(args: AttackArgs) -> CliResult {
     match args.command {
         AttackCommand::Adversarial(a) => adversarial::run(a),
         AttackCommand::KeyRecovery(args) => key_recovery::run(args),
+        AttackCommand::Membership(args) => membership::run(args),
     }
 }
