@@ -30,7 +30,8 @@ use std::time::Instant;
 use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
 
-use crate::data::{sample, Images, IMAGE_PIXELS};
+use crate::data::{sample, Images};
+use crate::model::network::{Loss, Network, Target};
 use crate::model::{fraction, Architecture, Model};
 use optim::{Optimizer, OptimizerKind};
 
@@ -85,10 +86,53 @@ impl TrainConfig {
     /// # Errors
     /// [`TrainError::Config`] naming the first bad value.
     pub fn validate(&self) -> Result<(), TrainError> {
-        let bad = |s: String| Err(TrainError::Config(s));
         if !(self.fraction > 0.0 && self.fraction <= 1.0) {
-            return bad(format!("fraction {} is not in (0, 1]", self.fraction));
+            return Err(TrainError::Config(format!(
+                "fraction {} is not in (0, 1]",
+                self.fraction
+            )));
         }
+        self.fit_options().validate()
+    }
+
+    /// The optimisation settings of this run.
+    pub fn fit_options(&self) -> FitOptions {
+        FitOptions {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            optimizer: self.optimizer,
+            momentum: self.momentum,
+            clip_norm: self.clip_norm,
+        }
+    }
+}
+
+/// How [`fit`] optimises: the settings every model trained here shares, the paper's
+/// targets and attack models alike.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FitOptions {
+    /// Passes over the examples.
+    pub epochs: usize,
+    /// Examples per mini-batch.
+    pub batch_size: usize,
+    /// Learning rate.
+    pub lr: f32,
+    /// Optimiser.
+    pub optimizer: OptimizerKind,
+    /// SGD momentum (ignored by Adam).
+    pub momentum: f32,
+    /// Global L2-norm bound on a mini-batch gradient, if any.
+    pub clip_norm: Option<f32>,
+}
+
+impl FitOptions {
+    /// Checks the ranges of the settings.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] naming the first bad value.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |s: String| Err(TrainError::Config(s));
         if self.batch_size == 0 {
             return bad("batch size 0".to_owned());
         }
@@ -112,7 +156,8 @@ pub struct EpochStats {
     pub epoch: usize,
     /// Mean loss over the epoch's examples.
     pub loss: f64,
-    /// Fraction of the epoch's examples predicted correctly (before each step).
+    /// Fraction of the epoch's examples predicted correctly (before each step); 0 for
+    /// regression targets.
     pub accuracy: f64,
 }
 
@@ -131,7 +176,11 @@ pub struct Trained {
 
 /// Glorot-uniform weights and zero biases for `arch`, from `rng`.
 pub fn init_params<R: RngCore>(arch: Architecture, rng: &mut R) -> Vec<f32> {
-    let net = arch.network();
+    init_network(&arch.network(), rng)
+}
+
+/// Glorot-uniform weights and zero biases for any network, from `rng`.
+pub fn init_network<R: RngCore>(net: &Network, rng: &mut R) -> Vec<f32> {
     let mut params = vec![0.0f32; net.param_count()];
     for t in net.tensors() {
         if let Some((fan_in, fan_out)) = t.fans {
@@ -147,7 +196,7 @@ pub fn init_params<R: RngCore>(arch: Architecture, rng: &mut R) -> Vec<f32> {
 }
 
 /// The ChaCha20 generator for stream `stream` of `seed`.
-fn stream_rng(seed: u64, stream: u64) -> rand_chacha::ChaCha20Rng {
+pub fn stream_rng(seed: u64, stream: u64) -> rand_chacha::ChaCha20Rng {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
     rng.set_stream(stream);
     rng
@@ -176,26 +225,120 @@ pub fn train(
         sample::sample_indices(&mut stream_rng(config.seed, 1), train.len(), n_members)
     };
     let mut shuffle_rng = stream_rng(config.seed, 2);
-    let mut opt = Optimizer::new(config.optimizer, params.len(), config.lr, config.momentum);
-    let batches = members.len().div_ceil(config.batch_size);
-    let mut history = Vec::with_capacity(config.epochs);
     let start = Instant::now();
-    let mut order = members.clone();
-    for epoch in 1..=config.epochs {
-        sample::shuffle(&mut shuffle_rng, &mut order);
+    let input = |i: usize, x: &mut Vec<f32>| train.push_scaled(i, x);
+    let history = fit(
+        &net,
+        &mut params,
+        &members,
+        &input,
+        Targets::Labels(&train.labels),
+        &config.fit_options(),
+        &mut shuffle_rng,
+        &mut progress,
+    )?;
+    let seconds = start.elapsed().as_secs_f64();
+    let model = Model::new(config.arch, params).map_err(|e| TrainError::Config(e.to_string()))?;
+    Ok(Trained {
+        model,
+        members,
+        history,
+        seconds,
+    })
+}
+
+/// What [`fit`] trains a network to output for example `i`.
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a> {
+    /// `labels[i]`, with softmax cross-entropy.
+    Labels(&'a [u8]),
+    /// `values[i * outputs..(i + 1) * outputs]` for a network of `outputs` outputs, with a
+    /// regression loss.
+    Values(&'a [f32], Loss),
+}
+
+/// Trains `params` of `net` in place on the examples `examples` (indices passed to `input`,
+/// which appends example `i`'s input to its vector, and into `targets`): `options.epochs`
+/// passes, each over a fresh shuffle of `examples` drawn from `shuffle_rng`, one optimiser
+/// step per mini-batch on the mean loss. Calls `progress(done, total, stats)` after every
+/// mini-batch with running epoch figures and returns each epoch's.
+///
+/// Deterministic: a mini-batch is cut into chunks of [`CHUNK`] examples whose gradients
+/// rayon computes and which are summed in chunk order, so the result does not depend on
+/// the number of threads.
+///
+/// # Errors
+/// [`TrainError::Config`] for bad options, no examples or targets that do not fit the
+/// network; [`TrainError::Diverged`] on a non-finite loss.
+#[allow(clippy::too_many_arguments)]
+pub fn fit<R: RngCore>(
+    net: &Network,
+    params: &mut [f32],
+    examples: &[usize],
+    input: &(dyn Fn(usize, &mut Vec<f32>) + Sync),
+    targets: Targets<'_>,
+    options: &FitOptions,
+    shuffle_rng: &mut R,
+    mut progress: impl FnMut(usize, usize, &EpochStats),
+) -> Result<Vec<EpochStats>, TrainError> {
+    options.validate()?;
+    if examples.is_empty() {
+        return Err(TrainError::Config("no training examples".to_owned()));
+    }
+    let outputs = net.output_len();
+    let available = match targets {
+        Targets::Labels(labels) => labels.len(),
+        Targets::Values(values, _) => values.len() / outputs,
+    };
+    if let Some(&i) = examples.iter().find(|&&i| i >= available) {
+        return Err(TrainError::Config(format!(
+            "example {i} has no target ({available} targets)"
+        )));
+    }
+    if params.len() != net.param_count() {
+        return Err(TrainError::Config(format!(
+            "{} parameters for a network of {}",
+            params.len(),
+            net.param_count()
+        )));
+    }
+    let mut opt = Optimizer::new(
+        options.optimizer,
+        params.len(),
+        options.lr,
+        options.momentum,
+    );
+    let batches = examples.len().div_ceil(options.batch_size);
+    let mut history = Vec::with_capacity(options.epochs);
+    let mut order = examples.to_vec();
+    for epoch in 1..=options.epochs {
+        sample::shuffle(shuffle_rng, &mut order);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0, 0);
-        for (b, batch) in order.chunks(config.batch_size).enumerate() {
+        for (b, batch) in order.chunks(options.batch_size).enumerate() {
             let scale = 1.0 / batch.len() as f32;
+            let weights: &[f32] = params;
             let parts: Vec<(Vec<f32>, f64, usize)> = batch
                 .par_chunks(CHUNK)
                 .map(|idx| {
-                    let mut x = Vec::with_capacity(idx.len() * IMAGE_PIXELS);
+                    let mut x = Vec::with_capacity(idx.len() * net.input_len());
                     for &i in idx {
-                        train.push_scaled(i, &mut x);
+                        input(i, &mut x);
                     }
-                    let labels: Vec<u8> = idx.iter().map(|&i| train.labels[i]).collect();
-                    let mut g = vec![0.0f32; params.len()];
-                    let (l, c) = net.loss_grad(&params, &x, &labels, scale, &mut g, None);
+                    let mut g = vec![0.0f32; weights.len()];
+                    let (l, c) = match targets {
+                        Targets::Labels(labels) => {
+                            let labels: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
+                            net.loss_grad(weights, &x, &labels, scale, &mut g, None)
+                        }
+                        Targets::Values(values, loss) => {
+                            let mut t = Vec::with_capacity(idx.len() * outputs);
+                            for &i in idx {
+                                t.extend_from_slice(&values[i * outputs..(i + 1) * outputs]);
+                            }
+                            let target = Target::Values(&t, loss);
+                            net.target_grad(weights, &x, target, scale, &mut g, None)
+                        }
+                    };
                     (g, l, c)
                 })
                 .collect();
@@ -217,7 +360,7 @@ pub fn train(
                     loss: batch_loss,
                 });
             }
-            if let Some(bound) = config.clip_norm {
+            if let Some(bound) = options.clip_norm {
                 let norm = grad
                     .iter()
                     .map(|&g| f64::from(g) * f64::from(g))
@@ -228,7 +371,7 @@ pub fn train(
                     grad.iter_mut().for_each(|g| *g *= k);
                 }
             }
-            opt.step(&mut params, &grad);
+            opt.step(params, &grad);
             loss_sum += batch_loss;
             correct += batch_correct;
             seen += batch.len();
@@ -243,14 +386,7 @@ pub fn train(
             }
         }
     }
-    let seconds = start.elapsed().as_secs_f64();
-    let model = Model::new(config.arch, params).map_err(|e| TrainError::Config(e.to_string()))?;
-    Ok(Trained {
-        model,
-        members,
-        history,
-        seconds,
-    })
+    Ok(history)
 }
 
 /// The file the member indices of a model at `model` are written to.
