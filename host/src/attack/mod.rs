@@ -2,3 +2,6 @@
 //! its adversary may touch (an [`crate::oracle::Oracle`], the plaintext twin of the model
 //! for a white-box attacker, the service's roles), never more; nothing else in the library
 //! depends on an attack.
+
+pub mod metrics;
+pub mod reconstruction;

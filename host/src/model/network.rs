@@ -83,6 +83,10 @@ pub enum LayerSpec {
     Sigmoid,
     /// `x -> tanh x`, element-wise.
     Tanh,
+    /// The same values viewed with another shape of the same length (e.g. a dense layer's
+    /// output as (C, H, W) for a convolution), in order; the inverse of
+    /// [`LayerSpec::Flatten`].
+    Reshape(Shape),
     /// Nearest-neighbour upsampling of (C, H, W) to (C, H·factor, W·factor):
     /// `y[c, i, j] = x[c, i / factor, j / factor]` (PyTorch's `nn.Upsample(mode="nearest")`).
     Upsample {
@@ -296,7 +300,8 @@ fn conv_axis(
 enum Op {
     Conv(ConvPlan),
     Act(Activation),
-    Flatten,
+    /// Flatten or reshape: the values unchanged.
+    View,
     Dense(Dense),
     Upsample(usize),
 }
@@ -388,6 +393,12 @@ impl Network {
                 }
                 LayerSpec::Sigmoid => (Op::Act(Activation::Sigmoid), shape, 0, 0, String::new()),
                 LayerSpec::Tanh => (Op::Act(Activation::Tanh), shape, 0, 0, String::new()),
+                LayerSpec::Reshape(to) => {
+                    if to.len() != shape.len() {
+                        return Err(mismatch);
+                    }
+                    (Op::View, to, 0, 0, String::new())
+                }
                 LayerSpec::Upsample { factor } => {
                     if factor == 0 {
                         return Err(NetworkError::Degenerate { index, layer });
@@ -400,13 +411,9 @@ impl Network {
                         .ok_or(mismatch)?;
                     (Op::Upsample(factor), output, 0, 0, String::new())
                 }
-                LayerSpec::Flatten => (
-                    Op::Flatten,
-                    Shape::chw(shape.len(), 1, 1),
-                    0,
-                    0,
-                    String::new(),
-                ),
+                LayerSpec::Flatten => {
+                    (Op::View, Shape::chw(shape.len(), 1, 1), 0, 0, String::new())
+                }
                 LayerSpec::Dense(d) => {
                     if d.inputs == 0 || d.outputs == 0 {
                         return Err(NetworkError::Degenerate { index, layer });
@@ -491,7 +498,7 @@ impl Network {
                     )
                 }
                 Op::Dense(d) => (vec![d.outputs, d.inputs], (d.inputs, d.outputs)),
-                Op::Act(_) | Op::Flatten | Op::Upsample(_) => continue,
+                Op::Act(_) | Op::View | Op::Upsample(_) => continue,
             };
             out.push(TensorInfo {
                 name: format!("{}.weight", l.name),
@@ -559,7 +566,7 @@ impl Network {
         let (n_in, n_out) = (l.input.len(), l.output.len());
         match &l.op {
             Op::Act(a) => x.iter().map(|&v| a.apply(v)).collect(),
-            Op::Flatten => x.to_vec(),
+            Op::View => x.to_vec(),
             Op::Upsample(f) => {
                 let (c, h, w) = (l.input.c, l.input.h, l.input.w);
                 let mut y = Vec::with_capacity(batch * n_out);
@@ -734,7 +741,7 @@ impl Network {
             let need_dx = i > 0 || want_input;
             let (n_in, n_out) = (l.input.len(), l.output.len());
             delta = match &l.op {
-                Op::Flatten => delta,
+                Op::View => delta,
                 Op::Act(a) => delta
                     .iter()
                     .zip(x)
