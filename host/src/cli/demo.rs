@@ -10,7 +10,6 @@ use crate::inference::{compare, Comparison};
 use crate::model::{Architecture, Model};
 use crate::service::Scheme;
 use crate::train::cache::{cache_path, cached_or_trained};
-use crate::train::optim::OptimizerKind;
 use crate::train::TrainConfig;
 
 /// Train the paper's network (or reuse a cached one) and classify encrypted test images.
@@ -48,17 +47,11 @@ pub struct DemoArgs {
 pub fn demo(args: DemoArgs) -> CliResult {
     let start = Instant::now();
     let data = args.data.load().map_err(CliError::bad_input)?;
-    let config = TrainConfig {
-        arch: Architecture::for_dataset(data.dataset),
-        epochs: args.epochs,
-        batch_size: 128,
-        lr: 1e-3,
-        optimizer: OptimizerKind::Adam,
-        momentum: 0.0,
-        clip_norm: None,
-        fraction: 1.0,
-        seed: args.seed,
-    };
+    let config = TrainConfig::adam(
+        Architecture::for_dataset(data.dataset),
+        args.epochs,
+        args.seed,
+    );
     let path = cache_path(&args.cache, &data.train, &config)?;
     let (model, cached) = cached_or_trained(&path, &args.cache, &data.train, &config)?;
     let test = data.test.truncated(args.limit);

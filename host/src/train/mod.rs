@@ -95,6 +95,22 @@ impl TrainConfig {
         self.fit_options().validate()
     }
 
+    /// The run `heist demo` and the attacks train when given no model: `arch` on the whole
+    /// training set, Adam at lr 1e-3, batch 128.
+    pub fn adam(arch: Architecture, epochs: usize, seed: u64) -> Self {
+        TrainConfig {
+            arch,
+            epochs,
+            batch_size: 128,
+            lr: 1e-3,
+            optimizer: OptimizerKind::Adam,
+            momentum: 0.0,
+            clip_norm: None,
+            fraction: 1.0,
+            seed,
+        }
+    }
+
     /// The optimisation settings of this run.
     pub fn fit_options(&self) -> FitOptions {
         FitOptions {

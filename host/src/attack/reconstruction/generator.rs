@@ -28,7 +28,9 @@ use crate::train::{fit, init_network, stream_rng, EpochStats, FitOptions, Target
 use super::ReconstructionError;
 
 /// How released scores are turned into the generator's input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum InputPrep {
     /// The scores as released.
@@ -38,7 +40,9 @@ pub enum InputPrep {
 }
 
 /// The generator's architecture.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum GeneratorKind {
     /// A multilayer perceptron.

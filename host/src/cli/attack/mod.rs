@@ -1,5 +1,7 @@
 //! `heist attack …`: one subcommand per attack.
 
+pub mod reconstruction;
+
 use super::exit::CliResult;
 
 /// Attack the encrypted inference service.
@@ -11,12 +13,17 @@ pub struct AttackArgs {
 
 /// The attacks `heist attack` runs.
 #[derive(Debug, clap::Subcommand)]
-pub enum AttackCommand {}
+pub enum AttackCommand {
+    /// Attack 2: reconstruct private training images from released scores (Table 5, Fig. 4).
+    Reconstruction(reconstruction::ReconstructionArgs),
+}
 
 /// Runs `heist attack <attack>`.
 ///
 /// # Errors
 /// As the chosen attack.
 pub fn run(args: AttackArgs) -> CliResult {
-    match args.command {}
+    match args.command {
+        AttackCommand::Reconstruction(args) => reconstruction::run_reconstruction(args),
+    }
 }
