@@ -237,21 +237,21 @@ impl<'a, M: Classifier> Judge<'a, M> {
             }
             .into());
         }
-        let per_image = |f: &dyn Fn(&[f32], &[f32]) -> Result<f64, MetricError>| {
+        let per_image = |f: fn(&[f32], &[f32]) -> Result<f64, MetricError>| {
             self.originals
                 .iter()
                 .zip(reconstructions)
                 .map(|(o, r)| f(o.pixels(), r.pixels()))
                 .collect::<Result<Vec<f64>, MetricError>>()
         };
-        let ssim_at =
-            |range: f64| per_image(&|a, b| metrics::ssim(a, b, IMAGE_SIDE, IMAGE_SIDE, range));
+        let ssim_1 = per_image(|a, b| metrics::ssim(a, b, IMAGE_SIDE, IMAGE_SIDE, 1.0))?;
+        let ssim_255 = per_image(|a, b| metrics::ssim(a, b, IMAGE_SIDE, IMAGE_SIDE, 255.0))?;
         let est = |values: Vec<f64>| bootstrap_mean(&values, self.seed);
         Ok(Quality {
-            ssim: est(ssim_at(1.0)?)?,
-            ssim_data_range_255: est(ssim_at(255.0)?)?,
-            psnr: est(per_image(&|a, b| metrics::psnr(a, b, 1.0))?)?,
-            mse: est(per_image(&|a, b| metrics::mse(a, b))?)?,
+            ssim: est(ssim_1)?,
+            ssim_data_range_255: est(ssim_255)?,
+            psnr: est(per_image(|a, b| metrics::psnr(a, b, 1.0))?)?,
+            mse: est(per_image(metrics::mse)?)?,
             reclassification_accuracy: bootstrap_fraction(
                 &self.hits(self.model, reconstructions),
                 self.seed,
