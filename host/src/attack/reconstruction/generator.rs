@@ -296,3 +296,31 @@ fn to_image(pixels: &[f32]) -> Result<Image, ReconstructionError> {
     let clamped: Vec<f32> = pixels.iter().map(|p| p.clamp(0.0, 1.0)).collect();
     Image::new(&clamped).map_err(|e| ReconstructionError::Config(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_generators_map_ten_features_to_one_image() {
+        for kind in [GeneratorKind::Mlp, GeneratorKind::Deconv] {
+            let net = kind.network();
+            assert_eq!(net.input_len(), CLASSES, "{kind:?}");
+            assert_eq!(net.output_len(), IMAGE_PIXELS, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn log_softmax_gives_log_probabilities_whatever_the_shift() {
+        let scores: Scores = [3.0, -1.0, 0.5, 10.0, 2.0, 0.0, -4.0, 7.5, 1.0, 2.5];
+        let shifted = scores.map(|s| s + 1000.0);
+        let a = prepare(InputPrep::LogSoftmax, &scores);
+        let b = prepare(InputPrep::LogSoftmax, &shifted);
+        let total: f64 = a.iter().map(|v| v.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-12);
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-9);
+        }
+        assert_eq!(prepare(InputPrep::Raw, &scores), scores.map(f64::from));
+    }
+}
