@@ -65,7 +65,10 @@ pub struct ReconstructionArgs {
     /// the JSON).
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
-    /// Directory for `reconstructions.safetensors` and `figure4.png`.
+    /// Directory for `reconstructions.safetensors`, `figure4.png` and, with --curves,
+    /// `curve_aux_queries.png` and `curve_release.png` (SSIM at data range 1 from 0 to 1,
+    /// 95 % intervals as bars, the class-mean baseline dashed; no text: the numbers are in
+    /// the table and the JSON).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
@@ -207,6 +210,55 @@ fn write_figure(path: &Path, outcome: &Outcome, per_class: usize) -> anyhow::Res
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// A curve without text: SSIM (data range 1, y from 0 at the bottom to 1 at the top)
+/// against evenly spaced points (left to right in the order given); black line through the
+/// means, grey bars for the 95 % intervals, a dashed grey line at the class-mean baseline.
+fn write_curve(path: &Path, points: &[CurvePoint], baseline: f64) -> anyhow::Result<()> {
+    let (w, h, margin) = (320u32, 240u32, 20u32);
+    let mut img = image::GrayImage::from_pixel(w, h, image::Luma([255]));
+    let (plot_w, plot_h) = (w - 2 * margin, h - 2 * margin);
+    let x_of =
+        |i: usize| margin + (i as u32 * plot_w) / (points.len().saturating_sub(1).max(1)) as u32;
+    let y_of = |v: f64| margin + plot_h - (v.clamp(0.0, 1.0) * f64::from(plot_h)).round() as u32;
+    for x in margin..=margin + plot_w {
+        img.put_pixel(x, margin + plot_h, image::Luma([0]));
+        if x % 6 < 3 {
+            img.put_pixel(x, y_of(baseline), image::Luma([150]));
+        }
+    }
+    for y in margin..=margin + plot_h {
+        img.put_pixel(margin, y, image::Luma([0]));
+    }
+    let mut previous: Option<(u32, u32)> = None;
+    for (i, p) in points.iter().enumerate() {
+        let x = x_of(i);
+        for y in y_of(p.quality.ssim.high)..=y_of(p.quality.ssim.low) {
+            for dx in 0..3 {
+                img.put_pixel((x + dx).saturating_sub(1), y, image::Luma([170]));
+            }
+        }
+        let y = y_of(p.quality.ssim.mean);
+        if let Some((x0, y0)) = previous {
+            let steps = (x - x0).max(1);
+            for s in 0..=steps {
+                let yy = f64::from(y0)
+                    + (f64::from(y) - f64::from(y0)) * f64::from(s) / f64::from(steps);
+                img.put_pixel(x0 + s, yy.round() as u32, image::Luma([0]));
+            }
+        }
+        for (dx, dy) in (0..5).flat_map(|a| (0..5).map(move |b| (a, b))) {
+            img.put_pixel(
+                (x + dx).saturating_sub(2),
+                (y + dy).saturating_sub(2),
+                image::Luma([0]),
+            );
+        }
+        previous = Some((x, y));
+    }
+    img.save_with_format(path, image::ImageFormat::Png)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// Runs `heist attack reconstruction`.
 ///
 /// # Errors
@@ -279,6 +331,15 @@ pub fn run_reconstruction(args: ReconstructionArgs) -> CliResult {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         write_safetensors(&dir.join("reconstructions.safetensors"), &outcome)?;
         write_figure(&dir.join("figure4.png"), &outcome, 4)?;
+        let class_mean = outcome.method("class_mean").map_or(0.0, |q| q.ssim.mean);
+        for (name, points) in [
+            ("curve_aux_queries.png", &outcome.aux_curve),
+            ("curve_release.png", &outcome.release_curve),
+        ] {
+            if !points.is_empty() {
+                write_curve(&dir.join(name), points, class_mean)?;
+            }
+        }
     }
     if let Some(path) = &args.json {
         let q = |m: &str| outcome.method(m).copied();
