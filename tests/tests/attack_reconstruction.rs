@@ -8,6 +8,7 @@ use heist::attack::metrics::{mse, psnr, ssim};
 use heist::attack::reconstruction::generator::{
     GeneratorConfig, GeneratorKind, InputPrep, InverseGenerator,
 };
+use heist::attack::reconstruction::inversion::{invert, InversionConfig};
 use heist::attack::reconstruction::{query, run, to_images, ReconstructionError, Settings};
 use heist::data::{load, Dataset};
 use heist::model::{Architecture, Model};
@@ -103,6 +104,7 @@ fn the_generator_beats_the_class_mean_on_a_small_seeded_problem() {
         generator,
         seed: 3,
         curves: false,
+        inversion: None,
     };
     let mut oracle = PlainOracle::new(model.clone());
     let outcome = run(&mut oracle, &model, &data.train, &data.test, &settings).expect("runs");
@@ -248,6 +250,7 @@ fn bad_settings_are_typed_errors() {
             generator,
             seed: 0,
             curves: false,
+            inversion: None,
         };
         let result = run(
             &mut PlainOracle::new(model.clone()),
@@ -267,4 +270,37 @@ fn bad_settings_are_typed_errors() {
         InverseGenerator::train(&images, &scores[..1], &generator),
         Err(ReconstructionError::Config(_))
     ));
+}
+
+#[test]
+fn model_inversion_drives_every_class_to_high_confidence_through_queries() {
+    let (data, model) = small_target();
+    let aux = to_images(&data.test, &(0..200).collect::<Vec<_>>()).expect("images");
+    let mut mean = vec![0.0f32; heist::oracle::IMAGE_PIXELS];
+    for image in &aux {
+        for (m, p) in mean.iter_mut().zip(image.pixels()) {
+            *m += p / aux.len() as f32;
+        }
+    }
+    let prior = heist::oracle::Image::new(&mean).expect("mean image");
+    let mut oracle = PlainOracle::new(model.clone());
+    let config = InversionConfig::new(4);
+    let result = invert(&mut oracle, &prior, &config).expect("inverts");
+    assert_eq!(result.queries, oracle.queries());
+    // At most (2q + 1) queries per class and iteration, plus the final check.
+    let bound = (CLASSES * config.iterations * (2 * config.directions + 1) + CLASSES) as u64;
+    assert!(result.queries <= bound && result.queries > CLASSES as u64);
+    let predicted = model.scores_batch(&result.images);
+    let hits = (0..CLASSES)
+        .filter(|&c| predicted_class(&predicted[c]) == c)
+        .count();
+    assert!(hits >= 9, "{hits} of 10 classes inverted");
+    let confident = result
+        .confidence
+        .iter()
+        .filter(|&&p| p >= config.threshold)
+        .count();
+    assert!(confident >= 9, "confidences {:?}", result.confidence);
+    // The images moved away from the prior.
+    assert!(result.images.iter().all(|image| image != &prior));
 }

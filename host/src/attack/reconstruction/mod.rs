@@ -30,17 +30,19 @@
 pub mod baselines;
 pub mod evaluator;
 pub mod generator;
+pub mod inversion;
 
 use std::time::Instant;
 
 use crate::attack::metrics::{self, bootstrap_fraction, bootstrap_mean, Estimate, MetricError};
-use crate::data::{sample, Dataset, Images, IMAGE_PIXELS, IMAGE_SIDE};
+use crate::data::{sample, Dataset, Images, CLASSES, IMAGE_PIXELS, IMAGE_SIDE};
 use crate::oracle::{predicted_class, Classifier, Image, Oracle, Release, Scores};
 use crate::train::{stream_rng, EpochStats, TrainError};
 
 use baselines::{nearest_aux, MeanImages};
 use evaluator::Evaluator;
 use generator::{GeneratorConfig, InverseGenerator};
+use inversion::{invert, InversionConfig};
 
 /// Why the attack failed.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +114,8 @@ pub struct Settings {
     pub seed: u64,
     /// Whether to measure the two curves.
     pub curves: bool,
+    /// Whether and how to run the per-class model inversion ([`inversion`]).
+    pub inversion: Option<InversionConfig>,
 }
 
 /// Numbers of auxiliary queries on the first curve (those not above [`Settings::aux`]).
@@ -351,6 +355,30 @@ pub struct MethodRow {
     pub quality: Quality,
 }
 
+/// What the per-class model inversion achieved.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct InversionReport {
+    /// Its settings.
+    pub config: InversionConfig,
+    /// Images submitted to the oracle for it.
+    pub queries: u64,
+    /// Iterations each class ran.
+    pub iterations: Vec<usize>,
+    /// The oracle's softmax probability of each class for its image.
+    pub confidence: Vec<f64>,
+    /// Fraction of classes whose image the target model assigns to that class.
+    pub target_accuracy: f64,
+    /// Fraction of classes whose image the independent evaluator assigns to that class.
+    pub evaluator_accuracy: f64,
+    /// SSIM (data range 1) of each class's image to that class's mean training image.
+    pub ssim_to_class_mean: Vec<f64>,
+    /// The same for the starting point (the mean auxiliary image): the baseline.
+    pub prior_ssim_to_class_mean: Vec<f64>,
+    /// The images, in class order.
+    #[serde(skip)]
+    pub images: Vec<Image>,
+}
+
 /// Everything [`run`] measured.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Outcome {
@@ -372,6 +400,8 @@ pub struct Outcome {
     pub aux_curve: Vec<CurvePoint>,
     /// Quality against the release policy (with [`Settings::curves`]).
     pub release_curve: Vec<CurvePoint>,
+    /// The per-class model inversion (with [`Settings::inversion`]).
+    pub inversion: Option<InversionReport>,
     /// Seconds spent querying the oracle.
     pub query_seconds: f64,
     /// Seconds spent training the generator.
@@ -513,8 +543,52 @@ pub fn run<O: Oracle, M: Classifier>(
             });
         }
     }
+    let inversion = match &settings.inversion {
+        None => None,
+        Some(config) => {
+            let aux_means = MeanImages::new(&test.truncated(settings.aux))?;
+            let prior = aux_means.global_mean(&[[0.0; CLASSES]])[0].clone();
+            let result = invert(oracle, &prior, config)?;
+            let class_means: Vec<Image> = (0..CLASSES)
+                .map(|c| {
+                    let mut one_hot = [0.0; CLASSES];
+                    one_hot[c] = 1.0;
+                    means.class_mean(&[one_hot])[0].clone()
+                })
+                .collect();
+            let agreement = |classifier: &dyn Fn(&[Image]) -> Vec<Scores>| {
+                let hits = classifier(&result.images)
+                    .iter()
+                    .enumerate()
+                    .filter(|(c, s)| predicted_class(s) == *c)
+                    .count();
+                hits as f64 / CLASSES as f64
+            };
+            let ssim_to = |images: &[Image]| {
+                images
+                    .iter()
+                    .zip(&class_means)
+                    .map(|(a, b)| {
+                        metrics::ssim(a.pixels(), b.pixels(), IMAGE_SIDE, IMAGE_SIDE, 1.0)
+                    })
+                    .collect::<Result<Vec<f64>, MetricError>>()
+            };
+            Some(InversionReport {
+                config: *config,
+                queries: result.queries,
+                target_accuracy: agreement(&|i| model.scores_batch(i)),
+                evaluator_accuracy: agreement(&|i| evaluator.scores_batch(i)),
+                ssim_to_class_mean: ssim_to(&result.images)?,
+                prior_ssim_to_class_mean: ssim_to(&vec![prior; CLASSES])?,
+                iterations: result.iterations,
+                confidence: result.confidence,
+                images: result.images,
+            })
+        }
+    };
     Ok(Outcome {
         settings: settings.clone(),
+        inversion,
         target_indices,
         queries: queried.queries,
         baseline_accuracy: judge.baseline_accuracy()?,

@@ -9,6 +9,7 @@ use super::super::exit::{write_json, CliError, CliResult};
 use super::super::options::{DataOptions, OracleOptions};
 use crate::attack::metrics::Estimate;
 use crate::attack::reconstruction::generator::{GeneratorConfig, GeneratorKind, InputPrep};
+use crate::attack::reconstruction::inversion::InversionConfig;
 use crate::attack::reconstruction::{paper_table5, run, CurvePoint, Outcome, Settings};
 use crate::data::{CLASSES, IMAGE_SIDE};
 use crate::model::{Architecture, Model};
@@ -55,6 +56,15 @@ pub struct ReconstructionArgs {
     /// rounding of the released scores (trains ten more generators).
     #[arg(long)]
     curves: bool,
+    /// Also run the per-class model inversion (Fredrikson et al.) through the oracle.
+    #[arg(long)]
+    inversion: bool,
+    /// Iterations of the model inversion, per class.
+    #[arg(long, default_value_t = 100)]
+    inversion_iterations: usize,
+    /// Random directions per iteration of the model inversion (two queries each).
+    #[arg(long, default_value_t = 20)]
+    inversion_directions: usize,
     /// Seed of the target draw, the generator, the evaluator and the bootstrap.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -141,6 +151,18 @@ fn table(
             ));
         }
     };
+    if let Some(inv) = &outcome.inversion {
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        t.push_str(&format!(
+            "\nmodel inversion per class (Fredrikson et al., zeroth-order, {} queries): classified as its class by the target {:.1}, by the evaluator {:.1}; mean oracle confidence {:.3}; SSIM to the class-mean image {:.3} (starting mean image: {:.3})\n",
+            inv.queries,
+            inv.target_accuracy,
+            inv.evaluator_accuracy,
+            mean(&inv.confidence),
+            mean(&inv.ssim_to_class_mean),
+            mean(&inv.prior_ssim_to_class_mean)
+        ));
+    }
     curve(
         &mut t,
         "quality against auxiliary queries",
@@ -176,7 +198,7 @@ fn write_safetensors(path: &Path, outcome: &Outcome) -> anyhow::Result<()> {
 }
 
 /// Figure 4: for each class, up to `per_class` targets of that class, each original above
-/// its reconstruction; classes are columns, 2-pixel white gaps, no text.
+/// its reconstruction; classes are columns.
 fn write_figure(path: &Path, outcome: &Outcome, per_class: usize) -> anyhow::Result<()> {
     let mut columns: Vec<Vec<usize>> = vec![Vec::new(); CLASSES];
     for (i, &label) in outcome.labels.iter().enumerate() {
@@ -185,24 +207,36 @@ fn write_figure(path: &Path, outcome: &Outcome, per_class: usize) -> anyhow::Res
             column.push(i);
         }
     }
+    let mut rows: Vec<Vec<Option<&Image>>> = Vec::new();
+    for r in 0..per_class {
+        for images in [&outcome.originals, &outcome.reconstructions] {
+            rows.push(
+                columns
+                    .iter()
+                    .map(|c| c.get(r).map(|&i| &images[i]))
+                    .collect(),
+            );
+        }
+    }
+    write_grid(path, &rows)
+}
+
+/// A grid of images (dark ink on white, like the paper's figures), 2-pixel white gaps, no
+/// text; `None` leaves a cell blank.
+fn write_grid(path: &Path, rows: &[Vec<Option<&Image>>]) -> anyhow::Result<()> {
     let (gap, side) = (2u32, IMAGE_SIDE as u32);
     let cell = side + gap;
-    let width = CLASSES as u32 * cell + gap;
-    let height = 2 * per_class as u32 * cell + gap;
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0) as u32;
+    let (width, height) = (columns * cell + gap, rows.len() as u32 * cell + gap);
     let mut img = image::GrayImage::from_pixel(width, height, image::Luma([255]));
-    for (c, column) in columns.iter().enumerate() {
-        for (r, &i) in column.iter().enumerate() {
-            for (k, source) in [&outcome.originals[i], &outcome.reconstructions[i]]
-                .into_iter()
-                .enumerate()
-            {
-                let (x0, y0) = (gap + c as u32 * cell, gap + (2 * r + k) as u32 * cell);
-                for (p, &v) in source.pixels().iter().enumerate() {
-                    let (x, y) = (p % IMAGE_SIDE, p / IMAGE_SIDE);
-                    // Dark ink on white, like the paper's figure.
-                    let ink = (255.0 - 255.0 * v.clamp(0.0, 1.0)).round() as u8;
-                    img.put_pixel(x0 + x as u32, y0 + y as u32, image::Luma([ink]));
-                }
+    for (r, row) in rows.iter().enumerate() {
+        for (c, source) in row.iter().enumerate() {
+            let Some(source) = source else { continue };
+            let (x0, y0) = (gap + c as u32 * cell, gap + r as u32 * cell);
+            for (p, &v) in source.pixels().iter().enumerate() {
+                let (x, y) = ((p % IMAGE_SIDE) as u32, (p / IMAGE_SIDE) as u32);
+                let ink = (255.0 - 255.0 * v.clamp(0.0, 1.0)).round() as u8;
+                img.put_pixel(x0 + x, y0 + y, image::Luma([ink]));
             }
         }
     }
@@ -294,6 +328,12 @@ pub fn run_reconstruction(args: ReconstructionArgs) -> CliResult {
         },
         seed: args.seed,
         curves: args.curves,
+        inversion: args.inversion.then(|| {
+            let mut config = InversionConfig::new(args.seed);
+            config.iterations = args.inversion_iterations;
+            config.directions = args.inversion_directions;
+            config
+        }),
     };
     settings
         .validate(&data.train, &data.test)
@@ -331,6 +371,12 @@ pub fn run_reconstruction(args: ReconstructionArgs) -> CliResult {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         write_safetensors(&dir.join("reconstructions.safetensors"), &outcome)?;
         write_figure(&dir.join("figure4.png"), &outcome, 4)?;
+        if let Some(inv) = &outcome.inversion {
+            write_grid(
+                &dir.join("inversion.png"),
+                &[inv.images.iter().map(Some).collect()],
+            )?;
+        }
         let class_mean = outcome.method("class_mean").map_or(0.0, |q| q.ssim.mean);
         for (name, points) in [
             ("curve_aux_queries.png", &outcome.aux_curve),
