@@ -4,6 +4,9 @@
 //! in-process service ([`crate::service::InProcessClient`]) and the service over TCP
 //! ([`crate::service::TcpClient`]). Black-box attacks are generic over [`Oracle`]; white-box
 //! attacks over [`GradientOracle`], so the compiler shows which attacks see the model.
+//!
+//! [`Released`] wraps any oracle and hands back only what a [`Release`] policy lets out
+//! (rounded scores, or the top-1 label): the countermeasure the attacks are measured against.
 
 use crate::model::Model;
 

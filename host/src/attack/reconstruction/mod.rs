@@ -26,6 +26,17 @@
 //! release policy is applied to the answers already obtained, exactly as the
 //! [`crate::oracle::Released`] adapter would hand them out, so the curve costs no new
 //! queries.
+//!
+//! A second, different method comes on request too: per-class model inversion after
+//! Fredrikson et al. from queries only ([`inversion`]), which recovers a representative of
+//! each class rather than a particular private image.
+//!
+//! # Paper
+//! Table 5 ([`paper_table5`]) reports re-classification accuracy and a mean SSIM of 0.998
+//! (MNIST) and 0.972 (Fashion-MNIST). Ten scores cannot carry 784 pixels: at data range 1
+//! the SSIM of such reconstructions is about 0.5. Comparing images in [0, 1] with a data
+//! range of 255 makes the constants `C1`, `C2` dwarf every variance, so that even the
+//! global mean image scores above 0.99; that is the convention reported beside the result.
 
 pub mod baselines;
 pub mod evaluator;
