@@ -10,6 +10,7 @@ use heist::attack::reconstruction::generator::{
 };
 use heist::attack::reconstruction::inversion::{invert, InversionConfig};
 use heist::attack::reconstruction::{query, run, to_images, ReconstructionError, Settings};
+use heist::cli::attack::reconstruction::{run_reconstruction, ReconstructionArgs};
 use heist::data::{load, Dataset};
 use heist::model::{Architecture, Model};
 use heist::oracle::{
@@ -303,4 +304,99 @@ fn model_inversion_drives_every_class_to_high_confidence_through_queries() {
     assert!(confident >= 9, "confidences {:?}", result.confidence);
     // The images moved away from the prior.
     assert!(result.images.iter().all(|image| image != &prior));
+}
+
+#[derive(clap::Parser)]
+struct Command {
+    #[command(flatten)]
+    args: ReconstructionArgs,
+}
+
+fn command(argv: &[&str]) -> Result<(), heist::cli::exit::CliError> {
+    let parsed = <Command as clap::Parser>::try_parse_from(
+        std::iter::once("reconstruction").chain(argv.iter().copied()),
+    )
+    .expect("parses");
+    run_reconstruction(parsed.args)
+}
+
+#[test]
+fn the_command_writes_the_json_keys_the_tensors_and_the_figure() {
+    let dir = std::env::temp_dir().join(format!("heist-recon-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let model_path = dir.join("model.safetensors");
+    random_model(&mut seeded_rng("reconstruction-cli", 6))
+        .save(&model_path)
+        .expect("saves");
+    let (json, out) = (dir.join("report.json"), dir.join("out"));
+    let model_arg = model_path.to_str().expect("utf-8 path");
+    let common = [
+        "--embedded",
+        "--oracle",
+        "plain",
+        "--model",
+        model_arg,
+        "--aux",
+        "200",
+        "--generator-epochs",
+        "1",
+    ];
+    let mut argv = common.to_vec();
+    argv.extend([
+        "--targets",
+        "30",
+        "--json",
+        json.to_str().expect("utf-8 path"),
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    command(&argv).expect("runs");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("JSON");
+    for key in [
+        "dataset",
+        "oracle",
+        "encrypted",
+        "queries",
+        "targets",
+        "baseline_accuracy",
+        "reclassification_accuracy",
+        "evaluator_reclassification_accuracy",
+        "ssim",
+        "ssim_ci",
+        "ssim_data_range_255",
+        "psnr",
+        "class_mean_ssim",
+        "class_mean_psnr",
+        "class_mean_reclassification_accuracy",
+        "nearest_aux_ssim",
+        "nearest_aux_psnr",
+        "generator",
+        "seconds",
+    ] {
+        assert!(report.get(key).is_some(), "JSON key {key}");
+    }
+    assert_eq!(report["queries"], 230);
+    assert_eq!(report["oracle"], "plain");
+    assert_eq!(report["encrypted"], false);
+    let bytes = std::fs::read(out.join("reconstructions.safetensors")).expect("tensors");
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    for name in ["original", "reconstruction"] {
+        let t = tensors.tensor(name).expect(name);
+        assert_eq!(t.shape(), &[30, 28, 28]);
+        assert_eq!(t.dtype(), safetensors::Dtype::F32);
+        assert!(t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .all(|v| (0.0..=1.0).contains(&v)));
+    }
+    assert!(out.join("figure4.png").is_file());
+    // Bad settings are bad input (exit code 2).
+    let mut bad = common.to_vec();
+    bad.extend(["--targets", "0"]);
+    let err = command(&bad).expect_err("no targets");
+    assert_eq!(err.exit_code(), 2, "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
