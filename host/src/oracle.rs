@@ -4,6 +4,9 @@
 //! in-process service ([`crate::service::InProcessClient`]) and the service over TCP
 //! ([`crate::service::TcpClient`]). Black-box attacks are generic over [`Oracle`]; white-box
 //! attacks over [`GradientOracle`], so the compiler shows which attacks see the model.
+//!
+//! [`Released`] wraps any oracle and hands back only what a [`Release`] policy lets out
+//! (rounded scores, or the top-1 label): the countermeasure the attacks are measured against.
 
 use crate::model::Model;
 
@@ -115,16 +118,25 @@ impl Classifier for Model {
 
     /// One batched forward pass over all the images.
     fn scores_batch(&self, images: &[Image]) -> Vec<Scores> {
-        let pixels: Vec<f32> = images.iter().flat_map(|image| *image.pixels()).collect();
-        Model::scores(self, &pixels)
-            .chunks_exact(CLASSES)
-            .map(|chunk| {
-                let mut scores = [0.0; CLASSES];
-                scores.copy_from_slice(chunk);
-                scores
-            })
-            .collect()
+        split_scores(&Model::scores(self, &flat_pixels(images)))
     }
+}
+
+/// The pixels of `images`, one image after another.
+pub fn flat_pixels(images: &[Image]) -> Vec<f32> {
+    images.iter().flat_map(|image| *image.pixels()).collect()
+}
+
+/// Consecutive score vectors of [`CLASSES`] values each (a trailing partial vector is
+/// dropped).
+pub fn split_scores(flat: &[f32]) -> Vec<Scores> {
+    flat.chunks_exact(CLASSES)
+        .map(|chunk| {
+            let mut scores = [0.0; CLASSES];
+            scores.copy_from_slice(chunk);
+            scores
+        })
+        .collect()
 }
 
 /// Query access to a classifier: images in, raw scores out, every image counted.
@@ -299,5 +311,137 @@ impl GradientOracle for PlainOracle<Model> {
             cross_entropy_cotangent(z, usize::from(labels[i]))
         })?;
         Ok(grads)
+    }
+}
+
+/// What the trusted party releases of each decrypted score vector: the cheapest
+/// countermeasure against attacks that learn from scores (reconstruction, membership).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Release {
+    /// The scores as decrypted.
+    Full,
+    /// Each score rounded to this many decimal places (half away from zero, in `f64`),
+    /// then to the nearest `f32`.
+    Decimals(u8),
+    /// The predicted class only ([`predicted_class`] of the scores): 1 for it, 0 for
+    /// every other class.
+    TopOne,
+}
+
+/// The most decimal places [`Release::Decimals`] accepts (an `f32` holds about 7
+/// significant digits).
+pub const MAX_RELEASE_DECIMALS: u8 = 6;
+
+/// Why a release policy is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReleaseError {
+    /// More decimal places than [`MAX_RELEASE_DECIMALS`].
+    #[error("{0} decimal places; at most {MAX_RELEASE_DECIMALS}")]
+    TooManyDecimals(u8),
+    /// Not `full`, `top1` or a number of decimals.
+    #[error("release {0:?} is not `full`, `top1` or a number of decimal places")]
+    Unknown(String),
+}
+
+impl Release {
+    /// Checks the number of decimal places.
+    ///
+    /// # Errors
+    /// [`ReleaseError::TooManyDecimals`].
+    pub fn validate(self) -> Result<Self, ReleaseError> {
+        match self {
+            Release::Decimals(d) if d > MAX_RELEASE_DECIMALS => {
+                Err(ReleaseError::TooManyDecimals(d))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// What is released of `scores`.
+    pub fn apply(self, scores: &Scores) -> Scores {
+        match self {
+            Release::Full => *scores,
+            Release::Decimals(d) => {
+                let unit = 10f64.powi(i32::from(d));
+                scores.map(|s| ((f64::from(s) * unit).round() / unit) as f32)
+            }
+            Release::TopOne => {
+                let mut out = [0.0; CLASSES];
+                out[predicted_class(scores)] = 1.0;
+                out
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Release::Full => f.write_str("full"),
+            Release::Decimals(d) => write!(f, "{d}"),
+            Release::TopOne => f.write_str("top1"),
+        }
+    }
+}
+
+impl std::str::FromStr for Release {
+    type Err = ReleaseError;
+
+    /// `full`, `top1`, or a number of decimal places.
+    fn from_str(s: &str) -> Result<Self, ReleaseError> {
+        match s {
+            "full" => Ok(Release::Full),
+            "top1" => Ok(Release::TopOne),
+            _ => s
+                .parse::<u8>()
+                .map_err(|_| ReleaseError::Unknown(s.to_owned()))
+                .and_then(|d| Release::Decimals(d).validate()),
+        }
+    }
+}
+
+/// An [`Oracle`] that hands back only what a [`Release`] policy lets out of another one's
+/// answers. Counts what the inner oracle counts.
+#[derive(Debug)]
+pub struct Released<O> {
+    inner: O,
+    release: Release,
+}
+
+impl<O: Oracle> Released<O> {
+    /// Wraps `inner`.
+    ///
+    /// # Errors
+    /// As [`Release::validate`].
+    pub fn new(inner: O, release: Release) -> Result<Self, ReleaseError> {
+        Ok(Self {
+            inner,
+            release: release.validate()?,
+        })
+    }
+
+    /// The policy.
+    pub fn release(&self) -> Release {
+        self.release
+    }
+
+    /// The wrapped oracle.
+    pub fn into_inner(self) -> O {
+        self.inner
+    }
+}
+
+impl<O: Oracle> Oracle for Released<O> {
+    type Error = O::Error;
+
+    fn query(&mut self, images: &[Image]) -> Result<Vec<Scores>, O::Error> {
+        let scores = self.inner.query(images)?;
+        Ok(scores.iter().map(|s| self.release.apply(s)).collect())
+    }
+
+    fn queries(&self) -> u64 {
+        self.inner.queries()
     }
 }

@@ -20,7 +20,10 @@ use heist_tests::seeded_rng;
 use rand_core::RngCore;
 
 fn config(epochs: usize, seed: u64) -> TrainConfig {
-    TrainConfig::adam(Architecture::Fashion, epochs, 16, seed)
+    TrainConfig {
+        batch_size: 16,
+        ..TrainConfig::adam(Architecture::Fashion, epochs, seed)
+    }
 }
 
 fn concat(a: &Images, b: &Images) -> Images {
@@ -106,7 +109,7 @@ fn experiment_runs_end_to_end_with_a_checked_split() {
         per_side: 60,
         attack: AttackModelConfig {
             hidden: 16,
-            schedule: train::Schedule {
+            schedule: train::FitOptions {
                 epochs: 5,
                 ..AttackModelConfig::default().schedule
             },

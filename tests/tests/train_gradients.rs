@@ -1,7 +1,7 @@
 //! Forward passes against a direct (naive) convolution, and backward passes against
 //! central finite differences, in f64.
 
-use heist::model::network::{Conv2d, Dense, LayerSpec, Network, Padding, Shape};
+use heist::model::network::{Conv2d, Dense, LayerSpec, Loss, Network, Padding, Shape, Target};
 use heist::model::Architecture;
 use heist_tests::seeded_rng;
 use rand_core::RngCore;
@@ -104,8 +104,9 @@ fn same_padding_matches_tensorflow_geometry_and_a_direct_convolution() {
 }
 
 /// Checks every analytic parameter gradient and input gradient of `net` against central
-/// differences of the summed loss.
-fn check_gradients(net: &Network, label: &str, seed: u64) {
+/// differences of the summed loss: cross-entropy against random labels, or `loss` against
+/// random targets in (0, 1).
+fn check_gradients(net: &Network, label: &str, seed: u64, loss: Loss) {
     let mut rng = seeded_rng(label, seed);
     let batch = 3;
     let params = uniform(&mut rng, net.param_count(), 0.5);
@@ -113,12 +114,20 @@ fn check_gradients(net: &Network, label: &str, seed: u64) {
     let labels: Vec<u8> = (0..batch)
         .map(|_| (rng.next_u32() % net.output_len() as u32) as u8)
         .collect();
+    let values: Vec<f64> = uniform(&mut rng, batch * net.output_len(), 0.45)
+        .iter()
+        .map(|v| v + 0.5)
+        .collect();
+    let target = match loss {
+        Loss::CrossEntropy => Target::Labels(&labels),
+        _ => Target::Values(&values, loss),
+    };
     let mut grad = vec![0.0; params.len()];
     let mut dx = vec![0.0; x.len()];
-    net.loss_grad(&params, &x, &labels, 1.0, &mut grad, Some(&mut dx));
+    net.target_grad(&params, &x, target, 1.0, &mut grad, Some(&mut dx));
     let loss = |p: &[f64], x: &[f64]| {
         let mut g = vec![0.0; p.len()];
-        net.loss_grad(p, x, &labels, 1.0, &mut g, None).0
+        net.target_grad(p, x, target, 1.0, &mut g, None).0
     };
     let h = 1e-6;
     let compare = |what: &str, i: usize, analytic: f64, numeric: f64| {
@@ -176,7 +185,7 @@ fn every_layer_kind_passes_a_finite_difference_check() {
             bias,
         })
     };
-    let cases: Vec<(&str, Shape, Vec<LayerSpec>)> = vec![
+    let cases: Vec<(&str, Shape, Vec<LayerSpec>, Loss)> = vec![
         (
             "same-stride2-square",
             Shape::chw(1, 7, 7),
@@ -188,6 +197,7 @@ fn every_layer_kind_passes_a_finite_difference_check() {
                 LayerSpec::Square,
                 dense(5, 4, true),
             ],
+            Loss::CrossEntropy,
         ),
         (
             "valid-two-channels-no-bias",
@@ -197,11 +207,13 @@ fn every_layer_kind_passes_a_finite_difference_check() {
                 LayerSpec::Flatten,
                 dense(24, 3, false),
             ],
+            Loss::CrossEntropy,
         ),
         (
             "dense-relu",
             Shape::chw(6, 1, 1),
             vec![dense(6, 5, true), LayerSpec::Relu, dense(5, 2, true)],
+            Loss::CrossEntropy,
         ),
         (
             "two-convs",
@@ -213,11 +225,49 @@ fn every_layer_kind_passes_a_finite_difference_check() {
                 LayerSpec::Flatten,
                 dense(8, 3, true),
             ],
+            Loss::CrossEntropy,
+        ),
+        (
+            "relu-cross-entropy",
+            Shape::chw(6, 1, 1),
+            vec![dense(6, 7, true), LayerSpec::Relu, dense(7, 4, true)],
+            Loss::CrossEntropy,
+        ),
+        (
+            "leaky-relu-tanh-mse",
+            Shape::chw(5, 1, 1),
+            vec![
+                dense(5, 6, true),
+                LayerSpec::LeakyRelu,
+                dense(6, 6, false),
+                LayerSpec::Tanh,
+                dense(6, 4, true),
+            ],
+            Loss::Mse,
+        ),
+        (
+            "upsample-conv-sigmoid-bce",
+            Shape::chw(2, 2, 3),
+            vec![
+                LayerSpec::Upsample { factor: 2 },
+                conv(2, Padding::Same, true, 1),
+                LayerSpec::Tanh,
+                LayerSpec::Flatten,
+                dense(48, 5, true),
+                LayerSpec::Sigmoid,
+            ],
+            Loss::Bce,
+        ),
+        (
+            "dense-sigmoid-mse",
+            Shape::chw(3, 1, 1),
+            vec![dense(3, 9, true), LayerSpec::Sigmoid],
+            Loss::Mse,
         ),
     ];
-    for (i, (label, input, layers)) in cases.into_iter().enumerate() {
+    for (i, (label, input, layers, loss)) in cases.into_iter().enumerate() {
         let net = Network::new(input, &layers).expect(label);
-        check_gradients(&net, label, 100 + i as u64);
+        check_gradients(&net, label, 100 + i as u64, loss);
     }
 }
 
@@ -324,4 +374,44 @@ fn mismatched_layers_are_rejected() {
         })],
     );
     assert!(bad.is_err(), "zero stride");
+}
+
+#[test]
+fn upsampling_repeats_each_pixel_and_rejects_a_zero_factor() {
+    let net =
+        Network::new(Shape::chw(2, 2, 2), &[LayerSpec::Upsample { factor: 3 }]).expect("valid");
+    assert_eq!(net.output_len(), 2 * 6 * 6);
+    let x: Vec<f64> = (0..8).map(f64::from).collect();
+    let y = net.forward(&[], &x, 1);
+    for c in 0..2 {
+        for i in 0..6 {
+            for j in 0..6 {
+                assert_eq!(y[(c * 6 + i) * 6 + j], x[(c * 2 + i / 3) * 2 + j / 3]);
+            }
+        }
+    }
+    assert!(
+        Network::new(Shape::chw(1, 2, 2), &[LayerSpec::Upsample { factor: 0 }]).is_err(),
+        "zero factor"
+    );
+}
+
+#[test]
+fn activations_match_their_definitions() {
+    let x = [-3.0, -0.5, 0.0, 0.25, 2.0];
+    for (layer, f) in [
+        (LayerSpec::Relu, (|v: f64| v.max(0.0)) as fn(f64) -> f64),
+        (
+            LayerSpec::LeakyRelu,
+            |v: f64| if v > 0.0 { v } else { 0.01 * v },
+        ),
+        (LayerSpec::Sigmoid, |v: f64| 1.0 / (1.0 + (-v).exp())),
+        (LayerSpec::Tanh, f64::tanh),
+        (LayerSpec::Square, |v: f64| v * v),
+    ] {
+        let net = Network::new(Shape::chw(5, 1, 1), &[layer]).expect("valid");
+        for (got, &v) in net.forward(&[], &x, 1).iter().zip(&x) {
+            assert!((got - f(v)).abs() < 1e-15, "{layer:?}({v}): {got}");
+        }
+    }
 }

@@ -6,3 +6,5 @@
 pub mod adversarial;
 pub mod key_recovery;
 pub mod membership;
+pub mod metrics;
+pub mod reconstruction;

@@ -1,6 +1,9 @@
-//! Square-activation networks in floating point: a layer list with hand-written forward and
-//! backward passes, generic over [`Real`] (`f32` to train and infer, `f64` to check
-//! gradients against finite differences).
+//! Networks in floating point: a layer list with hand-written forward and backward passes,
+//! generic over [`Real`] (`f32` to train and infer, `f64` to check gradients against finite
+//! differences). The paper's targets use convolution, dense layers and the square; attack
+//! models (the inverse generator of the reconstruction attack, membership attack models)
+//! add ReLU, leaky ReLU, sigmoid and tanh activations, nearest-neighbour upsampling, and
+//! regression losses ([`Loss`]).
 //!
 //! # Layout
 //! An example's activations are a flat vector in (C, H, W) order, so [`LayerSpec::Flatten`]
@@ -68,13 +71,124 @@ pub enum LayerSpec {
     Conv2d(Conv2d),
     /// `x -> x^2`, element-wise.
     Square,
-    /// `x -> max(x, 0)`, element-wise (for attack models; the encrypted networks use
-    /// [`LayerSpec::Square`] only).
-    Relu,
     /// (C, H, W) to a vector of C*H*W features, in that order.
     Flatten,
     /// Fully connected layer.
     Dense(Dense),
+    /// `x -> max(x, 0)`, element-wise.
+    Relu,
+    /// `x -> x` for `x > 0`, `LEAKY_RELU_SLOPE * x` otherwise, element-wise.
+    LeakyRelu,
+    /// `x -> 1 / (1 + e^-x)`, element-wise.
+    Sigmoid,
+    /// `x -> tanh x`, element-wise.
+    Tanh,
+    /// The same values viewed with another shape of the same length (e.g. a dense layer's
+    /// output as (C, H, W) for a convolution), in order; the inverse of
+    /// [`LayerSpec::Flatten`].
+    Reshape(Shape),
+    /// Nearest-neighbour upsampling of (C, H, W) to (C, H·factor, W·factor):
+    /// `y[c, i, j] = x[c, i / factor, j / factor]` (PyTorch's `nn.Upsample(mode="nearest")`).
+    Upsample {
+        /// Integer scale along both axes.
+        factor: usize,
+    },
+}
+
+/// The slope of [`LayerSpec::LeakyRelu`] for negative inputs (PyTorch's default).
+pub const LEAKY_RELU_SLOPE: f64 = 0.01;
+
+/// An element-wise activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Activation {
+    Square,
+    Relu,
+    LeakyRelu,
+    Sigmoid,
+    Tanh,
+}
+
+impl Activation {
+    fn sigmoid<T: Real>(x: T) -> T {
+        T::ONE / (T::ONE + (-x).exp())
+    }
+
+    fn apply<T: Real>(self, x: T) -> T {
+        match self {
+            Activation::Square => x * x,
+            Activation::Relu => {
+                if x > T::ZERO {
+                    x
+                } else {
+                    T::ZERO
+                }
+            }
+            Activation::LeakyRelu => {
+                if x > T::ZERO {
+                    x
+                } else {
+                    T::from_f64(LEAKY_RELU_SLOPE) * x
+                }
+            }
+            Activation::Sigmoid => Self::sigmoid(x),
+            // tanh x = 2 sigmoid(2x) - 1.
+            Activation::Tanh => {
+                let two = T::ONE + T::ONE;
+                two * Self::sigmoid(two * x) - T::ONE
+            }
+        }
+    }
+
+    /// The derivative at input `x`.
+    fn derivative<T: Real>(self, x: T) -> T {
+        match self {
+            Activation::Square => x + x,
+            Activation::Relu => {
+                if x > T::ZERO {
+                    T::ONE
+                } else {
+                    T::ZERO
+                }
+            }
+            Activation::LeakyRelu => {
+                if x > T::ZERO {
+                    T::ONE
+                } else {
+                    T::from_f64(LEAKY_RELU_SLOPE)
+                }
+            }
+            Activation::Sigmoid => {
+                let s = Self::sigmoid(x);
+                s * (T::ONE - s)
+            }
+            Activation::Tanh => {
+                let t = self.apply(x);
+                T::ONE - t * t
+            }
+        }
+    }
+}
+
+/// A loss on a network's outputs, summed over the examples of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Loss {
+    /// Softmax cross-entropy of the raw scores against a class label per example.
+    CrossEntropy,
+    /// Mean over the outputs of `(y - t)²` (PyTorch's `MSELoss`), against a target vector.
+    Mse,
+    /// Mean over the outputs of `-(t ln y + (1 - t) ln(1 - y))` (PyTorch's `BCELoss`, each
+    /// log clamped at -100), for outputs in (0, 1) such as a sigmoid's.
+    Bce,
+}
+
+/// What each example of a batch is compared with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Target<'a, T> {
+    /// One class label per example ([`Loss::CrossEntropy`]).
+    Labels(&'a [u8]),
+    /// [`Network::output_len`] values per example ([`Loss::Mse`] or [`Loss::Bce`]).
+    Values(&'a [T], Loss),
 }
 
 /// The shape of one example's activations.
@@ -185,10 +299,11 @@ fn conv_axis(
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Op {
     Conv(ConvPlan),
-    Square,
-    Relu,
-    Flatten,
+    Act(Activation),
+    /// Flatten or reshape: the values unchanged.
+    View,
     Dense(Dense),
+    Upsample(usize),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -271,15 +386,34 @@ impl Network {
                         name,
                     )
                 }
-                LayerSpec::Square => (Op::Square, shape, 0, 0, String::new()),
-                LayerSpec::Relu => (Op::Relu, shape, 0, 0, String::new()),
-                LayerSpec::Flatten => (
-                    Op::Flatten,
-                    Shape::chw(shape.len(), 1, 1),
-                    0,
-                    0,
-                    String::new(),
-                ),
+                LayerSpec::Square => (Op::Act(Activation::Square), shape, 0, 0, String::new()),
+                LayerSpec::Relu => (Op::Act(Activation::Relu), shape, 0, 0, String::new()),
+                LayerSpec::LeakyRelu => {
+                    (Op::Act(Activation::LeakyRelu), shape, 0, 0, String::new())
+                }
+                LayerSpec::Sigmoid => (Op::Act(Activation::Sigmoid), shape, 0, 0, String::new()),
+                LayerSpec::Tanh => (Op::Act(Activation::Tanh), shape, 0, 0, String::new()),
+                LayerSpec::Reshape(to) => {
+                    if to.len() != shape.len() {
+                        return Err(mismatch);
+                    }
+                    (Op::View, to, 0, 0, String::new())
+                }
+                LayerSpec::Upsample { factor } => {
+                    if factor == 0 {
+                        return Err(NetworkError::Degenerate { index, layer });
+                    }
+                    let output = shape
+                        .h
+                        .checked_mul(factor)
+                        .zip(shape.w.checked_mul(factor))
+                        .map(|(h, w)| Shape::chw(shape.c, h, w))
+                        .ok_or(mismatch)?;
+                    (Op::Upsample(factor), output, 0, 0, String::new())
+                }
+                LayerSpec::Flatten => {
+                    (Op::View, Shape::chw(shape.len(), 1, 1), 0, 0, String::new())
+                }
                 LayerSpec::Dense(d) => {
                     if d.inputs == 0 || d.outputs == 0 {
                         return Err(NetworkError::Degenerate { index, layer });
@@ -364,7 +498,7 @@ impl Network {
                     )
                 }
                 Op::Dense(d) => (vec![d.outputs, d.inputs], (d.inputs, d.outputs)),
-                Op::Square | Op::Relu | Op::Flatten => continue,
+                Op::Act(_) | Op::View | Op::Upsample(_) => continue,
             };
             out.push(TensorInfo {
                 name: format!("{}.weight", l.name),
@@ -431,12 +565,21 @@ impl Network {
     ) -> Vec<T> {
         let (n_in, n_out) = (l.input.len(), l.output.len());
         match &l.op {
-            Op::Square => x.iter().map(|&v| v * v).collect(),
-            Op::Relu => x
-                .iter()
-                .map(|&v| if v > T::ZERO { v } else { T::ZERO })
-                .collect(),
-            Op::Flatten => x.to_vec(),
+            Op::Act(a) => x.iter().map(|&v| a.apply(v)).collect(),
+            Op::View => x.to_vec(),
+            Op::Upsample(f) => {
+                let (c, h, w) = (l.input.c, l.input.h, l.input.w);
+                let mut y = Vec::with_capacity(batch * n_out);
+                for xb in x.chunks_exact(n_in) {
+                    for plane in 0..c {
+                        for i in 0..h * f {
+                            let row = &xb[(plane * h + i / f) * w..][..w];
+                            y.extend((0..w * f).map(|j| row[j / f]));
+                        }
+                    }
+                }
+                y
+            }
             Op::Dense(d) => {
                 let w = &params[l.weight.clone()];
                 let mut y = vec![T::ZERO; batch * n_out];
@@ -513,33 +656,70 @@ impl Network {
         grad: &mut [T],
         input_grad: Option<&mut [T]>,
     ) -> (f64, usize) {
-        let batch = labels.len();
+        self.target_grad(params, x, Target::Labels(labels), scale, grad, input_grad)
+    }
+
+    /// The summed loss of the outputs for the examples in `x` against `target`; adds `scale`
+    /// times its gradient to `grad` (same layout as `params`) and, when given, writes `scale`
+    /// times the gradient with respect to the inputs to `input_grad`. Returns the summed
+    /// loss and, for [`Target::Labels`], the number of correct arg-max predictions (0 for
+    /// [`Target::Values`]).
+    ///
+    /// The batch size is the number of labels, or the number of target values over
+    /// [`Network::output_len`]. [`Loss::CrossEntropy`] with [`Target::Values`] treats each
+    /// target vector as a probability distribution over the outputs.
+    ///
+    /// # Panics
+    /// On length mismatches, or a label not below [`Network::output_len`].
+    pub fn target_grad<T: Real>(
+        &self,
+        params: &[T],
+        x: &[T],
+        target: Target<'_, T>,
+        scale: T,
+        grad: &mut [T],
+        input_grad: Option<&mut [T]>,
+    ) -> (f64, usize) {
+        let outputs = self.output_len();
+        let batch = match target {
+            Target::Labels(labels) => labels.len(),
+            Target::Values(values, _) => {
+                assert_eq!(values.len() % outputs, 0, "target length");
+                values.len() / outputs
+            }
+        };
         self.check_batch(params, x, batch);
         assert_eq!(grad.len(), self.params, "gradient vector length");
-        let (logits, trace) = self.forward_traced(params, x, batch);
-        let classes = self.output_len();
-        let mut delta = vec![T::ZERO; logits.len()];
+        let (y, trace) = self.forward_traced(params, x, batch);
+        let mut delta = vec![T::ZERO; y.len()];
         let mut loss = 0.0;
         let mut correct = 0;
-        for ((z, d), &label) in logits
-            .chunks_exact(classes)
-            .zip(delta.chunks_exact_mut(classes))
-            .zip(labels)
+        for (b, (z, d)) in y
+            .chunks_exact(outputs)
+            .zip(delta.chunks_exact_mut(outputs))
+            .enumerate()
         {
-            let label = usize::from(label);
-            assert!(label < classes, "label {label} not below {classes}");
-            let (arg, max) = argmax(z);
-            correct += usize::from(arg == label);
-            let mut sum = T::ZERO;
-            for (dv, &zv) in d.iter_mut().zip(z) {
-                *dv = (zv - max).exp();
-                sum += *dv;
-            }
-            loss += sum.to_f64().ln() - (z[label] - max).to_f64();
-            for dv in d.iter_mut() {
-                *dv = *dv / sum * scale;
-            }
-            d[label] = d[label] - scale;
+            loss += match target {
+                Target::Labels(labels) => {
+                    let label = usize::from(labels[b]);
+                    assert!(label < outputs, "label {label} not below {outputs}");
+                    correct += usize::from(argmax(z).0 == label);
+                    softmax_cross_entropy(
+                        z,
+                        |i| if i == label { T::ONE } else { T::ZERO },
+                        scale,
+                        d,
+                    )
+                }
+                Target::Values(values, loss) => {
+                    let t = &values[b * outputs..(b + 1) * outputs];
+                    match loss {
+                        Loss::CrossEntropy => softmax_cross_entropy(z, |i| t[i], scale, d),
+                        Loss::Mse => mse(z, t, scale, d),
+                        Loss::Bce => bce(z, t, scale, d),
+                    }
+                }
+            };
         }
         self.backward(params, &trace, delta, batch, Some(grad), input_grad);
         (loss, correct)
@@ -591,13 +771,28 @@ impl Network {
             let need_dx = i > 0 || want_input;
             let (n_in, n_out) = (l.input.len(), l.output.len());
             delta = match &l.op {
-                Op::Flatten => delta,
-                Op::Square => delta.iter().zip(x).map(|(&d, &v)| (v + v) * d).collect(),
-                Op::Relu => delta
+                Op::View => delta,
+                Op::Act(a) => delta
                     .iter()
                     .zip(x)
-                    .map(|(&d, &v)| if v > T::ZERO { d } else { T::ZERO })
+                    .map(|(&d, &v)| a.derivative(v) * d)
                     .collect(),
+                Op::Upsample(f) => {
+                    let (c, h, w) = (l.input.c, l.input.h, l.input.w);
+                    let mut dx = vec![T::ZERO; batch * n_in];
+                    for (db, dxb) in delta.chunks_exact(n_out).zip(dx.chunks_exact_mut(n_in)) {
+                        for plane in 0..c {
+                            for i in 0..h * f {
+                                let src = &db[(plane * h * f + i) * w * f..][..w * f];
+                                let row = &mut dxb[(plane * h + i / f) * w..][..w];
+                                for (j, &d) in src.iter().enumerate() {
+                                    row[j / f] += d;
+                                }
+                            }
+                        }
+                    }
+                    dx
+                }
                 Op::Dense(dn) => {
                     if let Some(grad) = grad.as_deref_mut() {
                         // dW[out x in] += delta^T[out x B] * x[B x in].
@@ -688,6 +883,55 @@ impl Network {
             out.copy_from_slice(&delta);
         }
     }
+}
+
+/// Softmax cross-entropy of scores `z` against the distribution `t(i)`: writes `scale`
+/// times the gradient to `d`, returns the loss.
+fn softmax_cross_entropy<T: Real>(z: &[T], t: impl Fn(usize) -> T, scale: T, d: &mut [T]) -> f64 {
+    let (_, max) = argmax(z);
+    let mut sum = T::ZERO;
+    for (dv, &zv) in d.iter_mut().zip(z) {
+        *dv = (zv - max).exp();
+        sum += *dv;
+    }
+    let log_sum = sum.to_f64().ln();
+    let mut loss = 0.0;
+    for (i, (dv, &zv)) in d.iter_mut().zip(z).enumerate() {
+        let ti = t(i);
+        if ti != T::ZERO {
+            loss += ti.to_f64() * (log_sum - (zv - max).to_f64());
+        }
+        *dv = *dv / sum * scale - ti * scale;
+    }
+    loss
+}
+
+/// Mean squared error of `y` against `t`: writes `scale` times the gradient to `d`,
+/// returns the loss.
+fn mse<T: Real>(y: &[T], t: &[T], scale: T, d: &mut [T]) -> f64 {
+    let n = T::from_f64(y.len() as f64);
+    let mut loss = 0.0;
+    for ((dv, &yv), &tv) in d.iter_mut().zip(y).zip(t) {
+        let e = yv - tv;
+        loss += (e * e).to_f64();
+        *dv = (e + e) / n * scale;
+    }
+    loss / y.len() as f64
+}
+
+/// Binary cross-entropy of `y` in (0, 1) against `t`: writes `scale` times the gradient to
+/// `d`, returns the loss. Each log is clamped at -100 as PyTorch's `BCELoss` does, and the
+/// gradient's denominator `y (1 - y)` at 1e-12.
+fn bce<T: Real>(y: &[T], t: &[T], scale: T, d: &mut [T]) -> f64 {
+    let n = y.len() as f64;
+    let mut loss = 0.0;
+    for ((dv, &yv), &tv) in d.iter_mut().zip(y).zip(t) {
+        let (yf, tf) = (yv.to_f64(), tv.to_f64());
+        loss -= tf * yf.ln().max(-100.0) + (1.0 - tf) * (1.0 - yf).ln().max(-100.0);
+        let g = (yf - tf) / (yf * (1.0 - yf)).max(1e-12) / n;
+        *dv = T::from_f64(g) * scale;
+    }
+    loss / n
 }
 
 /// Index and value of the largest element (the first one on ties).

@@ -20,9 +20,6 @@
 //!   number of threads.
 //! * **Membership experiments**: `--fraction F` trains on `round(F * n)` training images
 //!   drawn without replacement; their indices go to `<out>.members.json`.
-//! * **One loop for every network**: [`fit`] trains any [`Network`] on any [`Examples`]
-//!   (images, or the score vectors the membership attack models learn from, [`Vectors`]);
-//!   [`train`] is `fit` for the paper's networks.
 
 pub mod cache;
 pub mod optim;
@@ -34,7 +31,7 @@ use rand_core::{RngCore, SeedableRng};
 use rayon::prelude::*;
 
 use crate::data::{sample, Images};
-use crate::model::network::Network;
+use crate::model::network::{Loss, Network, Target};
 use crate::model::{fraction, Architecture, Model};
 use optim::{Optimizer, OptimizerKind};
 
@@ -89,20 +86,22 @@ impl TrainConfig {
     /// # Errors
     /// [`TrainError::Config`] naming the first bad value.
     pub fn validate(&self) -> Result<(), TrainError> {
-        let bad = |s: String| Err(TrainError::Config(s));
         if !(self.fraction > 0.0 && self.fraction <= 1.0) {
-            return bad(format!("fraction {} is not in (0, 1]", self.fraction));
+            return Err(TrainError::Config(format!(
+                "fraction {} is not in (0, 1]",
+                self.fraction
+            )));
         }
-        self.schedule().validate()
+        self.fit_options().validate()
     }
 
-    /// Adam at lr 1e-3 on all the data, no clipping: `heist train`'s defaults for `arch`
-    /// with these epochs, batch size and seed.
-    pub fn adam(arch: Architecture, epochs: usize, batch_size: usize, seed: u64) -> Self {
-        Self {
+    /// The run `heist demo` and the attacks train when given no model: `arch` on the whole
+    /// training set, Adam at lr 1e-3, batch 128.
+    pub fn adam(arch: Architecture, epochs: usize, seed: u64) -> Self {
+        TrainConfig {
             arch,
             epochs,
-            batch_size,
+            batch_size: 128,
             lr: 1e-3,
             optimizer: OptimizerKind::Adam,
             momentum: 0.0,
@@ -112,9 +111,9 @@ impl TrainConfig {
         }
     }
 
-    /// The loop settings of this run.
-    pub fn schedule(&self) -> Schedule {
-        Schedule {
+    /// The optimisation settings of this run.
+    pub fn fit_options(&self) -> FitOptions {
+        FitOptions {
             epochs: self.epochs,
             batch_size: self.batch_size,
             lr: self.lr,
@@ -124,9 +123,11 @@ impl TrainConfig {
         }
     }
 }
-/// The loop settings of a training run: everything but the network, the data and the seed.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
-pub struct Schedule {
+
+/// How [`fit`] optimises: the settings every model trained here shares, the paper's
+/// targets and attack models alike.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FitOptions {
     /// Passes over the examples.
     pub epochs: usize,
     /// Examples per mini-batch.
@@ -141,7 +142,7 @@ pub struct Schedule {
     pub clip_norm: Option<f32>,
 }
 
-impl Schedule {
+impl FitOptions {
     /// Checks the ranges of the settings.
     ///
     /// # Errors
@@ -164,79 +165,6 @@ impl Schedule {
     }
 }
 
-/// Labelled examples a network can train on.
-pub trait Examples: Sync {
-    /// Appends example `i`'s input values (the network's input length of them).
-    fn push_input(&self, i: usize, out: &mut Vec<f32>);
-    /// Example `i`'s label, below the network's output length.
-    fn label(&self, i: usize) -> u8;
-}
-
-impl Examples for Images {
-    /// The pixels scaled to [0, 1].
-    fn push_input(&self, i: usize, out: &mut Vec<f32>) {
-        self.push_scaled(i, out);
-    }
-
-    fn label(&self, i: usize) -> u8 {
-        self.labels[i]
-    }
-}
-
-/// Labelled feature vectors of one width, one after another.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Vectors {
-    width: usize,
-    values: Vec<f32>,
-    labels: Vec<u8>,
-}
-
-impl Vectors {
-    /// `labels.len()` vectors of `width` values each, laid one after another in `values`.
-    ///
-    /// # Errors
-    /// [`TrainError::Config`] when the lengths disagree or a value is not finite.
-    pub fn new(width: usize, values: Vec<f32>, labels: Vec<u8>) -> Result<Self, TrainError> {
-        if Some(values.len()) != width.checked_mul(labels.len()) {
-            return Err(TrainError::Config(format!(
-                "{} values are not {} vectors of {width}",
-                values.len(),
-                labels.len()
-            )));
-        }
-        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-            return Err(TrainError::Config(format!(
-                "feature value {v} is not finite"
-            )));
-        }
-        Ok(Self {
-            width,
-            values,
-            labels,
-        })
-    }
-
-    /// Number of vectors.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// Whether there is no vector.
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-}
-
-impl Examples for Vectors {
-    fn push_input(&self, i: usize, out: &mut Vec<f32>) {
-        out.extend_from_slice(&self.values[i * self.width..(i + 1) * self.width]);
-    }
-
-    fn label(&self, i: usize) -> u8 {
-        self.labels[i]
-    }
-}
-
 /// Loss and accuracy of one epoch, as seen during training.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct EpochStats {
@@ -244,7 +172,8 @@ pub struct EpochStats {
     pub epoch: usize,
     /// Mean loss over the epoch's examples.
     pub loss: f64,
-    /// Fraction of the epoch's examples predicted correctly (before each step).
+    /// Fraction of the epoch's examples predicted correctly (before each step); 0 for
+    /// regression targets.
     pub accuracy: f64,
 }
 
@@ -283,7 +212,7 @@ pub fn init_network<R: RngCore>(net: &Network, rng: &mut R) -> Vec<f32> {
 }
 
 /// The ChaCha20 generator for stream `stream` of `seed`.
-fn stream_rng(seed: u64, stream: u64) -> rand_chacha::ChaCha20Rng {
+pub fn stream_rng(seed: u64, stream: u64) -> rand_chacha::ChaCha20Rng {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(seed);
     rng.set_stream(stream);
     rng
@@ -297,7 +226,7 @@ fn stream_rng(seed: u64, stream: u64) -> rand_chacha::ChaCha20Rng {
 pub fn train(
     train: &Images,
     config: &TrainConfig,
-    progress: impl FnMut(usize, usize, &EpochStats),
+    mut progress: impl FnMut(usize, usize, &EpochStats),
 ) -> Result<Trained, TrainError> {
     config.validate()?;
     if train.is_empty() {
@@ -311,15 +240,18 @@ pub fn train(
     } else {
         sample::sample_indices(&mut stream_rng(config.seed, 1), train.len(), n_members)
     };
+    let mut shuffle_rng = stream_rng(config.seed, 2);
     let start = Instant::now();
+    let input = |i: usize, x: &mut Vec<f32>| train.push_scaled(i, x);
     let history = fit(
         &net,
         &mut params,
-        train,
         &members,
-        &config.schedule(),
-        &mut stream_rng(config.seed, 2),
-        progress,
+        &input,
+        Targets::Labels(&train.labels),
+        &config.fit_options(),
+        &mut shuffle_rng,
+        &mut progress,
     )?;
     let seconds = start.elapsed().as_secs_f64();
     let model = Model::new(config.arch, params).map_err(|e| TrainError::Config(e.to_string()))?;
@@ -331,57 +263,98 @@ pub fn train(
     })
 }
 
-/// The training loop: fits `params` of `net` to the examples at `indices` of `examples`
-/// with `schedule`, shuffling the indices each epoch with `shuffle_rng`, and calls
-/// `progress(done, total, stats)` after every mini-batch with running epoch figures.
-/// Returns the statistics of each epoch. [`train`] runs it for the paper's networks; the
-/// membership attack models run it on score vectors ([`Vectors`]).
+/// What [`fit`] trains a network to output for example `i`.
+#[derive(Clone, Copy, Debug)]
+pub enum Targets<'a> {
+    /// `labels[i]`, with softmax cross-entropy.
+    Labels(&'a [u8]),
+    /// `values[i * outputs..(i + 1) * outputs]` for a network of `outputs` outputs, with a
+    /// regression loss.
+    Values(&'a [f32], Loss),
+}
+
+/// Trains `params` of `net` in place on the examples `examples` (indices passed to `input`,
+/// which appends example `i`'s input to its vector, and into `targets`): `options.epochs`
+/// passes, each over a fresh shuffle of `examples` drawn from `shuffle_rng`, one optimiser
+/// step per mini-batch on the mean loss. Calls `progress(done, total, stats)` after every
+/// mini-batch with running epoch figures and returns each epoch's.
+///
+/// Deterministic: a mini-batch is cut into chunks of [`CHUNK`] examples whose gradients
+/// rayon computes and which are summed in chunk order, so the result does not depend on
+/// the number of threads.
 ///
 /// # Errors
-/// [`TrainError::Config`] for a bad schedule or no example, [`TrainError::Diverged`] when
-/// a loss is not finite.
-///
-/// # Panics
-/// If `params` does not fit `net`, an index is out of range, or an example does not have
-/// the network's input length or a label below its output length.
-pub fn fit<E: Examples + ?Sized>(
+/// [`TrainError::Config`] for bad options, no examples or targets that do not fit the
+/// network; [`TrainError::Diverged`] on a non-finite loss.
+#[allow(clippy::too_many_arguments)]
+pub fn fit<R: RngCore>(
     net: &Network,
     params: &mut [f32],
-    examples: &E,
-    indices: &[usize],
-    schedule: &Schedule,
-    shuffle_rng: &mut impl RngCore,
+    examples: &[usize],
+    input: &(dyn Fn(usize, &mut Vec<f32>) + Sync),
+    targets: Targets<'_>,
+    options: &FitOptions,
+    shuffle_rng: &mut R,
     mut progress: impl FnMut(usize, usize, &EpochStats),
 ) -> Result<Vec<EpochStats>, TrainError> {
-    schedule.validate()?;
-    if indices.is_empty() {
+    options.validate()?;
+    if examples.is_empty() {
         return Err(TrainError::Config("no training examples".to_owned()));
     }
+    let outputs = net.output_len();
+    let available = match targets {
+        Targets::Labels(labels) => labels.len(),
+        Targets::Values(values, _) => values.len() / outputs,
+    };
+    if let Some(&i) = examples.iter().find(|&&i| i >= available) {
+        return Err(TrainError::Config(format!(
+            "example {i} has no target ({available} targets)"
+        )));
+    }
+    if params.len() != net.param_count() {
+        return Err(TrainError::Config(format!(
+            "{} parameters for a network of {}",
+            params.len(),
+            net.param_count()
+        )));
+    }
     let mut opt = Optimizer::new(
-        schedule.optimizer,
+        options.optimizer,
         params.len(),
-        schedule.lr,
-        schedule.momentum,
+        options.lr,
+        options.momentum,
     );
-    let batches = indices.len().div_ceil(schedule.batch_size);
-    let mut history = Vec::with_capacity(schedule.epochs);
-    let mut order = indices.to_vec();
-    for epoch in 1..=schedule.epochs {
+    let batches = examples.len().div_ceil(options.batch_size);
+    let mut history = Vec::with_capacity(options.epochs);
+    let mut order = examples.to_vec();
+    for epoch in 1..=options.epochs {
         sample::shuffle(shuffle_rng, &mut order);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0, 0);
-        for (b, batch) in order.chunks(schedule.batch_size).enumerate() {
+        for (b, batch) in order.chunks(options.batch_size).enumerate() {
             let scale = 1.0 / batch.len() as f32;
-            let current: &[f32] = params;
+            let weights: &[f32] = params;
             let parts: Vec<(Vec<f32>, f64, usize)> = batch
                 .par_chunks(CHUNK)
                 .map(|idx| {
                     let mut x = Vec::with_capacity(idx.len() * net.input_len());
                     for &i in idx {
-                        examples.push_input(i, &mut x);
+                        input(i, &mut x);
                     }
-                    let labels: Vec<u8> = idx.iter().map(|&i| examples.label(i)).collect();
-                    let mut g = vec![0.0f32; current.len()];
-                    let (l, c) = net.loss_grad(current, &x, &labels, scale, &mut g, None);
+                    let mut g = vec![0.0f32; weights.len()];
+                    let (l, c) = match targets {
+                        Targets::Labels(labels) => {
+                            let labels: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
+                            net.loss_grad(weights, &x, &labels, scale, &mut g, None)
+                        }
+                        Targets::Values(values, loss) => {
+                            let mut t = Vec::with_capacity(idx.len() * outputs);
+                            for &i in idx {
+                                t.extend_from_slice(&values[i * outputs..(i + 1) * outputs]);
+                            }
+                            let target = Target::Values(&t, loss);
+                            net.target_grad(weights, &x, target, scale, &mut g, None)
+                        }
+                    };
                     (g, l, c)
                 })
                 .collect();
@@ -403,7 +376,7 @@ pub fn fit<E: Examples + ?Sized>(
                     loss: batch_loss,
                 });
             }
-            if let Some(bound) = schedule.clip_norm {
+            if let Some(bound) = options.clip_norm {
                 let norm = grad
                     .iter()
                     .map(|&g| f64::from(g) * f64::from(g))

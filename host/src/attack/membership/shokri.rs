@@ -20,7 +20,7 @@ use rayon::prelude::*;
 
 use crate::data::{sample, Images, CLASSES};
 use crate::model::network::{Dense, LayerSpec, Network, NetworkError, Shape};
-use crate::train::{self, fit, init_network, Schedule, TrainConfig, TrainError, Vectors};
+use crate::train::{self, fit, init_network, FitOptions, Targets, TrainConfig, TrainError};
 
 use super::metrics::Confusion;
 use super::signals::{SignalError, Signals};
@@ -32,7 +32,7 @@ pub struct AttackModelConfig {
     /// Hidden units of the MLP.
     pub hidden: usize,
     /// Its training schedule.
-    pub schedule: Schedule,
+    pub schedule: FitOptions,
 }
 
 impl Default for AttackModelConfig {
@@ -41,7 +41,7 @@ impl Default for AttackModelConfig {
     fn default() -> Self {
         Self {
             hidden: 64,
-            schedule: Schedule {
+            schedule: FitOptions {
                 epochs: 100,
                 batch_size: 64,
                 lr: 1e-3,
@@ -183,7 +183,12 @@ impl AttackModels {
                 classes.push(s.labels[i]);
             }
         }
-        let all = Vectors::new(CLASSES, values, inside)?;
+        if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+            return Err(TrainError::Config(format!("a feature is {v}, not finite")).into());
+        }
+        let input = |i: usize, out: &mut Vec<f32>| {
+            out.extend_from_slice(&values[i * CLASSES..(i + 1) * CLASSES]);
+        };
         let params = (0..CLASSES)
             .into_par_iter()
             .map(|class| {
@@ -199,8 +204,9 @@ impl AttackModels {
                 fit(
                     &network,
                     &mut params,
-                    &all,
                     &indices,
+                    &input,
+                    Targets::Labels(&inside),
                     &config.schedule,
                     &mut shuffle,
                     |_, _, _| {},

@@ -183,7 +183,10 @@ pub fn run(args: MembershipArgs) -> CliResult {
     let data = args.data.load().map_err(CliError::bad_input)?;
     let arch = Architecture::for_dataset(data.dataset);
     let mut config = ExperimentConfig {
-        training: TrainConfig::adam(arch, args.epochs, args.batch_size, args.seed),
+        training: TrainConfig {
+            batch_size: args.batch_size,
+            ..TrainConfig::adam(arch, args.epochs, args.seed)
+        },
         fractions: args.fractions.clone(),
         shadows: args.shadows.clone(),
         lira_models: args.lira_models,

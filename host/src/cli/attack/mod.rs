@@ -1,5 +1,7 @@
 //! `heist attack …`: one subcommand per attack.
 
+pub mod reconstruction;
+
 use super::exit::CliResult;
 
 pub mod adversarial;
@@ -23,6 +25,8 @@ pub enum AttackCommand {
     /// Membership inference by a semi-honest insider (paper Tables 6-7), LiRA and the loss
     /// attack.
     Membership(membership::MembershipArgs),
+    /// Attack 2: reconstruct private training images from released scores (Table 5, Fig. 4).
+    Reconstruction(reconstruction::ReconstructionArgs),
 }
 
 /// Runs `heist attack <attack>`.
@@ -34,5 +38,6 @@ pub fn run(args: AttackArgs) -> CliResult {
         AttackCommand::Adversarial(a) => adversarial::run(a),
         AttackCommand::KeyRecovery(args) => key_recovery::run(args),
         AttackCommand::Membership(args) => membership::run(args),
+        AttackCommand::Reconstruction(args) => reconstruction::run_reconstruction(args),
     }
 }
