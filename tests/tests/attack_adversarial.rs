@@ -411,18 +411,32 @@ fn tcp_service(
     (compute, trusted)
 }
 
+/// A relay on loopback to `upstream` through `hook`, with the trusted party's limits.
+fn relay(
+    upstream: String,
+    hook: impl heist::service::relay::FrameHook,
+) -> heist::service::relay::Relay {
+    heist::service::relay::Relay::start(
+        std::net::TcpListener::bind("127.0.0.1:0").expect("loopback port"),
+        upstream,
+        heist::service::ServerConfig::trusted(),
+        heist::service::ClientConfig::default().peer,
+        hook,
+    )
+    .expect("relay")
+}
+
 #[test]
 fn a_relay_on_the_client_link_makes_the_encrypted_service_misclassify() {
     use heist::attack::adversarial::mitm::{ManInTheMiddle, Rewrite};
-    use heist::service::relay::{Relay, Transparent};
-    use heist::service::{ClientConfig, ServerConfig, TcpClient};
+    use heist::service::relay::Transparent;
+    use heist::service::{ClientConfig, TcpClient};
     use std::sync::atomic::Ordering;
 
     let (model, images, labels, data) = setup();
     let (images, labels) = (&images[..24], &labels[..24]);
     let (_compute, trusted) = tcp_service(&model, &data.train, None);
     let upstream = trusted.local_addr().to_string();
-    let listener = || std::net::TcpListener::bind("127.0.0.1:0").expect("loopback port");
     let classes = |addr: &str| -> Vec<usize> {
         let mut client = TcpClient::connect(addr, ClientConfig::default()).expect("connects");
         let scores = client.query(images).expect("answered");
@@ -431,14 +445,7 @@ fn a_relay_on_the_client_link_makes_the_encrypted_service_misclassify() {
     };
     let direct = classes(&upstream);
     // A transparent relay changes nothing.
-    let proxy = Relay::start(
-        listener(),
-        upstream.clone(),
-        ServerConfig::trusted(),
-        ClientConfig::default().peer,
-        Transparent,
-    )
-    .expect("relay");
+    let proxy = relay(upstream.clone(), Transparent);
     assert_eq!(classes(&proxy.local_addr().to_string()), direct);
     // The man in the middle rewrites every image with BIM on the twin.
     let hook = ManInTheMiddle::new(
@@ -446,14 +453,7 @@ fn a_relay_on_the_client_link_makes_the_encrypted_service_misclassify() {
         1024,
     );
     let rewritten = hook.rewritten();
-    let mitm = Relay::start(
-        listener(),
-        upstream,
-        ServerConfig::trusted(),
-        ClientConfig::default().peer,
-        hook,
-    )
-    .expect("relay");
+    let mitm = relay(upstream, hook);
     let attacked = classes(&mitm.local_addr().to_string());
     assert_eq!(rewritten.load(Ordering::Relaxed), images.len() as u64);
     let right_without: Vec<usize> = (0..images.len())
@@ -479,15 +479,14 @@ fn an_authenticated_client_link_turns_tampering_into_errors() {
     use heist::service::auth::{open_query, open_scores, seal_query, seal_scores, AuthError};
     use heist::service::auth::{LinkKey, ReplayGuard};
     use heist::service::message::ErrorCode;
-    use heist::service::relay::{Relay, Transparent};
-    use heist::service::{ClientConfig, NetError, ServerConfig, TcpClient};
+    use heist::service::relay::Transparent;
+    use heist::service::{ClientConfig, NetError, TcpClient};
 
     let (model, images, _, data) = setup();
     let images = &images[..8];
     let key = LinkKey::new(&[7u8; 32]).expect("32 bytes");
     let (_compute, trusted) = tcp_service(&model, &data.train, Some(key.clone()));
     let upstream = trusted.local_addr().to_string();
-    let listener = || std::net::TcpListener::bind("127.0.0.1:0").expect("loopback port");
     let client = |addr: &str, key: Option<&LinkKey>| {
         let c = TcpClient::new(addr, ClientConfig::default());
         match key {
@@ -505,14 +504,7 @@ fn an_authenticated_client_link_turns_tampering_into_errors() {
         refused(client(&upstream, Some(&wrong)).query(images)),
         "wrong key"
     );
-    let proxy = Relay::start(
-        listener(),
-        upstream.clone(),
-        ServerConfig::trusted(),
-        ClientConfig::default().peer,
-        Transparent,
-    )
-    .expect("relay");
+    let proxy = relay(upstream.clone(), Transparent);
     let through = client(&proxy.local_addr().to_string(), Some(&key))
         .query(images)
         .expect("a relay that changes nothing passes");
@@ -520,14 +512,7 @@ fn an_authenticated_client_link_turns_tampering_into_errors() {
     assert_eq!(classes(&through), classes(&direct));
     let hook = ManInTheMiddle::new(Rewrite::Fgsm(model, FgsmConfig { eps: 0.3 }), 1024);
     let rewritten = hook.rewritten();
-    let mitm = Relay::start(
-        listener(),
-        upstream,
-        ServerConfig::trusted(),
-        ClientConfig::default().peer,
-        hook,
-    )
-    .expect("relay");
+    let mitm = relay(upstream, hook);
     let mut victim = client(&mitm.local_addr().to_string(), Some(&key));
     for image in images {
         // Every tampered request is refused: an error, never a class.

@@ -6,7 +6,6 @@ use super::exit::CliError;
 use crate::data::{load, Data, DataError, Dataset};
 use crate::model::{Architecture, Model};
 use crate::train::cache::{cache_path, cached_or_trained};
-use crate::train::optim::OptimizerKind;
 use crate::train::TrainConfig;
 
 /// Options shared by every subcommand that reads a data set.
@@ -81,17 +80,7 @@ impl ModelOptions {
                 origin: "file",
             });
         }
-        let config = TrainConfig {
-            arch: Architecture::for_dataset(data.dataset),
-            epochs: self.epochs,
-            batch_size: 128,
-            lr: 1e-3,
-            optimizer: OptimizerKind::Adam,
-            momentum: 0.0,
-            clip_norm: None,
-            fraction: 1.0,
-            seed,
-        };
+        let config = TrainConfig::adam(Architecture::for_dataset(data.dataset), self.epochs, seed);
         let path = cache_path(&self.cache, &data.train, &config)?;
         let (model, cached) = cached_or_trained(&path, &self.cache, &data.train, &config)?;
         Ok(ResolvedModel {
@@ -99,5 +88,20 @@ impl ModelOptions {
             path,
             origin: if cached { "cached" } else { "trained now" },
         })
+    }
+}
+
+/// Sizes rayon's global pool to `threads` workers (`None`: one per core), for the
+/// commands that take `--threads`.
+///
+/// # Errors
+/// Bad input when the pool cannot be built.
+pub fn use_threads(threads: Option<usize>) -> Result<(), CliError> {
+    match threads {
+        Some(threads) => rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(CliError::bad_input),
+        None => Ok(()),
     }
 }

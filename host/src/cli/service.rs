@@ -224,11 +224,7 @@ pub fn serve(args: ServeArgs) -> CliResult {
             link_key,
             limits,
         } => {
-            let auth = link_key
-                .as_deref()
-                .map(LinkKey::from_file)
-                .transpose()
-                .map_err(CliError::bad_input)?;
+            let auth = load_link_key(link_key.as_deref())?;
             let config = limits.apply(ServerConfig::trusted())?;
             warn_plain(scheme.scheme);
             let trusted = TrustedArgs {
@@ -322,6 +318,13 @@ fn start_trusted<C: BatchCodec + 'static>(codec: C, args: TrustedArgs) -> CliRes
     Ok(())
 }
 
+/// The link key of `--link-key`, if given.
+fn load_link_key(path: Option<&Path>) -> Result<Option<LinkKey>, CliError> {
+    path.map(LinkKey::from_file)
+        .transpose()
+        .map_err(CliError::bad_input)
+}
+
 /// Warns that `plain` does not encrypt.
 fn warn_plain(scheme: Scheme) {
     if scheme == Scheme::Plain {
@@ -401,12 +404,7 @@ pub fn query(args: QueryArgs) -> CliResult {
         .collect::<Result<Vec<_>, _>>()?;
     let mut config = ClientConfig::default();
     config.peer.reply_timeout = Duration::from_secs(args.timeout_s);
-    let key = args
-        .link_key
-        .as_deref()
-        .map(LinkKey::from_file)
-        .transpose()
-        .map_err(CliError::bad_input)?;
+    let key = load_link_key(args.link_key.as_deref())?;
     let mut client =
         TcpClient::connect(&args.to, config).map_err(|e| CliError::Failure(e.into()))?;
     if let Some(key) = key {

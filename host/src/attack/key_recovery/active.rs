@@ -28,11 +28,10 @@ use heist_he::nn::{BfvPlan, CkksPlan};
 use heist_he::params::HeParams;
 use rand_core::{CryptoRng, RngCore};
 
-use super::solve::{
-    multipliers, refine_residues, solve_ternary, symmetric_part, ternary, Equation,
-};
+use super::solve::{multipliers, refine_residues, symmetric_part, ternary, Equation};
 use super::{
-    fill, verify_bfv, verify_ckks, Adversary, AttackError, MaliciousCompute, Outcome, Reply,
+    conclude_ckks, fill, verify_bfv, Adversary, AttackError, CkksRun, MaliciousCompute, Outcome,
+    Reply,
 };
 use crate::oracle::{Image, Oracle};
 use crate::service::bfv::encode_ciphertexts as bfv_payload;
@@ -152,32 +151,20 @@ pub fn ckks<R: RngCore + CryptoRng>(
         let (c0, c1) = monomial_pair(he, k, level, 1);
         equations.push(Equation::new(&c0, &c1, symmetric));
     }
-    let key = solve_ternary(he.basis(), &equations[0], &equations[1])
-        .ok()
-        .map(|s| SecretKey::from_ternary(he, &s))
-        .transpose()?;
-    let seconds = start.elapsed().as_secs_f64();
-    let client_queries = client.queries();
-    let verified = match &key {
-        Some(key) => verify_ckks(plan, key, &mut client, &control, victim)?,
-        None => false,
-    };
-    Ok(Outcome {
-        scheme: Scheme::Ckks,
-        adversary: Adversary::Active,
-        release: release.to_string(),
-        release_sigma: release.sigma(plan.predicted_error()),
-        recovered: key.is_some(),
-        verified_on_unseen: verified,
-        ciphertexts_used: 2,
-        batches: 1,
+    conclude_ckks(
+        plan,
+        release,
+        Adversary::Active,
         gain,
-        client_queries,
-        reencoding_error: Some(worst),
-        seconds,
-        ring_degree: he.n(),
-        slots: plan.batch(),
-    })
+        (&equations[0], &equations[1]),
+        worst,
+        CkksRun {
+            client: &mut client,
+            control: &control,
+            start,
+            victim,
+        },
+    )
 }
 
 /// The crafted BFV reply: for the first plaintext prime, `(0, round(Q·μ_c·T'/t))` for the

@@ -339,3 +339,62 @@ pub(crate) fn verify_bfv(
     }
     Ok(true)
 }
+
+/// What a CKKS attack holds once its batch is answered: the client it queried through, the
+/// handle on the malicious compute server, when the batch was sent, and the victim whose
+/// batch checks a recovered key.
+pub(crate) struct CkksRun<'a> {
+    /// The colluding client.
+    pub client: &'a mut InProcessClient,
+    /// The compute server's control.
+    pub control: &'a ControlHandle,
+    /// When the attack's batch was sent.
+    pub start: std::time::Instant,
+    /// The victim's images.
+    pub victim: &'a [Image],
+}
+
+/// The end both CKKS attacks share: a ternary key solved from the two `equations`, its
+/// check on the victim's encrypted batch, and the outcome (`seconds` run from the batch to
+/// the solved key, the check excluded; two ciphertexts, one batch).
+///
+/// # Errors
+/// Failures of the check's query or decryption; an unsolvable system is an outcome with
+/// `recovered: false`.
+pub(crate) fn conclude_ckks(
+    plan: &CkksPlan,
+    release: crate::service::ReleasePolicy,
+    adversary: Adversary,
+    gain: i64,
+    equations: (&solve::Equation, &solve::Equation),
+    reencoding_error: f64,
+    run: CkksRun<'_>,
+) -> Result<Outcome, AttackError> {
+    let he = plan.params().he();
+    let key = solve::solve_ternary(he.basis(), equations.0, equations.1)
+        .ok()
+        .map(|s| SecretKey::from_ternary(he, &s))
+        .transpose()?;
+    let seconds = run.start.elapsed().as_secs_f64();
+    let client_queries = run.client.queries();
+    let verified = match &key {
+        Some(key) => verify_ckks(plan, key, run.client, run.control, run.victim)?,
+        None => false,
+    };
+    Ok(Outcome {
+        scheme: Scheme::Ckks,
+        adversary,
+        release: release.to_string(),
+        release_sigma: release.sigma(plan.predicted_error()),
+        recovered: key.is_some(),
+        verified_on_unseen: verified,
+        ciphertexts_used: 2,
+        batches: 1,
+        gain,
+        client_queries,
+        reencoding_error: Some(reencoding_error),
+        seconds,
+        ring_degree: he.n(),
+        slots: plan.batch(),
+    })
+}

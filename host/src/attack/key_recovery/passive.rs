@@ -33,7 +33,7 @@ use heist_he::ring;
 use rand_core::{CryptoRng, RngCore};
 
 use super::solve::{solve_ternary, symmetric_part, ternary, Equation};
-use super::{fill, verify_ckks, Adversary, AttackError, MaliciousCompute, Outcome};
+use super::{conclude_ckks, fill, Adversary, AttackError, CkksRun, MaliciousCompute, Outcome};
 use crate::oracle::{Image, Oracle};
 use crate::service::bfv::decode_prime_of;
 use crate::service::ckks::decode_ciphertexts;
@@ -87,33 +87,20 @@ pub fn ckks<R: RngCore + CryptoRng>(
         .collect();
     let encoder = Encoder::new(plan.params());
     let (eqs, worst) = equations(&encoder, &cts, &rows)?;
-    let he = plan.params().he();
-    let key = solve_ternary(he.basis(), &eqs[0], &eqs[1])
-        .ok()
-        .map(|s| SecretKey::from_ternary(he, &s))
-        .transpose()?;
-    let seconds = start.elapsed().as_secs_f64();
-    let client_queries = client.queries();
-    let verified = match &key {
-        Some(key) => verify_ckks(plan, key, &mut client, &control, victim)?,
-        None => false,
-    };
-    Ok(Outcome {
-        scheme: Scheme::Ckks,
-        adversary: Adversary::Passive,
-        release: release.to_string(),
-        release_sigma: release.sigma(plan.predicted_error()),
-        recovered: key.is_some(),
-        verified_on_unseen: verified,
-        ciphertexts_used: 2,
-        batches: 1,
-        gain: 1,
-        client_queries,
-        reencoding_error: Some(worst),
-        seconds,
-        ring_degree: he.n(),
-        slots: plan.batch(),
-    })
+    conclude_ckks(
+        plan,
+        release,
+        Adversary::Passive,
+        1,
+        (&eqs[0], &eqs[1]),
+        worst,
+        CkksRun {
+            client: &mut client,
+            control: &control,
+            start,
+            victim,
+        },
+    )
 }
 
 /// What a release of the full `f64` decoded values would give the passive adversary: one

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::super::exit::{write_json, CliError, CliResult};
-use super::super::options::{DataOptions, ModelOptions};
+use super::super::options::{use_threads, DataOptions, ModelOptions};
 use crate::attack::adversarial::cw::CwConfig;
 use crate::attack::adversarial::experiment::{
     self, AttackKind, Experiment, Settings, PAPER_TABLE_4,
@@ -223,12 +223,7 @@ pub fn run(args: AdversarialArgs) -> CliResult {
     let start = Instant::now();
     args.attack.validate()?;
     let settings = args.settings();
-    if let Some(threads) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .map_err(|e| CliError::Failure(e.into()))?;
-    }
+    use_threads(args.threads)?;
     let json_only = args.json.as_deref() == Some(std::path::Path::new("-"));
     let data = args.data.load().map_err(CliError::bad_input)?;
     let resolved = args.model.resolve(&data, args.seed)?;

@@ -8,7 +8,7 @@ use rand_core::SeedableRng;
 
 use crate::attack::key_recovery::{active, passive, Adversary, Outcome};
 use crate::cli::exit::{write_json, CliError, CliResult};
-use crate::cli::options::{DataOptions, ModelOptions};
+use crate::cli::options::{use_threads, DataOptions, ModelOptions};
 use crate::inference::{calibrated_ckks_plan, compare_releasing, to_images, Comparison};
 use crate::model::Model;
 use crate::service::{bfv_plan, ReleasePolicy, Scheme};
@@ -83,12 +83,7 @@ impl From<KeyScheme> for Scheme {
 /// # Errors
 /// Bad input (exit 2) for unusable data, model or arguments, failure (exit 1) otherwise.
 pub fn run(args: KeyRecoveryArgs) -> CliResult {
-    if let Some(threads) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .map_err(CliError::bad_input)?;
-    }
+    use_threads(args.threads)?;
     let quiet = args.json.as_deref() == Some(std::path::Path::new("-"));
     let data = args.data.load().map_err(CliError::bad_input)?;
     let resolved = args.model.resolve(&data, args.seed)?;

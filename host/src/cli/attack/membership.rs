@@ -15,7 +15,7 @@ use crate::attack::membership::signals::Signals;
 use crate::attack::membership::split::Split;
 use crate::attack::membership::Features;
 use crate::cli::exit::{write_json, CliError, CliResult};
-use crate::cli::options::DataOptions;
+use crate::cli::options::{use_threads, DataOptions};
 use crate::data::{Dataset, Images};
 use crate::inference::OracleSpec;
 use crate::model::{Architecture, Model};
@@ -169,12 +169,7 @@ fn load_target(
 /// Bad input (exit 2) for bad flags, data or model files; failure (exit 1) otherwise.
 pub fn run(args: MembershipArgs) -> CliResult {
     let start = Instant::now();
-    if let Some(threads) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .map_err(CliError::bad_input)?;
-    }
+    use_threads(args.threads)?;
     if matches!(args.oracle, OracleSpec::Tcp(_)) && args.model.is_none() {
         return Err(CliError::bad_input(anyhow::anyhow!(
             "--oracle tcp://ADDR attacks the model the trusted party serves: give it with --model"

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::super::exit::{write_json, CliError, CliResult};
-use super::super::options::{DataOptions, ModelOptions};
+use super::super::options::{use_threads, DataOptions, ModelOptions};
 use crate::attack::metrics::Estimate;
 use crate::attack::reconstruction::generator::{GeneratorConfig, GeneratorKind, InputPrep};
 use crate::attack::reconstruction::inversion::InversionConfig;
@@ -291,12 +291,7 @@ fn write_curve(path: &Path, points: &[CurvePoint], baseline: f64) -> anyhow::Res
 /// # Errors
 /// Bad input (exit 2) for unusable data, models or settings; failure (exit 1) otherwise.
 pub fn run_reconstruction(args: ReconstructionArgs) -> CliResult {
-    if let Some(threads) = args.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global()
-            .map_err(CliError::bad_input)?;
-    }
+    use_threads(args.threads)?;
     let data = args.data.load().map_err(CliError::bad_input)?;
     let resolved = args.model.resolve(&data, args.seed)?;
     let (model, model_name) = (resolved.model, resolved.path.display().to_string());
