@@ -8,5 +8,6 @@ pub mod figure;
 pub mod inference;
 pub mod model;
 pub mod oracle;
+pub mod plot;
 pub mod service;
 pub mod train;
