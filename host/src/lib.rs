@@ -9,5 +9,6 @@ pub mod inference;
 pub mod model;
 pub mod oracle;
 pub mod plot;
+pub mod reproduce;
 pub mod service;
 pub mod train;

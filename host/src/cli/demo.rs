@@ -21,9 +21,13 @@ pub struct DemoArgs {
     /// Scheme between trusted party and compute server.
     #[arg(long, value_enum, default_value = "ckks")]
     scheme: Scheme,
-    /// Classify only the first K test images.
+    /// Classify only the first K images of the split.
     #[arg(long, value_name = "K", default_value_t = 1000)]
     limit: usize,
+    /// Which images to classify: the test set, or the training set the model learnt
+    /// (the paper's Table 3 reports both).
+    #[arg(long, value_enum, default_value = "test")]
+    split: Split,
     #[command(flatten)]
     model: ModelOptions,
     /// Seed of the training run.
@@ -32,6 +36,24 @@ pub struct DemoArgs {
     /// Also write the results as JSON to this file (`-` for stdout).
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+}
+
+/// `--split`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Split {
+    /// The test images.
+    Test,
+    /// The training images.
+    Train,
+}
+
+impl Split {
+    fn name(self) -> &'static str {
+        match self {
+            Split::Test => "test",
+            Split::Train => "train",
+        }
+    }
 }
 
 /// Runs `heist demo`.
@@ -46,20 +68,25 @@ pub fn demo(args: DemoArgs) -> CliResult {
         path,
         origin,
     } = args.model.resolve(&data, args.seed)?;
-    let test = data.test.truncated(args.limit);
-    let c = compare(&model, &data.train, &test, args.scheme)?;
+    let images = match args.split {
+        Split::Test => &data.test,
+        Split::Train => &data.train,
+    }
+    .truncated(args.limit);
+    let c = compare(&model, &data.train, &images, args.scheme)?;
     let seconds = start.elapsed().as_secs_f64();
     if let Some(n) = data.source.notice() {
         println!("{n}");
     }
     println!(
-        "{} ({}): {} model {} ({}), {} test images",
+        "{} ({}): {} model {} ({}), {} {} images",
         data.dataset,
         data.source.label(),
         model.architecture(),
         path.display(),
         origin,
-        c.images
+        c.images,
+        args.split.name()
     );
     print_comparison(&c);
     println!("total wall time     {seconds:.1} s");
@@ -68,6 +95,8 @@ pub fn demo(args: DemoArgs) -> CliResult {
         if let Some(obj) = out.as_object_mut() {
             obj.insert("model".to_owned(), path.display().to_string().into());
             obj.insert("cached_model".to_owned(), (origin == "cached").into());
+            obj.insert("split".to_owned(), args.split.name().into());
+            obj.insert("seed".to_owned(), args.seed.into());
             obj.insert("seconds".to_owned(), seconds.into());
         }
         write_json(json, &out)?;

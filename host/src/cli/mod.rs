@@ -12,6 +12,7 @@ pub mod eval;
 pub mod exit;
 pub mod mitm;
 pub mod options;
+pub mod reproduce;
 pub mod service;
 pub mod train;
 
@@ -45,6 +46,9 @@ enum Command {
     /// Relay between client and trusted party, rewriting each image (attack 1's man in
     /// the middle).
     Mitm(mitm::MitmArgs),
+    /// Reproduce the paper's tables and figures, and what goes beyond them, through the
+    /// encrypted service: report.md, results.json and PNG figures.
+    Reproduce(reproduce::ReproduceArgs),
 }
 
 /// Parses the process's arguments, runs the subcommand, and turns its result into the
@@ -61,5 +65,6 @@ pub fn main() -> std::process::ExitCode {
         Command::Demo(args) => demo::demo(args),
         Command::Attack(args) => attack::run(args),
         Command::Mitm(args) => mitm::run(args),
+        Command::Reproduce(args) => reproduce::run(args),
     })
 }

@@ -479,7 +479,7 @@ impl Model {
         safetensors::serialize(views, &Some(meta))
     }
 
-    /// Writes the model to a safetensors file.
+    /// Writes the model to a safetensors file, atomically (a temporary file renamed over it).
     ///
     /// # Errors
     /// [`ModelError::Io`] or [`ModelError::Format`].
@@ -489,7 +489,17 @@ impl Model {
             file: file.clone(),
             source,
         })?;
-        std::fs::write(path, bytes).map_err(|source| ModelError::Io { file, source })
+        // Written beside the target and renamed over it, so that a reader (or a cache
+        // lookup after an interrupted run) sees the old file or the new one, never a part.
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(format!(".partial-{}", std::process::id()));
+        let partial = std::path::PathBuf::from(partial);
+        std::fs::write(&partial, bytes)
+            .and_then(|()| std::fs::rename(&partial, path))
+            .map_err(|source| {
+                let _ = std::fs::remove_file(&partial);
+                ModelError::Io { file, source }
+            })
     }
 
     /// Reads and validates a safetensors model file; `arch` overrides what the metadata says

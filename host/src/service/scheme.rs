@@ -4,7 +4,8 @@ use std::fmt;
 
 /// The scheme a codec/evaluator pair speaks; checked when the trusted party connects to the
 /// compute server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Scheme {
     /// No encryption: the compute server sees every image (for tests and comparison).

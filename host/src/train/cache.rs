@@ -12,7 +12,8 @@ use crate::data::Images;
 use crate::model::Model;
 
 /// The cache file of a model trained with `config` on `train`: a SHA-256 of the training
-/// images and labels, the architecture and every hyper-parameter (seed included).
+/// images and labels, the architecture, every hyper-parameter (seed included) and the
+/// crate version (a new version may train differently).
 ///
 /// # Errors
 /// When the configuration cannot be serialised.
@@ -21,6 +22,7 @@ pub fn cache_path(dir: &Path, train: &Images, config: &TrainConfig) -> anyhow::R
     h.update(Sha256::digest(&train.pixels));
     h.update(Sha256::digest(&train.labels));
     h.update(serde_json::to_vec(config)?);
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
     let key = crate::data::hex(&h.finalize());
     Ok(dir.join(format!(
         "{}-{}.safetensors",
