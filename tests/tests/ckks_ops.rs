@@ -396,3 +396,117 @@ fn embed_inverse_inverts_the_naive_embedding() {
         Err(CkksError::Overflow { .. })
     ));
 }
+
+/// Keys and tools for one chain of primes of the given bit sizes (level = their count),
+/// at scale 2^40, N = 1024, without the security check.
+fn chain_setup(bits: &[u32], seed: u64) -> (Setup, rand_chacha::ChaCha20Rng) {
+    let n = 1024;
+    let mut rng = seeded_rng("ckks-capacity", seed);
+    let mut chain = Vec::new();
+    for &b in bits {
+        let p = heist_core::primes::ntt_primes(b, 2 * n as u64, 1, &chain).unwrap();
+        chain.extend(p);
+    }
+    let special = heist_core::primes::ntt_primes(61, 2 * n as u64, 1, &chain).unwrap()[0];
+    let params = CkksParams::new_insecure_for_tests(n, &chain, special, 40).unwrap();
+    let he = params.he();
+    let sk = SecretKey::generate(he, &mut rng);
+    let pk = PublicKey::generate(he, &sk, &mut rng);
+    let rlk = RelinKey::generate(he, &sk, &mut rng);
+    let gk = GaloisKeys::generate(he, &sk, &[], &mut rng).unwrap();
+    let setup = Setup {
+        enc: Encoder::new(&params),
+        eval: Evaluator::new(&params),
+        params,
+        sk,
+        pk,
+        rlk,
+        gk,
+    };
+    (setup, rng)
+}
+
+/// Two 2^40-scale operands on one 60-bit limb: their product (scale 2^80) cannot be held
+/// modulo a 60-bit prime. It must be refused, not returned with a small predicted error
+/// while it decrypts to garbage. On two limbs (≈ 2^100) the same product fits and is right.
+#[test]
+fn a_product_beyond_the_modulus_is_refused() {
+    let (mut s, mut rng) = chain_setup(&[60], 1);
+    let x = uniform(&mut rng, 8, 1.0);
+    let pt = s.enc.encode(&x, s.params.scale(), 1).unwrap();
+    let ct = encrypt_pk(&s.params, &s.pk, &pt, &mut rng).unwrap();
+    let delta = s.params.scale();
+    let product = s.eval.mul_relin(&ct, &ct, &s.rlk);
+    let square = s.eval.square_relin(&ct, &s.rlk);
+    let plain = s.eval.mul_plain(&ct, &pt);
+    let real = s.eval.mul_real(&ct, 0.5, delta);
+    let dot = s.eval.dot_real(&[&ct, &ct], &[0.5, 0.25], delta);
+    for refused in [product, square, plain, real, dot] {
+        match refused {
+            Err(CkksError::Capacity {
+                level,
+                needed_bits,
+                available_bits,
+            }) => {
+                assert_eq!(level, 1);
+                assert!(
+                    needed_bits > 70.0 && available_bits < 60.0,
+                    "{needed_bits} {available_bits}"
+                );
+            }
+            other => panic!("a 2^80 product on a 60-bit limb: {other:?}"),
+        }
+    }
+    let (mut s, mut rng) = chain_setup(&[60, 40], 2);
+    let pt = s.enc.encode(&x, s.params.scale(), 2).unwrap();
+    let ct = encrypt_pk(&s.params, &s.pk, &pt, &mut rng).unwrap();
+    let square = s.eval.square_relin(&ct, &s.rlk).unwrap();
+    let want: Vec<f64> = x.iter().map(|v| v * v).collect();
+    let rescaled = s.eval.rescale(&square).unwrap();
+    check(&s, &rescaled, &want);
+}
+
+/// At level 1 (one 40-bit limb): a message of 2^20 at scale 2^40 does not fit (2^60), not
+/// at encoding, not by dropping limbs from a higher level, not by adding up.
+#[test]
+fn a_message_beyond_the_modulus_at_level_one_is_refused() {
+    let (s, mut rng) = chain_setup(&[40, 60], 3);
+    let delta = s.params.scale();
+    let big = [f64::from(1u32 << 20)];
+    assert!(matches!(
+        s.enc.encode(&big, delta, 1),
+        Err(CkksError::Capacity { level: 1, .. })
+    ));
+    assert!(matches!(
+        s.enc.encode_constant(big[0], delta, 1),
+        Err(CkksError::Capacity { level: 1, .. })
+    ));
+    // Fits two limbs (100 bits), not one.
+    let pt = s.enc.encode(&big, delta, 2).unwrap();
+    let ct = encrypt_pk(&s.params, &s.pk, &pt, &mut rng).unwrap();
+    assert!(matches!(
+        s.eval.mod_switch_to(&ct, 1),
+        Err(CkksError::Capacity { level: 1, .. })
+    ));
+    // Sums that outgrow level 1: 2^-2 fits (2^38), eight of them do not fit below 2^39.
+    let small = s.enc.encode(&[0.25], delta, 1).unwrap();
+    let mut acc = encrypt_pk(&s.params, &s.pk, &small, &mut rng).unwrap();
+    let one = acc.clone();
+    let mut refused = None;
+    for k in 2..=8 {
+        match s.eval.add_assign(&mut acc, &one) {
+            Ok(()) => assert!(acc.msg_bound() <= 2.0, "sum {k} accepted beyond 2^39"),
+            Err(e) => {
+                refused = Some((k, e, acc.msg_bound()));
+                break;
+            }
+        }
+    }
+    let (k, e, kept) = refused.expect("a sum of eight quarters at 2^40 passes 2^39");
+    assert!(matches!(e, CkksError::Capacity { level: 1, .. }), "{e:?}");
+    assert_eq!(
+        kept,
+        0.25 * (k - 1) as f64,
+        "a refused sum leaves its operand unchanged"
+    );
+}

@@ -1,4 +1,9 @@
 //! The CKKS evaluator: homomorphic operations on [`Ciphertext`]s with tracked bounds.
+//!
+//! Every operation whose result could outgrow its modulus (sums, products, constants,
+//! key switches, dropping primes) compares the result's tracked `Δ·M + E` with `Q_ℓ / 2`
+//! and refuses with [`CkksError::Capacity`] instead of returning a ciphertext that has
+//! wrapped; an in-place sum that is refused leaves its operand unchanged.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -6,7 +11,9 @@ use alloc::vec::Vec;
 use heist_core::arith::ShoupConst;
 use heist_core::rns::{divide_round_limb, Eval, RnsBasis, RnsPoly};
 
-use super::{check_fp, Ciphertext, CkksError, CkksParams, Plaintext, SCALE_TOLERANCE};
+use super::{
+    check_capacity, check_fp, Ciphertext, CkksError, CkksParams, Plaintext, SCALE_TOLERANCE,
+};
 use crate::galois::{conjugation_element, rotation_element};
 use crate::keys::{
     key_switch, keyswitch_noise_bound, rounding_bound, GaloisKeys, KeySwitchKey, KeySwitchScratch,
@@ -102,11 +109,15 @@ impl Evaluator {
     ) -> Result<(), CkksError> {
         self.check_ct(b)?;
         let extra = self.check_add(a, b.level(), b.scale, b.msg_bound)?;
+        let msg = a.msg_bound + b.msg_bound;
+        let err = a.err_bound + b.err_bound + extra;
+        // Checked before `a` changes, so a refused sum leaves `a` as it was.
+        check_capacity(self.he(), a.level(), a.scale, msg, err)?;
         let basis = self.he().basis();
         op(&mut a.c0, &b.c0, basis);
         op(&mut a.c1, &b.c1, basis);
-        a.msg_bound += b.msg_bound;
-        a.err_bound += b.err_bound + extra;
+        a.msg_bound = msg;
+        a.err_bound = err;
         a.seed = None;
         Ok(())
     }
@@ -186,7 +197,7 @@ impl Evaluator {
         out.msg_bound += p.msg_bound;
         out.err_bound += p.err_bound + extra;
         out.seed = None;
-        Ok(out)
+        out.within_capacity(self.he())
     }
 
     /// `a · p`; the scale becomes `Δ_a Δ_p` (rescale afterwards).
@@ -205,7 +216,7 @@ impl Evaluator {
         out.msg_bound = a.msg_bound * p.msg_bound;
         out.scale = a.scale * p.scale;
         out.seed = None;
-        Ok(out)
+        out.within_capacity(self.he())
     }
 
     fn integer_constants(&self, c: i64, level: usize) -> Vec<ShoupConst> {
@@ -233,7 +244,7 @@ impl Evaluator {
         out.msg_bound *= m;
         out.err_bound *= m;
         out.seed = None;
-        Ok(out)
+        out.within_capacity(self.he())
     }
 
     /// `c · a` for a real `c`, as the integer `round(c · scale)`: the result's scale is
@@ -249,7 +260,7 @@ impl Evaluator {
         out.err_bound += 0.5 * a.scale * a.msg_bound;
         out.msg_bound = a.msg_bound * libm::fabs(c);
         out.scale = a.scale * scale;
-        Ok(out)
+        out.within_capacity(self.he())
     }
 
     /// `a + c` in every slot, for a real constant `c` (encoded at the ciphertext's scale).
@@ -272,7 +283,7 @@ impl Evaluator {
         out.msg_bound += libm::fabs(c);
         out.err_bound += 0.5;
         out.seed = None;
-        Ok(out)
+        out.within_capacity(self.he())
     }
 
     /// The linear combination `Σ w_i · a_i` for integer weights, with one modular reduction
@@ -343,7 +354,7 @@ impl Evaluator {
                 }
             }
         }
-        Ok(Ciphertext {
+        Ciphertext {
             fingerprint: he.fingerprint(),
             c0: out0,
             c1: out1,
@@ -351,7 +362,8 @@ impl Evaluator {
             msg_bound: msg,
             err_bound: err,
             seed: None,
-        })
+        }
+        .within_capacity(he)
     }
 
     /// The linear combination `Σ c_i · a_i` for real weights, each rounded to
@@ -380,7 +392,7 @@ impl Evaluator {
         out.err_bound += rounding;
         out.msg_bound = msg;
         out.scale *= scale;
-        Ok(out)
+        out.within_capacity(self.he())
     }
 
     /// `a · b` followed by relinearisation; the scale becomes `Δ_a Δ_b`.
@@ -414,7 +426,7 @@ impl Evaluator {
         d2.mul_assign(&b.c1, basis);
         key_switch(he, rlk.key(), &d2, &mut d0, &mut d1, &mut self.scratch);
         let ks = keyswitch_noise_bound(he, a.level());
-        Ok(Ciphertext {
+        Ciphertext {
             fingerprint: he.fingerprint(),
             c0: d0,
             c1: d1,
@@ -425,7 +437,8 @@ impl Evaluator {
                 + a.err_bound * b.err_bound
                 + ks,
             seed: None,
-        })
+        }
+        .within_capacity(he)
     }
 
     /// `a²` with relinearisation (one product fewer than [`Self::mul_relin`]).
@@ -451,7 +464,7 @@ impl Evaluator {
         d2.mul_assign(&a.c1, basis);
         key_switch(he, rlk.key(), &d2, &mut d0, &mut d1, &mut self.scratch);
         let ks = keyswitch_noise_bound(he, a.level());
-        Ok(Ciphertext {
+        Ciphertext {
             fingerprint: he.fingerprint(),
             c0: d0,
             c1: d1,
@@ -459,7 +472,8 @@ impl Evaluator {
             msg_bound: a.msg_bound * a.msg_bound,
             err_bound: 2.0 * a.scale * a.msg_bound * a.err_bound + a.err_bound * a.err_bound + ks,
             seed: None,
-        })
+        }
+        .within_capacity(he)
     }
 
     /// Divides by the last prime `q_{k-1}` with rounding and drops it: level `k → k-1`,
@@ -486,6 +500,8 @@ impl Evaluator {
                 requested: k.saturating_sub(1),
             });
         }
+        // A message that no longer fits has wrapped: dividing it would hide that.
+        check_capacity(self.params.he(), k, a.scale, a.msg_bound, a.err_bound)?;
         let he = self.params.he();
         let basis = he.basis();
         let n = he.n();
@@ -522,6 +538,8 @@ impl Evaluator {
                 requested: level,
             });
         }
+        // Dropping primes keeps the scale: the message must fit the smaller modulus.
+        check_capacity(self.he(), level, a.scale, a.msg_bound, a.err_bound)?;
         let mut out = a.clone();
         out.c0.truncate(level);
         out.c1.truncate(level);
@@ -565,7 +583,7 @@ impl Evaluator {
         let ksk: &KeySwitchKey = key.key();
         key_switch(he, ksk, &rc1, &mut c0, &mut c1, &mut self.scratch);
         let ks = keyswitch_noise_bound(he, k);
-        Ok(Ciphertext {
+        Ciphertext {
             fingerprint: he.fingerprint(),
             c0,
             c1,
@@ -573,7 +591,8 @@ impl Evaluator {
             msg_bound: a.msg_bound,
             err_bound: a.err_bound + ks,
             seed: None,
-        })
+        }
+        .within_capacity(he)
     }
 
     /// Rotates the slots left by `steps` (right for negative `steps`), with the Galois key

@@ -290,6 +290,18 @@ pub enum CkksError {
         /// The offending scale.
         scale: f64,
     },
+    /// The tracked bound on a scaled message and its error, `Δ·M + E`, reaches half the
+    /// modulus `Q_ℓ / 2` at its level: the coefficients could wrap modulo `Q_ℓ` and decrypt
+    /// to garbage while the tracked error stays small. Refused as SEAL refuses a product
+    /// whose scale outgrows the modulus.
+    Capacity {
+        /// The level (number of primes) of the result.
+        level: usize,
+        /// `log2(Δ·M + E)`.
+        needed_bits: f64,
+        /// `log2(Q_ℓ / 2)`.
+        available_bits: f64,
+    },
     /// Weights and ciphertexts of a linear combination differ in number, or none are given.
     LengthMismatch {
         /// Number of ciphertexts.
@@ -328,6 +340,15 @@ impl fmt::Display for CkksError {
                 )
             }
             Self::BadScale { scale } => write!(f, "scale {scale:e} is not positive and finite"),
+            Self::Capacity {
+                level,
+                needed_bits,
+                available_bits,
+            } => write!(
+                f,
+                "scaled message and error reach 2^{needed_bits:.1}, not below Q/2 = \
+                 2^{available_bits:.1} at level {level}: decryption would wrap"
+            ),
             Self::LengthMismatch {
                 ciphertexts,
                 weights,
@@ -540,14 +561,16 @@ impl Encoder {
             .map(to_i64)
             .collect::<Result<Vec<_>, _>>()?;
         let n = he.n();
-        let poly = small_to_eval(he, coeffs, level);
         let nf = n as f64;
+        let err_bound = slot_bound(nf, 1.0 / 12.0) + fft_error(n, scale, msg_bound);
+        check_capacity(he, level, scale, msg_bound, err_bound)?;
+        let poly = small_to_eval(he, coeffs, level);
         Ok(Plaintext {
             fingerprint: he.fingerprint(),
             poly,
             scale,
             msg_bound,
-            err_bound: slot_bound(nf, 1.0 / 12.0) + fft_error(n, scale, msg_bound),
+            err_bound,
         })
     }
 
@@ -606,6 +629,7 @@ impl Encoder {
         check_scale(scale)?;
         check_level(he, level)?;
         let v = to_i64(c * scale)?;
+        check_capacity(he, level, scale, libm::fabs(c), 0.5)?;
         let mut poly = RnsPoly::zero(he.n(), level);
         for i in 0..level {
             let x = he.basis().modulus(i).from_i64(v);
@@ -671,6 +695,48 @@ fn check_scale(scale: f64) -> Result<(), CkksError> {
         Ok(())
     } else {
         Err(CkksError::BadScale { scale })
+    }
+}
+
+/// Refuses a message at `level` and `scale` whose tracked bounds (`msg` on every slot,
+/// `err` in integer units) could wrap: `Δ·M + E ≥ Q_ℓ / 2`, compared in log2. Every
+/// coefficient of the scaled message polynomial is at most its largest slot, so below
+/// `Q_ℓ / 2` the centred decryption is exact up to the tracked error.
+///
+/// # Ranges
+/// `level` in `1..=max_level`, finite non-negative bounds; `msg = err = 0` always fits.
+pub(crate) fn check_capacity(
+    he: &HeParams,
+    level: usize,
+    scale: f64,
+    msg: f64,
+    err: f64,
+) -> Result<(), CkksError> {
+    let magnitude = scale * msg + err;
+    if magnitude == 0.0 {
+        return Ok(());
+    }
+    let needed_bits = libm::log2(magnitude);
+    let available_bits = (0..level)
+        .map(|i| libm::log2(he.basis().modulus(i).value() as f64))
+        .sum::<f64>()
+        - 1.0;
+    if needed_bits < available_bits {
+        Ok(())
+    } else {
+        Err(CkksError::Capacity {
+            level,
+            needed_bits,
+            available_bits,
+        })
+    }
+}
+
+impl Ciphertext {
+    /// The ciphertext, if its tracked bounds fit its level ([`check_capacity`]).
+    pub(crate) fn within_capacity(self, he: &HeParams) -> Result<Self, CkksError> {
+        check_capacity(he, self.level(), self.scale, self.msg_bound, self.err_bound)?;
+        Ok(self)
     }
 }
 
