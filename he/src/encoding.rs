@@ -55,7 +55,7 @@ pub(crate) fn read_params_body(
     let special = r.u64()?;
     let params = match (SecurityLevel::from_code(code), code, allow_insecure) {
         (Some(level), _, _) => HeParams::new(n, &chain, special, level)?,
-        (None, 0, true) => HeParams::new_insecure_for_tests(n, &chain, special)?,
+        (None, 0, true) => HeParams::unchecked(n, &chain, special)?,
         _ => {
             return Err(WireError::BadValue {
                 what: "security level code",
@@ -91,6 +91,7 @@ impl HeParams {
     ///
     /// # Errors
     /// As [`Self::decode`], insecure sets aside.
+    #[cfg(any(test, feature = "insecure-params"))]
     pub fn decode_insecure_for_tests(bytes: &[u8]) -> Result<Self, WireError> {
         Self::decode_with(bytes, true)
     }

@@ -7,7 +7,8 @@
 //!
 //! - [`params::HeParams`]: ring degree `N`, chain `q_0..q_{L-1}`, one special prime `P`,
 //!   security level checked against the HomomorphicEncryption.org table
-//!   ([`params::max_log_q`]; bypassed only by `HeParams::new_insecure_for_tests`), the
+//!   ([`params::max_log_q`]; bypassed only by `HeParams::new_insecure_for_tests`, which exists only with the
+//!   cargo feature `insecure-params` that the test, bench and fuzz crates enable), the
 //!   FNV-1a fingerprint, the [`heist_core::rns::RnsBasis`] (chain then `P`, with NTT
 //!   plans), and precomputed constants (`rescale_inv`, `special_inv`, `special_mod`).
 //! - Polynomials are [`heist_core::rns::RnsPoly`]`<Coeff | Eval>`; limb `i` is modulo
@@ -44,7 +45,7 @@
 //! use heist_he::keys::{PublicKey, RelinKey, SecretKey};
 //! use rand_chacha::rand_core::SeedableRng;
 //!
-//! let params = CkksParams::for_depth_insecure_for_tests(1024, 2, 40, 55)?;
+//! let params = CkksParams::default_for(4096)?;
 //! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
 //! let sk = SecretKey::generate(params.he(), &mut rng);
 //! let pk = PublicKey::generate(params.he(), &sk, &mut rng);

@@ -7,7 +7,8 @@
 //! counted as the sum of the primes' bit lengths, which over-estimates `log2 Q` by less
 //! than one bit per prime) exceeds the HomomorphicEncryption.org bound for its ring degree
 //! and level ([`max_log_q`]). The only way around the check is
-//! [`HeParams::new_insecure_for_tests`].
+//! `HeParams::new_insecure_for_tests`, compiled only with the cargo feature
+//! `insecure-params` (enabled by the test, bench and fuzz crates, never by `heist`).
 //!
 //! # Fingerprint
 //!
@@ -29,7 +30,7 @@ use heist_core::rns::{RnsBasis, RnsError};
 pub const MIN_SECURE_N: usize = 1024;
 /// The largest ring degree with a standard security bound.
 pub const MAX_SECURE_N: usize = 32768;
-/// The smallest ring degree accepted by [`HeParams::new_insecure_for_tests`].
+/// The smallest ring degree accepted without the security check (feature `insecure-params`).
 pub const MIN_N: usize = 16;
 /// The largest ring degree accepted at all.
 pub const MAX_N: usize = 32768;
@@ -252,8 +253,9 @@ impl HeParams {
     ///
     /// # Errors
     /// [`ParamsError::BadDegree`] unless `n` is a power of two in `[1024, 32768]`;
-    /// [`ParamsError::Insecure`] when the total size exceeds [`max_log_q`]; otherwise as
-    /// [`Self::new_insecure_for_tests`].
+    /// [`ParamsError::Insecure`] when the total size exceeds [`max_log_q`];
+    /// [`ParamsError::BadChainLength`]; [`ParamsError::SpecialTooSmall`];
+    /// [`ParamsError::Basis`] for primes that are not distinct NTT primes for `n`.
     pub fn new(
         n: usize,
         chain: &[u64],
@@ -283,11 +285,18 @@ impl HeParams {
     /// [`ParamsError::BadDegree`] unless `n` is a power of two in `[16, 32768]`;
     /// [`ParamsError::BadChainLength`]; [`ParamsError::SpecialTooSmall`];
     /// [`ParamsError::Basis`] for primes that are not distinct NTT primes for `n`.
+    #[cfg(any(test, feature = "insecure-params"))]
     pub fn new_insecure_for_tests(
         n: usize,
         chain: &[u64],
         special: u64,
     ) -> Result<Self, ParamsError> {
+        Self::unchecked(n, chain, special)
+    }
+
+    /// `Self::new_insecure_for_tests` for this crate's own paths that reach it only from
+    /// insecure entry points (feature `insecure-params`) or from bytes marked insecure.
+    pub(crate) fn unchecked(n: usize, chain: &[u64], special: u64) -> Result<Self, ParamsError> {
         Self::build(n, chain, special, None)
     }
 

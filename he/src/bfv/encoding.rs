@@ -33,6 +33,7 @@ impl BfvParams {
     ///
     /// # Errors
     /// As [`Self::decode`].
+    #[cfg(any(test, feature = "insecure-params"))]
     pub fn decode_insecure_for_tests(bytes: &[u8]) -> Result<Self, WireError> {
         Self::decode_with(bytes, true)
     }

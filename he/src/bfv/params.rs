@@ -70,13 +70,24 @@ impl BfvParams {
     ///
     /// # Errors
     /// As [`HeParams::new_insecure_for_tests`] and [`Self::new`].
+    #[cfg(any(test, feature = "insecure-params"))]
     pub fn new_insecure_for_tests(
         n: usize,
         chain: &[u64],
         special: u64,
         t: u64,
     ) -> Result<Self, ParamsError> {
-        Self::from_common(HeParams::new_insecure_for_tests(n, chain, special)?, t)
+        Self::unchecked(n, chain, special, t)
+    }
+
+    /// `Self::new_insecure_for_tests` for this crate's paths behind insecure entry points.
+    pub(crate) fn unchecked(
+        n: usize,
+        chain: &[u64],
+        special: u64,
+        t: u64,
+    ) -> Result<Self, ParamsError> {
+        Self::from_common(HeParams::unchecked(n, chain, special)?, t)
     }
 
     /// The same chain and keys with another plaintext modulus `t`: keys generated for

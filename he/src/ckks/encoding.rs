@@ -37,6 +37,7 @@ impl CkksParams {
     ///
     /// # Errors
     /// Any [`WireError`].
+    #[cfg(any(test, feature = "insecure-params"))]
     pub fn decode_insecure_for_tests(bytes: &[u8]) -> Result<Self, WireError> {
         Self::decode_with(bytes, true)
     }

@@ -94,7 +94,18 @@ impl CkksParams {
     ///
     /// # Errors
     /// As [`HeParams::new_insecure_for_tests`] and [`Self::new`].
+    #[cfg(any(test, feature = "insecure-params"))]
     pub fn new_insecure_for_tests(
+        n: usize,
+        chain: &[u64],
+        special: u64,
+        scale_bits: u32,
+    ) -> Result<Self, ParamsError> {
+        Self::unchecked(n, chain, special, scale_bits)
+    }
+
+    /// `Self::new_insecure_for_tests` for this crate's paths behind insecure entry points.
+    pub(crate) fn unchecked(
         n: usize,
         chain: &[u64],
         special: u64,
@@ -102,7 +113,7 @@ impl CkksParams {
     ) -> Result<Self, ParamsError> {
         check_scale_bits(scale_bits)?;
         Ok(Self {
-            he: HeParams::new_insecure_for_tests(n, chain, special)?,
+            he: HeParams::unchecked(n, chain, special)?,
             scale_bits,
         })
     }
@@ -141,6 +152,7 @@ impl CkksParams {
     ///
     /// # Errors
     /// As [`Self::for_depth`], except [`ParamsError::Insecure`].
+    #[cfg(any(test, feature = "insecure-params"))]
     pub fn for_depth_insecure_for_tests(
         n: usize,
         depth: usize,
@@ -148,7 +160,7 @@ impl CkksParams {
         first_bits: u32,
     ) -> Result<Self, ParamsError> {
         let chain = chain_for_depth(n, depth, scale_bits, first_bits)?;
-        Self::new_insecure_for_tests(n, &chain.0, chain.1, scale_bits)
+        Self::unchecked(n, &chain.0, chain.1, scale_bits)
     }
 
     /// The default set for `n` in `{4096, 8192, 16384}` at 128-bit security:

@@ -284,6 +284,7 @@ impl BfvPlan {
     ///
     /// # Errors
     /// As [`Self::new`].
+    #[cfg(any(test, feature = "insecure-params"))]
     pub fn new_insecure_for_tests(model: &QuantizedModel, n: usize) -> Result<Self, NnError> {
         let steps = compile(model.network())?;
         let needed = model.min_plaintext_modulus();
@@ -306,7 +307,7 @@ impl BfvPlan {
         let special = primes.remove(0);
         let first = match level {
             Some(level) => BfvParams::new(c.n, &primes, special, c.plain[0], level)?,
-            None => BfvParams::new_insecure_for_tests(c.n, &primes, special, c.plain[0])?,
+            None => BfvParams::unchecked(c.n, &primes, special, c.plain[0])?,
         };
         let mut params = vec![first];
         for &t in &c.plain[1..] {

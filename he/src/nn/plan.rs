@@ -256,6 +256,7 @@ impl CkksPlan {
     ///
     /// # Errors
     /// As [`Self::new`].
+    #[cfg(any(test, feature = "insecure-params"))]
     pub fn new_insecure_for_tests(
         network: &Network<f64>,
         config: &PlanConfig,
@@ -333,7 +334,7 @@ impl CkksPlan {
         })?;
         let params = match budget {
             Some(_) => CkksParams::new(n, chain, *special, p_in, config.security)?,
-            None => CkksParams::new_insecure_for_tests(n, chain, *special, p_in)?,
+            None => CkksParams::unchecked(n, chain, *special, p_in)?,
         };
         // Check the fit again with the actual primes (slightly below their powers of two).
         let Some(exact) = walk(
