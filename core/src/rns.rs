@@ -355,14 +355,10 @@ impl<R> RnsPoly<R> {
         self.data.truncate(limbs * self.n);
     }
 
-    /// Overwrites every residue with zero through volatile writes, so the wipe of secret
-    /// material is not optimised away.
+    /// Overwrites every residue with zero (`zeroize`: volatile writes and a compiler
+    /// fence), so the wipe of secret material is not optimised away. The shape is kept.
     pub fn wipe(&mut self) {
-        for x in self.data.iter_mut() {
-            // SAFETY: `x` is a valid, aligned, exclusive reference to a `u64`.
-            unsafe { core::ptr::write_volatile(x, 0) };
-        }
-        core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
+        zeroize::Zeroize::zeroize(self.data.as_mut_slice());
     }
 
     fn check(&self, basis: &RnsBasis) {

@@ -34,7 +34,7 @@ pub fn ternary<R: RngCore + CryptoRng>(rng: &mut R, n: usize) -> Vec<i64> {
             }
         }
     }
-    buf.fill(0);
+    zeroize::Zeroize::zeroize(&mut buf);
     out
 }
 

@@ -147,15 +147,16 @@ fn open<'a>(
 }
 
 impl SecretKey {
-    /// Encodes the secret key (alone: no public material is ever encoded with it).
-    pub fn encode(&self) -> Vec<u8> {
+    /// Encodes the secret key (alone: no public material is ever encoded with it). The
+    /// bytes are wiped when the returned buffer drops.
+    pub fn encode(&self) -> zeroize::Zeroizing<Vec<u8>> {
         let mut w = Writer::new(
             Kind::SecretKey,
             self.fingerprint(),
             self.poly().as_slice().len() * 8,
         );
         w.poly(self.poly());
-        w.finish()
+        zeroize::Zeroizing::new(w.finish())
     }
 
     /// Decodes a secret key of `params`.

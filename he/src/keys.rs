@@ -28,9 +28,13 @@
 //!
 //! # Secret material
 //!
-//! [`SecretKey`] wipes its polynomial on drop with volatile writes and is never encoded
-//! together with public material: the evaluation keys ([`PublicKey`], [`RelinKey`],
-//! [`GaloisKeys`]) are separate types holding no secret.
+//! [`SecretKey`] wipes its polynomial on drop (`zeroize`) and is never encoded together
+//! with public material: the evaluation keys ([`PublicKey`], [`RelinKey`],
+//! [`GaloisKeys`]) are separate types holding no secret. It has no `Clone` and its `Debug`
+//! shows only the fingerprint. Temporaries that would give the key away are wiped too: the
+//! signed ternary coefficients after conversion, `a·s` in every RLWE sample, `s²` for the
+//! relinearisation key; so are the sampler's byte buffer, the per-job encryption seeds and
+//! the encoded key's bytes ([`SecretKey::encode`] returns a `Zeroizing` buffer).
 
 use alloc::vec::Vec;
 
@@ -111,16 +115,8 @@ pub(crate) fn small_to_eval(
 ) -> RnsPoly<Eval> {
     let basis = params.basis();
     let p = heist_core::rns::RnsPoly::from_signed(&coeffs, limbs, basis).into_eval(basis);
-    wipe_i64(&mut coeffs);
+    zeroize::Zeroize::zeroize(coeffs.as_mut_slice());
     p
-}
-
-fn wipe_i64(v: &mut [i64]) {
-    for x in v.iter_mut() {
-        // SAFETY: `x` is a valid, aligned, exclusive reference to an `i64`.
-        unsafe { core::ptr::write_volatile(x, 0) };
-    }
-    core::sync::atomic::compiler_fence(core::sync::atomic::Ordering::SeqCst);
 }
 
 /// A fresh error polynomial (centred binomial) in evaluation form over `limbs` primes.
@@ -263,6 +259,8 @@ fn minus_as_plus(
     let mut as_ = a.clone();
     as_.mul_assign(s, params.basis());
     e.sub_assign(&as_, params.basis());
+    // a·s and a (public) together give s: the product does not outlive this call.
+    as_.wipe();
     e
 }
 

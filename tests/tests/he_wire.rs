@@ -21,7 +21,8 @@ fn fuzz_params() -> CkksParams {
 struct Objects {
     params: Vec<u8>,
     ckks_params: Vec<u8>,
-    sk: Vec<u8>,
+    /// Wiped on drop: `SecretKey::encode` returns a `Zeroizing` buffer.
+    sk: zeroize::Zeroizing<Vec<u8>>,
     pk: Vec<u8>,
     rlk: Vec<u8>,
     gk: Vec<u8>,

@@ -132,18 +132,20 @@ pub(crate) fn check_batch<T>(
 }
 
 /// `count` 32-byte seeds drawn from `rng`, one per encryption job (each job expands its own
-/// ChaCha20 stream, so the jobs may run in any order and on any thread).
+/// ChaCha20 stream, so the jobs may run in any order and on any thread). They decide the
+/// encryption randomness, so they are wiped when dropped.
 pub(crate) fn job_seeds<R: rand_core::RngCore + rand_core::CryptoRng>(
     rng: &mut R,
     count: usize,
-) -> Vec<[u8; 32]> {
+) -> zeroize::Zeroizing<Vec<[u8; 32]>> {
     (0..count)
         .map(|_| {
             let mut s = [0u8; 32];
             rng.fill_bytes(&mut s);
             s
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .into()
 }
 
 /// An error of encrypted inference.
