@@ -257,12 +257,7 @@ fn command_writes_the_listed_keys_and_refuses_bad_input() {
     ] {
         assert!(row.get(key).is_some(), "shokri row lacks {key}");
     }
-    for figure in [
-        "roc",
-        "sweep",
-        "shokri-raw-1",
-        "shokri-softmax-1",
-    ] {
+    for figure in ["roc", "sweep", "shokri-raw-1", "shokri-softmax-1"] {
         let png = std::fs::read(dir.join(format!("membership-mnist-{figure}.png")))
             .unwrap_or_else(|e| panic!("figure {figure}: {e}"));
         assert_eq!(png.get(..8), Some(&b"\x89PNG\r\n\x1a\n"[..]), "{figure}");
@@ -284,7 +279,10 @@ fn command_writes_the_listed_keys_and_refuses_bad_input() {
         // Balanced records: the gap attack scores 1/2 + gap/2 exactly.
         assert!((baseline - (0.5 + gap / 2.0)).abs() < 1e-9, "{point}");
         assert_eq!(point["attacks"].as_array().map(Vec::len), Some(2));
-        assert!(point["attacks"][1]["lira_auc"].as_f64().is_some(), "{point}");
+        assert!(
+            point["attacks"][1]["lira_auc"].as_f64().is_some(),
+            "{point}"
+        );
     }
     assert_eq!(v["targets_from_cache"], 0);
     let first_accuracy = v["shokri"][1]["accuracy"].clone();
@@ -336,13 +334,7 @@ fn command_writes_the_listed_keys_and_refuses_bad_input() {
         "a sweep through a TCP service"
     );
     assert!(
-        bad(&[
-            "--embedded",
-            "--oracle",
-            "plain",
-            "--sweep-fractions",
-            "0"
-        ]),
+        bad(&["--embedded", "--oracle", "plain", "--sweep-fractions", "0"]),
         "sweep fraction 0"
     );
     assert!(
@@ -508,7 +500,12 @@ fn the_attack_runs_through_a_tcp_service_of_the_model_it_names() {
         let (a, b) = (a.as_f64().expect(key), b.as_f64().expect(key));
         assert!((a - b).abs() <= tol, "{key}: TCP {a}, plaintext {b}");
     };
-    close("gap", &remote["targets"][0]["gap"], &local["targets"][0]["gap"], 0.01);
+    close(
+        "gap",
+        &remote["targets"][0]["gap"],
+        &local["targets"][0]["gap"],
+        0.01,
+    );
     close("lira_auc", &remote["lira_auc"], &local["lira_auc"], 0.02);
     close("loss_auc", &remote["loss_auc"], &local["loss_auc"], 0.02);
     let rows = remote["shokri"].as_array().expect("rows");
@@ -521,10 +518,9 @@ fn the_attack_runs_through_a_tcp_service_of_the_model_it_names() {
 
     let wrong = attack(&path("other.safetensors"), &tcp, &path("wrong.json"));
     match wrong {
-        Err(CliError::Failure(e)) => assert!(
-            format!("{e:#}").contains("does not run the model"),
-            "{e:#}"
-        ),
+        Err(CliError::Failure(e)) => {
+            assert!(format!("{e:#}").contains("does not run the model"), "{e:#}")
+        }
         other => panic!("a model the service does not run was attacked: {other:?}"),
     }
     let _ = std::fs::remove_dir_all(&dir);

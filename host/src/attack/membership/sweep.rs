@@ -201,7 +201,8 @@ pub fn run(
                     .min(test.len().saturating_sub(1) / 2),
                 ..config
             };
-            let outcome = experiment::run(dataset, train, test, vec![model], &config, &mut collect)?;
+            let outcome =
+                experiment::run(dataset, train, test, vec![model], &config, &mut collect)?;
             for p in points(&outcome, epochs, "sweep") {
                 progress(out.len() + 1, total, &p);
                 out.push(p);
@@ -216,9 +217,9 @@ pub fn run(
 /// attacks start to work. `None` for a side with no such point.
 pub fn onset(points: &[SweepPoint]) -> (Option<f64>, Option<f64>) {
     let works = |p: &SweepPoint| {
-        p.attacks.iter().any(|a| {
-            a.lira_beats_chance == Some(true) || a.shokri_beats_chance == Some(true)
-        })
+        p.attacks
+            .iter()
+            .any(|a| a.lira_beats_chance == Some(true) || a.shokri_beats_chance == Some(true))
     };
     let first_working = points
         .iter()

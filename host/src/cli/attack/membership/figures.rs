@@ -59,7 +59,10 @@ fn shokri_chart(
     for &k in shadows {
         for phase in ["train", "test"] {
             let row = rows.iter().find(|r| {
-                r.shadows == k && r.phase == phase && r.features == features && r.fraction == fraction
+                r.shadows == k
+                    && r.phase == phase
+                    && r.features == features
+                    && r.fraction == fraction
             })?;
             categories.push(format!("{k} shadows, {phase}"));
             picked.push(row);
@@ -83,10 +86,7 @@ fn shokri_chart(
         metric("recall", |r| (r.recall, r.recall_ci)),
         metric("precision", |r| (r.precision, r.precision_ci)),
     ];
-    let paper: Option<Vec<f64>> = picked
-        .iter()
-        .map(|r| r.paper.map(|c| c.accuracy))
-        .collect();
+    let paper: Option<Vec<f64>> = picked.iter().map(|r| r.paper.map(|c| c.accuracy)).collect();
     if let Some(values) = paper {
         series.push(BarSeries {
             label: "accuracy (paper)".to_owned(),
@@ -164,18 +164,24 @@ fn sweep_chart(dataset: Dataset, points: &[SweepPoint]) -> LineChart {
             attack(p, f).and_then(|a| a.lira_tpr_at_1pct_fpr)
         }));
         series.push(line(format!("Shokri accuracy - 0.5, {}", f.name()), &|p| {
-            attack(p, f).and_then(|a| a.shokri_accuracy).map(|v| v - 0.5)
+            attack(p, f)
+                .and_then(|a| a.shokri_accuracy)
+                .map(|v| v - 0.5)
         }));
     }
     series.push(line("loss AUC - 0.5".to_owned(), &|p| {
         p.loss_auc.is_finite().then_some(p.loss_auc - 0.5)
     }));
-    series.push(line("gap attack accuracy - 0.5 (baseline)".to_owned(), &|p| {
-        Some(p.gap_attack_accuracy - 0.5)
-    }));
+    series.push(line(
+        "gap attack accuracy - 0.5 (baseline)".to_owned(),
+        &|p| Some(p.gap_attack_accuracy - 0.5),
+    ));
     series.retain(|s| !s.points.is_empty());
     LineChart {
-        title: format!("{}: attack advantage against the train-test gap", title(dataset)),
+        title: format!(
+            "{}: attack advantage against the train-test gap",
+            title(dataset)
+        ),
         x_label: "train-test gap (accuracy on members - on non-members)".to_owned(),
         y_label: "advantage".to_owned(),
         series,

@@ -184,7 +184,7 @@ fn collect(
     queries.count += oracle.queries();
     let deviation = signals.deviation(&Signals::of_model(model, records, member)?)?;
     queries.deviation.push(deviation);
-    if matches!(choice, OracleSpec::Tcp(_)) && !(deviation <= MAX_DEVIATION) {
+    if matches!(choice, OracleSpec::Tcp(_)) && (deviation.is_nan() || deviation > MAX_DEVIATION) {
         anyhow::bail!(
             "the service at {choice} does not run the model of --model: its scores are off by \
              {deviation:.3} of their size (at most {MAX_DEVIATION} for the same model)"
