@@ -108,30 +108,24 @@ fn shokri_chart(
     })
 }
 
-/// The ROC curves of LiRA online (raw hinge) and of the loss attack for every target, on
-/// log-log axes from [`ROC_FLOOR`] to 1, with the chance diagonal.
+/// The ROC curves of LiRA online (raw hinge) for every target, on log-log axes from
+/// [`ROC_FLOOR`] to 1, with the chance diagonal (points at a rate of 0 have no place on a
+/// log axis and are left out).
 fn roc_chart(dataset: Dataset, rows: &[RocRow]) -> LineChart {
-    let mut series = Vec::new();
-    for (attack, name) in [("lira_online", "LiRA"), ("loss", "loss")] {
-        for r in rows
-            .iter()
-            .filter(|r| r.attack == attack && r.features == Features::Raw)
-        {
-            series.push(Series {
-                label: format!("{name}, {}", fraction_name(r.fraction)),
-                points: r.roc.iter().map(|p| (p.fpr, p.tpr)).collect(),
-            });
-        }
-    }
+    let mut series: Vec<Series> = rows
+        .iter()
+        .filter(|r| r.attack == "lira_online" && r.features == Features::Raw)
+        .map(|r| Series {
+            label: format!("LiRA, {}", fraction_name(r.fraction)),
+            points: r.roc.iter().map(|p| (p.fpr, p.tpr)).collect(),
+        })
+        .collect();
     series.push(Series {
         label: "chance".to_owned(),
         points: vec![(ROC_FLOOR, ROC_FLOOR), (1.0, 1.0)],
     });
     LineChart {
-        title: format!(
-            "{}: LiRA (online, raw hinge) and loss attack ROC",
-            title(dataset)
-        ),
+        title: format!("{}: LiRA ROC (online, raw hinge, log-log)", title(dataset)),
         x_label: "false-positive rate".to_owned(),
         y_label: "true-positive rate".to_owned(),
         series,
@@ -177,6 +171,12 @@ fn sweep_chart(dataset: Dataset, points: &[SweepPoint]) -> LineChart {
         &|p| Some(p.gap_attack_accuracy - 0.5),
     ));
     series.retain(|s| !s.points.is_empty());
+    // Room above the data for the legend, which sits in the upper right corner.
+    let (lo, hi) = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold((0.0f64, 0.0f64), |(lo, hi), y| (lo.min(y), hi.max(y)));
+    let span = (hi - lo).max(0.01);
     LineChart {
         title: format!(
             "{}: attack advantage against the train-test gap",
@@ -185,6 +185,7 @@ fn sweep_chart(dataset: Dataset, points: &[SweepPoint]) -> LineChart {
         x_label: "train-test gap (accuracy on members - on non-members)".to_owned(),
         y_label: "advantage".to_owned(),
         series,
+        y_range: Some((lo - 0.05 * span, hi + 1.1 * span)),
         ..LineChart::default()
     }
 }
