@@ -193,6 +193,7 @@ fn command_writes_the_listed_keys_and_refuses_bad_input() {
     let json = dir.join("membership.json");
     let json_arg = json.to_string_lossy().into_owned();
     let out_arg = dir.to_string_lossy().into_owned();
+    let cache_arg = dir.join("cache").to_string_lossy().into_owned();
     membership(&[
         "--dataset",
         "mnist",
@@ -209,6 +210,14 @@ fn command_writes_the_listed_keys_and_refuses_bad_input() {
         "1",
         "--members",
         "50",
+        "--sweep-epochs",
+        "1,2",
+        "--sweep-fractions",
+        "0.5",
+        "--sweep-lira-models",
+        "2",
+        "--cache",
+        &cache_arg,
         "--json",
         &json_arg,
         "--out",
@@ -248,17 +257,85 @@ fn command_writes_the_listed_keys_and_refuses_bad_input() {
     ] {
         assert!(row.get(key).is_some(), "shokri row lacks {key}");
     }
-    let png = std::fs::read(dir.join("membership-mnist-roc.png")).expect("ROC figure written");
-    assert_eq!(png.get(..8), Some(&b"\x89PNG\r\n\x1a\n"[..]));
+    for figure in ["roc", "sweep", "shokri-raw-1", "shokri-softmax-1"] {
+        let png = std::fs::read(dir.join(format!("membership-mnist-{figure}.png")))
+            .unwrap_or_else(|e| panic!("figure {figure}: {e}"));
+        assert_eq!(png.get(..8), Some(&b"\x89PNG\r\n\x1a\n"[..]), "{figure}");
+    }
     let full = std::fs::read_to_string(dir.join("membership-mnist.json")).expect("full report");
     let full: serde_json::Value = serde_json::from_str(&full).expect("valid JSON");
     assert_eq!(full["split"]["members"].as_array().map(Vec::len), Some(50));
+    // The sweep: the main target, then one target per (epochs, fraction), each with a gap,
+    // a baseline and both kinds of features.
+    let sweep = v["sweep"].as_array().expect("sweep list");
+    assert_eq!(sweep.len(), 1 + 2, "{sweep:?}");
+    assert_eq!(sweep[0]["source"], "main");
+    for (point, (epochs, fraction)) in sweep[1..].iter().zip([(1, 0.5), (2, 0.5)]) {
+        assert_eq!(point["source"], "sweep");
+        assert_eq!(point["epochs"], epochs);
+        assert_eq!(point["fraction"], fraction);
+        let gap = point["gap"].as_f64().expect("gap");
+        let baseline = point["gap_attack_accuracy"].as_f64().expect("baseline");
+        // Balanced records: the gap attack scores 1/2 + gap/2 exactly.
+        assert!((baseline - (0.5 + gap / 2.0)).abs() < 1e-9, "{point}");
+        assert_eq!(point["attacks"].as_array().map(Vec::len), Some(2));
+        assert!(
+            point["attacks"][1]["lira_auc"].as_f64().is_some(),
+            "{point}"
+        );
+    }
+    assert_eq!(v["targets_from_cache"], 0);
+    let first_accuracy = v["shokri"][1]["accuracy"].clone();
+
+    // A second run reuses the cached target: same members, same figures.
+    membership(&[
+        "--dataset",
+        "mnist",
+        "--embedded",
+        "--oracle",
+        "plain",
+        "--fractions",
+        "1",
+        "--shadows",
+        "2",
+        "--lira-models",
+        "2",
+        "--epochs",
+        "1",
+        "--members",
+        "50",
+        "--cache",
+        &cache_arg,
+        "--json",
+        &json_arg,
+    ])
+    .expect("runs again");
+    let again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON written"))
+            .expect("valid JSON");
+    assert_eq!(again["targets_from_cache"], 1);
+    assert_eq!(again["shokri"][1]["accuracy"], first_accuracy);
     let _ = std::fs::remove_dir_all(&dir);
 
     let bad = |argv: &[&str]| matches!(membership(argv), Err(CliError::BadInput(_)));
     assert!(
         bad(&["--embedded", "--oracle", "tcp://127.0.0.1:9"]),
         "tcp without --model"
+    );
+    assert!(
+        bad(&[
+            "--embedded",
+            "--oracle",
+            "tcp://127.0.0.1:9",
+            "--model",
+            "m.safetensors",
+            "--sweep"
+        ]),
+        "a sweep through a TCP service"
+    );
+    assert!(
+        bad(&["--embedded", "--oracle", "plain", "--sweep-fractions", "0"]),
+        "sweep fraction 0"
     );
     assert!(
         bad(&[
@@ -286,4 +363,165 @@ fn command_writes_the_listed_keys_and_refuses_bad_input() {
         bad(&["--embedded", "--oracle", "plain", "--fractions", "1.5"]),
         "fraction above 1"
     );
+}
+
+#[derive(Parser)]
+struct Train {
+    #[command(flatten)]
+    args: heist::cli::train::TrainArgs,
+}
+
+#[derive(Parser)]
+struct Serve {
+    #[command(flatten)]
+    args: heist::cli::service::ServeArgs,
+}
+
+/// A loopback address with a port free at the time of asking.
+fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("loopback port");
+    listener.local_addr().expect("bound address").to_string()
+}
+
+/// Runs `heist serve ARGV` on a thread (it serves until the process ends) and waits until
+/// `address` accepts connections.
+fn serve(argv: Vec<String>, address: &str) {
+    let s = Serve::try_parse_from(std::iter::once("serve".to_owned()).chain(argv)).expect("parses");
+    std::thread::spawn(move || heist::cli::service::serve(s.args));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::net::TcpStream::connect(address).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{address} never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `--oracle tcp://ADDR` end to end: `heist serve compute` and `heist serve trusted` (CKKS)
+/// on loopback serve a model written by `heist train --fraction 0.5`; the attack through
+/// them gives the plaintext model's figures within CKKS noise, and refuses a `--model` the
+/// service does not run (whose members it would otherwise score).
+#[test]
+fn the_attack_runs_through_a_tcp_service_of_the_model_it_names() {
+    let dir = std::env::temp_dir().join(format!("heist-membership-tcp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch");
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    for (name, seed) in [("target.safetensors", "3"), ("other.safetensors", "4")] {
+        let t = Train::try_parse_from([
+            "train",
+            "--dataset",
+            "mnist",
+            "--embedded",
+            "--fraction",
+            "0.5",
+            "--epochs",
+            "2",
+            "--seed",
+            seed,
+            "--quiet",
+            "--out",
+            &path(name),
+        ])
+        .expect("parses");
+        heist::cli::train::run(t.args).expect("trains");
+    }
+    let (compute, trusted) = (free_address(), free_address());
+    let owned = |argv: &[&str]| argv.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    let target = path("target.safetensors");
+    serve(
+        owned(&[
+            "compute",
+            "--listen",
+            &compute,
+            "--model",
+            &target,
+            "--scheme",
+            "ckks",
+            "--dataset",
+            "mnist",
+            "--embedded",
+        ]),
+        &compute,
+    );
+    serve(
+        owned(&[
+            "trusted",
+            "--listen",
+            &trusted,
+            "--compute",
+            &compute,
+            "--model",
+            &target,
+            "--scheme",
+            "ckks",
+            "--dataset",
+            "mnist",
+            "--embedded",
+        ]),
+        &trusted,
+    );
+    let tcp = format!("tcp://{trusted}");
+    let attack = |model: &str, oracle: &str, json: &str| {
+        membership(&[
+            "--dataset",
+            "mnist",
+            "--embedded",
+            "--model",
+            model,
+            "--oracle",
+            oracle,
+            "--shadows",
+            "2",
+            "--lira-models",
+            "4",
+            "--epochs",
+            "2",
+            "--members",
+            "150",
+            "--json",
+            json,
+        ])
+    };
+    let report = |json: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(json).expect("JSON written"))
+            .expect("valid JSON")
+    };
+    attack(&target, &tcp, &path("tcp.json")).expect("attack through TCP");
+    attack(&target, "plain", &path("plain.json")).expect("attack on the plaintext model");
+    let (remote, local) = (report(&path("tcp.json")), report(&path("plain.json")));
+    assert_eq!(remote["oracle"], tcp.as_str());
+    assert_eq!(remote["encrypted"], true);
+    assert_eq!(remote["queries"], 300, "each record asked once");
+    let d = remote["oracle_deviation"][0].as_f64().expect("deviation");
+    assert!(d < 0.01, "CKKS answers off the model by {d}");
+    assert_eq!(local["oracle_deviation"][0], 0.0);
+    let close = |key: &str, a: &serde_json::Value, b: &serde_json::Value, tol: f64| {
+        let (a, b) = (a.as_f64().expect(key), b.as_f64().expect(key));
+        assert!((a - b).abs() <= tol, "{key}: TCP {a}, plaintext {b}");
+    };
+    close(
+        "gap",
+        &remote["targets"][0]["gap"],
+        &local["targets"][0]["gap"],
+        0.01,
+    );
+    close("lira_auc", &remote["lira_auc"], &local["lira_auc"], 0.02);
+    close("loss_auc", &remote["loss_auc"], &local["loss_auc"], 0.02);
+    let rows = remote["shokri"].as_array().expect("rows");
+    assert_eq!(rows.len(), 4, "2 phases x 2 features");
+    for (a, b) in rows.iter().zip(local["shokri"].as_array().expect("rows")) {
+        assert_eq!((&a["phase"], &a["features"]), (&b["phase"], &b["features"]));
+        // 300 records: 0.02 is 6 records, far more than CKKS noise of 1e-3 flips.
+        close("shokri accuracy", &a["accuracy"], &b["accuracy"], 0.02);
+    }
+
+    let wrong = attack(&path("other.safetensors"), &tcp, &path("wrong.json"));
+    match wrong {
+        Err(CliError::Failure(e)) => {
+            assert!(format!("{e:#}").contains("does not run the model"), "{e:#}")
+        }
+        other => panic!("a model the service does not run was attacked: {other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -218,6 +218,19 @@ pub fn stream_rng(seed: u64, stream: u64) -> rand_chacha::ChaCha20Rng {
     rng
 }
 
+/// The training-set indices a run with `fraction` and `seed` trains on, increasing:
+/// `round(fraction * train_len)` of them (at least 1) drawn without replacement from
+/// stream 1 of `seed`, or every index when that is all of them. A pure function, so a
+/// cached model's members can be drawn again without training.
+pub fn member_indices(train_len: usize, fraction: f64, seed: u64) -> Vec<usize> {
+    let n_members = ((fraction * train_len as f64).round() as usize).clamp(1, train_len.max(1));
+    if n_members >= train_len {
+        (0..train_len).collect()
+    } else {
+        sample::sample_indices(&mut stream_rng(seed, 1), train_len, n_members)
+    }
+}
+
 /// Trains `config.arch` on (a fraction of) `train`, calling `progress(done, total, loss,
 /// accuracy)` after every mini-batch with running epoch figures.
 ///
@@ -234,12 +247,7 @@ pub fn train(
     }
     let net = config.arch.network();
     let mut params = init_params(config.arch, &mut stream_rng(config.seed, 0));
-    let n_members = ((config.fraction * train.len() as f64).round() as usize).clamp(1, train.len());
-    let members = if n_members == train.len() {
-        (0..train.len()).collect()
-    } else {
-        sample::sample_indices(&mut stream_rng(config.seed, 1), train.len(), n_members)
-    };
+    let members = member_indices(train.len(), config.fraction, config.seed);
     let mut shuffle_rng = stream_rng(config.seed, 2);
     let start = Instant::now();
     let input = |i: usize, x: &mut Vec<f32>| train.push_scaled(i, x);

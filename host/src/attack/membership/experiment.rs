@@ -91,6 +91,16 @@ pub enum ExperimentError {
 }
 
 impl ExperimentConfig {
+    /// The training configuration of the target trained on `fraction`: the shared one
+    /// with that fraction and the experiment's seed.
+    pub fn target(&self, fraction: f64) -> TrainConfig {
+        TrainConfig {
+            fraction,
+            seed: self.seed,
+            ..self.training.clone()
+        }
+    }
+
     /// Checks the ranges.
     ///
     /// # Errors
@@ -160,12 +170,7 @@ pub fn train_targets(
         .fractions
         .iter()
         .map(|&fraction| {
-            let c = TrainConfig {
-                fraction,
-                seed: config.seed,
-                ..config.training.clone()
-            };
-            let t = train::train(train, &c, |_, _, _| {})?;
+            let t = train::train(train, &config.target(fraction), |_, _, _| {})?;
             Ok(TargetModel {
                 fraction,
                 model: t.model,
@@ -200,6 +205,10 @@ pub struct ShokriRow {
     pub precision_ci: Interval,
     /// Records scored.
     pub records: usize,
+    /// The fraction of records on which the attack predicts what the gap attack does
+    /// ("member iff classified correctly"): near 1 when the attack models learned little
+    /// more than the target's generalisation gap.
+    pub gap_attack_agreement: f64,
     /// The paper's cell, when it has one.
     pub paper: Option<Cell>,
 }
@@ -224,6 +233,7 @@ impl ShokriRow {
         test: bool,
         features: Features,
         c: &Confusion,
+        gap_attack_agreement: f64,
         dataset: Dataset,
     ) -> Self {
         Self {
@@ -238,6 +248,7 @@ impl ShokriRow {
             precision: c.precision(),
             precision_ci: c.precision_ci(),
             records: c.total(),
+            gap_attack_agreement,
             paper: paper::cell(dataset, shadows, test, fraction),
         }
     }
@@ -311,6 +322,12 @@ pub struct TargetRow {
     /// Mean loss of members minus mean loss of non-members (negative when members fit
     /// better).
     pub loss_gap: f64,
+    /// The baseline every attack must beat: Yeom et al.'s gap attack, "member iff the
+    /// oracle classifies the record correctly", whose accuracy on balanced records is
+    /// `1/2 + gap/2`.
+    pub gap_attack_accuracy: f64,
+    /// Its 95 % Wilson interval.
+    pub gap_attack_accuracy_ci: Interval,
 }
 
 /// Everything the experiment measured.
@@ -359,7 +376,10 @@ fn target_row(t: &Target) -> TargetRow {
         )
     };
     let (m, n) = (s.accuracy(true), s.accuracy(false));
+    let gap_attack = Confusion::new(&s.correct(), &s.member);
     TargetRow {
+        gap_attack_accuracy: gap_attack.accuracy(),
+        gap_attack_accuracy_ci: gap_attack.accuracy_ci(),
         fraction: t.fraction,
         train_records: t.train_records,
         member_accuracy: m,
@@ -389,14 +409,17 @@ pub fn attack(
             let seed = derive_seed(config.seed, 20 + features as u64, k as u64);
             let models = AttackModels::fit(&shadows, features, &config.attack, seed)?;
             let train_phase = models.confusion(&shadows);
+            let train_agreement = gap_attack_agreement(&models, &shadows);
             for t in targets {
-                let test_phase = models.confusion(std::slice::from_ref(&t.signals));
+                let target = std::slice::from_ref(&t.signals);
+                let test_phase = models.confusion(target);
                 shokri_rows.push(ShokriRow::new(
                     k,
                     t.fraction,
                     false,
                     features,
                     &train_phase,
+                    train_agreement,
                     dataset,
                 ));
                 shokri_rows.push(ShokriRow::new(
@@ -405,6 +428,7 @@ pub fn attack(
                     true,
                     features,
                     &test_phase,
+                    gap_attack_agreement(&models, target),
                     dataset,
                 ));
             }
@@ -469,6 +493,19 @@ pub fn attack(
         attack_seconds: start.elapsed().as_secs_f64(),
         split,
     })
+}
+
+/// The fraction of the records of `sets` on which `models` predict "member" exactly when
+/// the scored model classifies the record correctly.
+fn gap_attack_agreement(models: &AttackModels, sets: &[Signals]) -> f64 {
+    let (mut same, mut all) = (0usize, 0usize);
+    for s in sets {
+        for (p, c) in models.predict(s).into_iter().zip(s.correct()) {
+            same += usize::from(p == c);
+            all += 1;
+        }
+    }
+    crate::model::fraction(same, all)
 }
 
 /// Whether some attack on some target beats chance with one kind of features and not with

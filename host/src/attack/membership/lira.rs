@@ -135,8 +135,9 @@ pub struct LiraScores {
     pub offline_global: Vec<f64>,
 }
 
-/// The median of a non-empty list (the mean of the two middle values for an even length).
-fn median(values: &mut [f64]) -> f64 {
+/// The median of a non-empty list (the mean of the two middle values for an even length;
+/// NaN for an empty one).
+pub(super) fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
     if n == 0 {

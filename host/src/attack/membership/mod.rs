@@ -14,7 +14,9 @@
 //! * [`lira`]: LiRA online and offline, and the loss-threshold attack;
 //! * [`metrics`]: accuracy, recall and precision with Wilson intervals; ROC, AUC, TPR at a
 //!   fixed FPR;
-//! * [`experiment`]: all of it over several targets, with the paper's cells ([`paper`]).
+//! * [`experiment`]: all of it over several targets, with the paper's cells ([`paper`]);
+//! * [`sweep`]: the overfitting sweep, targets trained longer and on less data, the
+//!   attacks' advantage against the train–test gap.
 //!
 //! Every attack runs on raw scores and on their softmax: the softmax is a function of the
 //! raw scores that the insider can compute itself, so its absence from the service's output
@@ -27,6 +29,7 @@ pub mod paper;
 pub mod shokri;
 pub mod signals;
 pub mod split;
+pub mod sweep;
 
 /// What an attack reads from a score vector.
 #[derive(

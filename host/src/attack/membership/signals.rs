@@ -16,6 +16,7 @@ use crate::data::{Images, CLASSES, IMAGE_PIXELS};
 use crate::model::Model;
 use crate::oracle::{Image, ImageError, Oracle, Scores};
 
+use super::lira::median;
 use super::Features;
 
 /// Scores of one model on a list of records, with the records' labels and membership.
@@ -169,17 +170,60 @@ impl Signals {
         cross_entropy(&self.scores[i], usize::from(self.labels[i]))
     }
 
+    /// Whether each record's arg-max score is its label.
+    pub fn correct(&self) -> Vec<bool> {
+        self.scores
+            .iter()
+            .zip(&self.labels)
+            .map(|(z, &y)| crate::oracle::predicted_class(z) == usize::from(y))
+            .collect()
+    }
+
     /// Fraction of records whose arg-max score is their label, among members (`true`) or
     /// non-members (`false`); 0 when there is none.
     pub fn accuracy(&self, members: bool) -> f64 {
         let (mut right, mut all) = (0usize, 0usize);
-        for ((z, &y), &m) in self.scores.iter().zip(&self.labels).zip(&self.member) {
+        for (c, &m) in self.correct().into_iter().zip(&self.member) {
             if m == members {
                 all += 1;
-                right += usize::from(crate::oracle::predicted_class(z) == usize::from(y));
+                right += usize::from(c);
             }
         }
         crate::model::fraction(right, all)
+    }
+
+    /// How far these scores are from `reference`'s on the same records, relative to the
+    /// size of `reference`'s: the median over records of `max_j |z_j − r_j|`, divided by
+    /// the median over records of `max_j |r_j|` (0 when both are 0). An encrypted service
+    /// running the model of `reference` stays within its precision (CKKS) or its
+    /// quantisation (BFV) of it; another model is off by the size of the scores.
+    ///
+    /// # Errors
+    /// [`SignalError::Answers`] when the record counts differ.
+    pub fn deviation(&self, reference: &Signals) -> Result<f64, SignalError> {
+        if self.len() != reference.len() {
+            return Err(SignalError::Answers {
+                asked: reference.len(),
+                answered: self.len(),
+            });
+        }
+        let max_abs = |v: &mut dyn Iterator<Item = f32>| v.map(f32::abs).fold(0.0f32, f32::max);
+        let mut distance: Vec<f64> = self
+            .scores
+            .iter()
+            .zip(&reference.scores)
+            .map(|(z, r)| f64::from(max_abs(&mut z.iter().zip(r).map(|(a, b)| a - b))))
+            .collect();
+        let mut size: Vec<f64> = reference
+            .scores
+            .iter()
+            .map(|r| f64::from(max_abs(&mut r.iter().copied())))
+            .collect();
+        if self.is_empty() {
+            return Ok(0.0);
+        }
+        let (d, s) = (median(&mut distance), median(&mut size));
+        Ok(if d == 0.0 { 0.0 } else { d / s })
     }
 }
 
@@ -265,6 +309,30 @@ mod tests {
         let total = total - 1.0 + 1f64.exp();
         assert!((cross_entropy(&z, 2) - (total.ln() - 3.0)).abs() < 1e-12);
         assert!((p.iter().map(|&v| f64::from(v)).sum::<f64>() - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn deviation_is_relative_to_the_reference_scores() {
+        let signals = |scores: Vec<Scores>| Signals {
+            labels: vec![0; scores.len()],
+            member: vec![false; scores.len()],
+            scores,
+        };
+        let mut a = [0.0f32; CLASSES];
+        a[0] = 4.0;
+        let mut b = a;
+        b[3] = -8.0;
+        let reference = signals(vec![a, b, a]);
+        assert_eq!(reference.deviation(&reference).ok(), Some(0.0));
+        // Record distances 0.5, 0.5, 2 (median 0.5); sizes 4, 8, 4 (median 4).
+        let (mut a2, mut b2, mut c2) = (a, b, a);
+        a2[1] += 0.5;
+        b2[3] -= 0.5;
+        c2[9] = 2.0;
+        let answers = signals(vec![a2, b2, c2]);
+        let d = answers.deviation(&reference).expect("same records");
+        assert!((d - 0.125).abs() < 1e-12, "{d}");
+        assert!(signals(vec![a]).deviation(&reference).is_err());
     }
 
     #[test]

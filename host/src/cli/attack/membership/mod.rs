@@ -1,7 +1,12 @@
 //! `heist attack membership`: attack 3, membership inference by a semi-honest insider
-//! (paper Tables 6–7), with LiRA and the loss attack beside Shokri et al.'s.
+//! (paper Tables 6–7), with LiRA and the loss attack beside Shokri et al.'s, the overfitting
+//! sweep, and the figures (`--out`).
 
-use std::path::PathBuf;
+mod figures;
+
+use figures::fraction_name;
+
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -13,6 +18,7 @@ use crate::attack::membership::paper::Cell;
 use crate::attack::membership::shokri::AttackModelConfig;
 use crate::attack::membership::signals::Signals;
 use crate::attack::membership::split::Split;
+use crate::attack::membership::sweep::{self, SweepConfig, SweepPoint};
 use crate::attack::membership::Features;
 use crate::cli::exit::{write_json, CliError, CliResult};
 use crate::cli::options::{use_threads, DataOptions};
@@ -21,7 +27,8 @@ use crate::inference::OracleSpec;
 use crate::model::{Architecture, Model};
 use crate::oracle::Oracle;
 use crate::service::Scheme;
-use crate::train::{members_path, Members, TrainConfig};
+use crate::train::cache::{cache_path, cached_or_trained};
+use crate::train::{member_indices, members_path, Members, TrainConfig};
 
 /// Members scored by default (and as many non-members): 5,000 records in all, so every
 /// accuracy's 95 % interval is narrower than ±0.014.
@@ -71,11 +78,43 @@ pub struct MembershipArgs {
     /// Write the results as JSON to this file (`-` for stdout, which then holds only JSON).
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
-    /// Write the full report (ROC curves and the split by index) and a log-log ROC figure
-    /// of LiRA (PNG) to this directory.
+    /// Write the full report (ROC curves and the split by index) and the figures (PNG: the
+    /// Shokri bar charts like the paper's Figures 5–6, a log-log ROC chart, the sweep) to
+    /// this directory.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Reuse targets trained before (keyed by data, architecture, every hyper-parameter,
+    /// the fraction and the seed; the members are drawn again from fraction and seed) from
+    /// this directory, and store those trained now there.
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Also run the overfitting sweep: targets trained for each of `--sweep-epochs` on each
+    /// of `--sweep-fractions`, each attacked with its own split and shadows.
+    #[arg(long)]
+    sweep: bool,
+    /// The sweep's training epochs (implies --sweep).
+    #[arg(long, value_delimiter = ',', value_name = "E,..")]
+    sweep_epochs: Option<Vec<usize>>,
+    /// The sweep's training fractions (implies --sweep).
+    #[arg(long, value_delimiter = ',', value_name = "F,..")]
+    sweep_fractions: Option<Vec<f64>>,
+    /// LiRA shadow models per sweep target (even; 0 skips LiRA).
+    #[arg(long, default_value_t = 32)]
+    sweep_lira_models: usize,
 }
+
+/// The sweep's epochs when `--sweep` is given without `--sweep-epochs`.
+pub const DEFAULT_SWEEP_EPOCHS: [usize; 2] = [10, 30];
+
+/// The sweep's fractions when `--sweep` is given without `--sweep-fractions`.
+pub const DEFAULT_SWEEP_FRACTIONS: [f64; 3] = [0.2, 0.05, 0.01];
+
+/// The largest [`Signals::deviation`] of a TCP service's answers from the plaintext scores
+/// of `--model` that is taken for the same model. Measured: CKKS answers within 1e-3 of
+/// them (1.4e-4 to 9.1e-4 on the canonical data sets), BFV's 8-bit quantised model within
+/// 1e-2 (9.2e-3 on the embedded MNIST subset), while another model of the same
+/// architecture differs by the size of the scores themselves.
+pub const MAX_DEVIATION: f64 = 0.2;
 
 /// The JSON report.
 #[derive(Debug, serde::Serialize)]
@@ -100,6 +139,12 @@ struct Report<'a> {
     softmax_changes_conclusion: bool,
     any_beats_chance_at_low_fpr: bool,
     lira_shadow_train_records: Option<(usize, usize)>,
+    oracle_deviation: &'a [f64],
+    targets_from_cache: usize,
+    sweep_config: Option<&'a SweepConfig>,
+    sweep: &'a [SweepPoint],
+    sweep_onset_gap: Option<f64>,
+    sweep_last_failing_gap: Option<f64>,
     queries: u64,
     threads: usize,
     seconds: f64,
@@ -114,19 +159,72 @@ struct Full<'a> {
     split: &'a Split,
 }
 
-/// Queries `records` once through a fresh oracle of `choice` for `model`.
+/// What the target queries cost and how close the answers were to the model's.
+#[derive(Debug, Default)]
+struct Queries {
+    /// Queries to the target(s).
+    count: u64,
+    /// [`Signals::deviation`] of each target's answers from its plaintext scores.
+    deviation: Vec<f64>,
+}
+
+/// Queries `records` once through a fresh oracle of `choice` for `model`, and measures
+/// how far the answers are from `model`'s own scores. A TCP service whose answers are
+/// further than [`MAX_DEVIATION`] does not run `model`: the attack would score the wrong
+/// model's members, so that is an error.
 fn collect(
     choice: &OracleSpec,
     model: &Model,
     train: &Images,
     records: &Images,
     member: Vec<bool>,
-    queries: &mut u64,
+    queries: &mut Queries,
 ) -> anyhow::Result<Signals> {
     let mut oracle = choice.open(model, train)?;
-    let signals = Signals::collect(&mut oracle, records, member)?;
-    *queries += oracle.queries();
+    let signals = Signals::collect(&mut oracle, records, member.clone())?;
+    queries.count += oracle.queries();
+    let deviation = signals.deviation(&Signals::of_model(model, records, member)?)?;
+    queries.deviation.push(deviation);
+    if matches!(choice, OracleSpec::Tcp(_)) && (deviation.is_nan() || deviation > MAX_DEVIATION) {
+        anyhow::bail!(
+            "the service at {choice} does not run the model of --model: its scores are off by \
+             {deviation:.3} of their size (at most {MAX_DEVIATION} for the same model)"
+        );
+    }
     Ok(signals)
+}
+
+/// The target trained with `config` on `train`: from `cache` when it holds it (its
+/// members drawn again from the fraction and seed), otherwise trained now (and stored
+/// there). Counts reuses in `reused`.
+fn target(
+    train: &Images,
+    config: &TrainConfig,
+    cache: Option<&Path>,
+    reused: &mut usize,
+) -> anyhow::Result<TargetModel> {
+    let model = match cache {
+        Some(dir) => {
+            let path = cache_path(dir, train, config)?;
+            let (model, cached) = cached_or_trained(&path, dir, train, config)?;
+            *reused += usize::from(cached);
+            model
+        }
+        None => {
+            eprintln!(
+                "training the target on {} of {} images, {} epochs",
+                config.fraction,
+                train.len(),
+                config.epochs
+            );
+            crate::train::train(train, config, |_, _, _| {})?.model
+        }
+    };
+    Ok(TargetModel {
+        fraction: config.fraction,
+        model,
+        members: member_indices(train.len(), config.fraction, config.seed),
+    })
 }
 
 /// The target of `--model`: the model and its member file.
@@ -163,6 +261,34 @@ fn load_target(
     })
 }
 
+/// The sweep `args` ask for, if any.
+fn sweep_config(args: &MembershipArgs) -> Option<SweepConfig> {
+    (args.sweep || args.sweep_epochs.is_some() || args.sweep_fractions.is_some()).then(|| {
+        SweepConfig {
+            epochs: args
+                .sweep_epochs
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SWEEP_EPOCHS.to_vec()),
+            fractions: args
+                .sweep_fractions
+                .clone()
+                .unwrap_or_else(|| DEFAULT_SWEEP_FRACTIONS.to_vec()),
+            lira_models: args.sweep_lira_models,
+        }
+    })
+}
+
+/// An experiment error as an exit code: bad input for a configuration or split that
+/// cannot work, failure otherwise.
+fn experiment_error(e: experiment::ExperimentError) -> CliError {
+    match e {
+        experiment::ExperimentError::Split(_) | experiment::ExperimentError::Config(_) => {
+            CliError::bad_input(e)
+        }
+        e => CliError::Failure(e.into()),
+    }
+}
+
 /// Runs `heist attack membership`.
 ///
 /// # Errors
@@ -170,10 +296,21 @@ fn load_target(
 pub fn run(args: MembershipArgs) -> CliResult {
     let start = Instant::now();
     use_threads(args.threads)?;
-    if matches!(args.oracle, OracleSpec::Tcp(_)) && args.model.is_none() {
+    let tcp = matches!(args.oracle, OracleSpec::Tcp(_));
+    if tcp && args.model.is_none() {
         return Err(CliError::bad_input(anyhow::anyhow!(
             "--oracle tcp://ADDR attacks the model the trusted party serves: give it with --model"
         )));
+    }
+    let sweep_config = sweep_config(&args);
+    if tcp && sweep_config.is_some() {
+        return Err(CliError::bad_input(anyhow::anyhow!(
+            "the sweep trains its own targets, which a TCP service does not run: \
+             use an in-process oracle for --sweep"
+        )));
+    }
+    if let Some(s) = &sweep_config {
+        s.validate().map_err(CliError::bad_input)?;
     }
     let data = args.data.load().map_err(CliError::bad_input)?;
     let arch = Architecture::for_dataset(data.dataset);
@@ -190,20 +327,36 @@ pub fn run(args: MembershipArgs) -> CliResult {
         seed: args.seed,
     };
     config.validate().map_err(CliError::bad_input)?;
+    let mut from_cache = 0;
     let targets = match &args.model {
         Some(path) => vec![load_target(path, arch, data.train.len())?],
         None => {
             eprintln!(
-                "training {} target(s) on fractions {:?} of {} images, {} epochs",
+                "{} target(s) on fractions {:?} of {} images, {} epochs",
                 config.fractions.len(),
                 config.fractions,
                 data.train.len(),
                 config.training.epochs
             );
-            experiment::train_targets(&data.train, &config)
-                .map_err(|e| CliError::Failure(e.into()))?
+            config
+                .fractions
+                .iter()
+                .map(|&f| {
+                    target(
+                        &data.train,
+                        &config.target(f),
+                        args.cache.as_deref(),
+                        &mut from_cache,
+                    )
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+                .map_err(CliError::Failure)?
         }
     };
+    if args.model.is_some() {
+        // The tables, figures and sweep points have one column: the model's own fraction.
+        config.fractions = targets.iter().map(|t| t.fraction).collect();
+    }
     if args.members.is_none() {
         // The default shrinks to what small data sets hold: every target's members and
         // half the test set (the other half stays with the insider).
@@ -212,43 +365,78 @@ pub fn run(args: MembershipArgs) -> CliResult {
             .min(data.test.len().saturating_sub(1) / 2)
             .min(smallest);
     }
-    let mut queries = 0;
+    let mut queries = Queries::default();
+    let mut query = |model: &Model, records: &Images, member: Vec<bool>| {
+        eprintln!(
+            "querying {} records through the {} oracle",
+            records.len(),
+            args.oracle
+        );
+        collect(
+            &args.oracle,
+            model,
+            &data.train,
+            records,
+            member,
+            &mut queries,
+        )
+    };
     let outcome = experiment::run(
         data.dataset,
         &data.train,
         &data.test,
         targets,
         &config,
-        |model, records, member| {
-            eprintln!(
-                "querying {} records through the {} oracle",
-                records.len(),
-                args.oracle
-            );
-            collect(
-                &args.oracle,
-                model,
-                &data.train,
-                records,
-                member,
-                &mut queries,
-            )
-        },
+        &mut query,
     )
-    .map_err(|e| match e {
-        experiment::ExperimentError::Split(_) | experiment::ExperimentError::Config(_) => {
-            CliError::bad_input(e)
-        }
-        e => CliError::Failure(e.into()),
-    })?;
-    let report = report(
-        &args,
-        &data,
-        &config,
-        &outcome,
-        queries,
-        start.elapsed().as_secs_f64(),
-    );
+    .map_err(experiment_error)?;
+    let mut sweep_points = sweep::points(&outcome, config.training.epochs, "main");
+    if let Some(s) = &sweep_config {
+        eprintln!(
+            "sweep: {} target(s), epochs {:?} x fractions {:?}, {} LiRA shadows each",
+            s.epochs.len() * s.fractions.len(),
+            s.epochs,
+            s.fractions,
+            s.lira_models
+        );
+        let points = sweep::run(
+            data.dataset,
+            &data.train,
+            &data.test,
+            &config,
+            s,
+            |c| {
+                target(&data.train, c, args.cache.as_deref(), &mut from_cache)
+                    .map_err(|e| experiment::ExperimentError::Config(format!("{e:#}")))
+            },
+            &mut query,
+            |done, total, p| {
+                eprintln!(
+                    "sweep target {done}/{total}: {} epochs, fraction {}, gap {:+.3}",
+                    p.epochs, p.fraction, p.gap
+                );
+            },
+        )
+        .map_err(experiment_error)?;
+        sweep_points.extend(points);
+    }
+    let (onset, last_failing) = sweep::onset(&sweep_points);
+    let report = Report {
+        sweep_config: sweep_config.as_ref(),
+        sweep: &sweep_points,
+        sweep_onset_gap: onset,
+        sweep_last_failing_gap: last_failing,
+        oracle_deviation: &queries.deviation,
+        targets_from_cache: from_cache,
+        ..report(
+            &args,
+            &data,
+            &config,
+            &outcome,
+            queries.count,
+            start.elapsed().as_secs_f64(),
+        )
+    };
     let quiet = args.json.as_deref() == Some(std::path::Path::new("-"));
     if !quiet {
         print_report(&report, &outcome, &config);
@@ -264,10 +452,20 @@ pub fn run(args: MembershipArgs) -> CliResult {
                 split: &outcome.split,
             },
         )?;
-        let png = dir.join(format!("membership-{}-roc.png", data.dataset));
-        roc_png(&outcome.roc)
-            .save(&png)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
+        let written = figures::write(
+            dir,
+            data.dataset,
+            &outcome,
+            &config.fractions,
+            &config.shadows,
+            &sweep_points,
+        )
+        .map_err(|e| CliError::Failure(e.into()))?;
+        if !quiet {
+            for f in written {
+                eprintln!("wrote {}", f.display());
+            }
+        }
     }
     if let Some(path) = &args.json {
         write_json(path, &report)?;
@@ -314,83 +512,16 @@ fn report<'a>(
         softmax_changes_conclusion: outcome.softmax_changes_conclusion,
         any_beats_chance_at_low_fpr: outcome.any_beats_chance_at_low_fpr,
         lira_shadow_train_records: outcome.lira_shadow_train_records,
+        oracle_deviation: &[],
+        targets_from_cache: 0,
+        sweep_config: None,
+        sweep: &[],
+        sweep_onset_gap: None,
+        sweep_last_failing_gap: None,
         queries,
         threads: rayon::current_num_threads(),
         seconds,
         attack_seconds: outcome.attack_seconds,
-    }
-}
-
-/// Side of the ROC figure in pixels.
-const PNG_SIDE: u32 = 480;
-
-/// The smallest rate on the figure's log axes.
-const PNG_FLOOR: f64 = 1e-4;
-
-/// One colour per target, in order.
-const PNG_COLOURS: [[u8; 3]; 4] = [
-    [31, 119, 180],
-    [214, 39, 40],
-    [44, 160, 44],
-    [148, 103, 189],
-];
-
-/// Pixel coordinate of a rate on a log axis from [`PNG_FLOOR`] to 1 (0 at the floor).
-fn png_coordinate(rate: f64) -> f64 {
-    let lo = PNG_FLOOR.log10();
-    (rate.max(PNG_FLOOR).log10() - lo) / -lo * f64::from(PNG_SIDE - 1)
-}
-
-/// A log-log ROC figure of LiRA online on raw scores, one curve per target (blue, red,
-/// green, purple in target order), the chance diagonal in grey and grid lines at each
-/// decade; no text (the JSON report carries the numbers).
-fn roc_png(rows: &[RocRow]) -> image::RgbImage {
-    let side = PNG_SIDE;
-    let mut img = image::RgbImage::from_pixel(side, side, image::Rgb([255, 255, 255]));
-    let mut plot = |fpr: f64, tpr: f64, colour: [u8; 3]| {
-        let x = png_coordinate(fpr).round() as u32;
-        let y = side - 1 - png_coordinate(tpr).round() as u32;
-        if x < side && y < side {
-            img.put_pixel(x, y, image::Rgb(colour));
-        }
-    };
-    let steps = 2000;
-    for decade in [1e-4, 1e-3, 1e-2, 1e-1, 1.0] {
-        for i in 0..=steps {
-            let t = PNG_FLOOR.powf(1.0 - f64::from(i) / f64::from(steps));
-            plot(decade, t, [220, 220, 220]);
-            plot(t, decade, [220, 220, 220]);
-        }
-    }
-    for i in 0..=steps {
-        let t = PNG_FLOOR.powf(1.0 - f64::from(i) / f64::from(steps));
-        plot(t, t, [128, 128, 128]);
-    }
-    let curves = rows
-        .iter()
-        .filter(|r| r.attack == "lira_online" && r.features == Features::Raw);
-    for (row, colour) in curves.zip(PNG_COLOURS.iter().cycle()) {
-        for w in row.roc.windows(2) {
-            for i in 0..=100 {
-                let f = f64::from(i) / 100.0;
-                plot(
-                    w[0].fpr + (w[1].fpr - w[0].fpr) * f,
-                    w[0].tpr + (w[1].tpr - w[0].tpr) * f,
-                    *colour,
-                );
-            }
-        }
-    }
-    img
-}
-
-fn fraction_name(f: f64) -> String {
-    if f == 1.0 {
-        "base model (all data)".to_owned()
-    } else if f == 0.5 {
-        "half data".to_owned()
-    } else {
-        format!("{:.0} % data", f * 100.0)
     }
 }
 
@@ -413,16 +544,25 @@ fn print_report(report: &Report<'_>, outcome: &Outcome, config: &ExperimentConfi
         report.insider_records
     );
     println!("\ntargets (accuracy on the scored records, through the oracle)");
-    println!("fraction  trained on  members  non-members  gap     loss gap");
-    for t in report.targets {
+    println!(
+        "fraction  trained on  members  non-members  gap     loss gap  gap attack (baseline) [95 %]  oracle deviation"
+    );
+    for (i, t) in report.targets.iter().enumerate() {
         println!(
-            "{:<8}  {:>10}  {:.4}   {:.4}       {:+.4} {:+.4}",
+            "{:<8}  {:>10}  {:.4}   {:.4}       {:+.4} {:+.4}   {:.4} [{:.4}, {:.4}]        {}",
             t.fraction,
             t.train_records,
             t.member_accuracy,
             t.non_member_accuracy,
             t.gap,
-            t.loss_gap
+            t.loss_gap,
+            t.gap_attack_accuracy,
+            t.gap_attack_accuracy_ci.low,
+            t.gap_attack_accuracy_ci.high,
+            report
+                .oracle_deviation
+                .get(i)
+                .map_or_else(|| "-".to_owned(), |d| format!("{d:.2e}"))
         );
     }
     for features in Features::ALL {
@@ -474,6 +614,26 @@ fn print_report(report: &Report<'_>, outcome: &Outcome, config: &ExperimentConfi
         .fold(0.0, f64::max);
     println!("largest 95 % interval of a test-phase accuracy: ±{worst:.4}");
     println!(
+        "\nShokri's test phase against the baseline, the gap attack (member iff classified correctly)"
+    );
+    println!("shadows features fraction  Shokri acc  gap attack  same prediction");
+    for r in outcome.shokri.iter().filter(|r| r.phase == "test") {
+        let baseline = report
+            .targets
+            .iter()
+            .find(|t| t.fraction == r.fraction)
+            .map_or(f64::NAN, |t| t.gap_attack_accuracy);
+        println!(
+            "{:<7} {:<8} {:<8}  {:.4}      {:.4}      {:.4}",
+            r.shadows,
+            r.features.name(),
+            r.fraction,
+            r.accuracy,
+            baseline,
+            r.gap_attack_agreement
+        );
+    }
+    println!(
         "\nLiRA and the loss attack: AUC, TPR at FPR < 0.1 % and < 1 % [95 % Wilson interval]"
     );
     println!("fraction  attack               features  AUC     TPR@0.1%                TPR@1%");
@@ -503,9 +663,65 @@ fn print_report(report: &Report<'_>, outcome: &Outcome, config: &ExperimentConfi
         "\nany attack beats chance at 1 % FPR: {}; softmax changes a conclusion: {}",
         report.any_beats_chance_at_low_fpr, report.softmax_changes_conclusion
     );
+    if report.sweep_config.is_some() {
+        print_sweep(report);
+    }
     println!(
-        "{} queries to the target(s); {:.1} s in all, {:.1} s attacking",
+        "{} queries to the target(s); {:.1} s in all, {:.1} s attacking the main targets",
         report.queries, report.seconds, report.attack_seconds
+    );
+}
+
+/// `x` to 4 decimals, or `-`.
+fn optional(x: Option<f64>) -> String {
+    x.map_or_else(|| "-".to_owned(), |v| format!("{v:.4}"))
+}
+
+/// The sweep's table: each target's gap and every attack's figures, raw / softmax.
+fn print_sweep(report: &Report<'_>) {
+    println!(
+        "\noverfitting sweep (LiRA online and Shokri with the most shadows; raw / softmax; * beats chance)"
+    );
+    println!(
+        "source epochs fraction trained members  gap      gap-attack  LiRA AUC         LiRA TPR@1%      LiRA TPR@0.1%    Shokri acc       loss AUC"
+    );
+    let mut points: Vec<&SweepPoint> = report.sweep.iter().collect();
+    points.sort_by(|a, b| a.gap.total_cmp(&b.gap));
+    for p in points {
+        let pair = |f: &dyn Fn(&sweep::SweepAttacks) -> String| {
+            let v: Vec<String> = p.attacks.iter().map(f).collect();
+            format!("{:<16}", v.join(" / "))
+        };
+        let star = |b: Option<bool>| if b == Some(true) { "*" } else { "" };
+        println!(
+            "{:<6} {:>6} {:<8} {:>7} {:>7}  {:+.4}  {:.4}      {} {} {} {} {:.4}",
+            p.source,
+            p.epochs,
+            p.fraction,
+            p.train_records,
+            p.members,
+            p.gap,
+            p.gap_attack_accuracy,
+            pair(&|a| optional(a.lira_auc)),
+            pair(&|a| format!(
+                "{}{}",
+                optional(a.lira_tpr_at_1pct_fpr),
+                star(a.lira_beats_chance)
+            )),
+            pair(&|a| optional(a.lira_tpr_at_0_1pct_fpr)),
+            pair(&|a| format!(
+                "{}{}",
+                optional(a.shokri_accuracy),
+                star(a.shokri_beats_chance)
+            )),
+            p.loss_auc
+        );
+    }
+    let gap = |g: Option<f64>| g.map_or_else(|| "none".to_owned(), |g| format!("{g:+.4}"));
+    println!(
+        "smallest gap at which an attack beats chance: {}; largest gap at which none does: {}",
+        gap(report.sweep_onset_gap),
+        gap(report.sweep_last_failing_gap)
     );
 }
 
