@@ -491,8 +491,11 @@ impl Model {
         })?;
         // Written beside the target and renamed over it, so that a reader (or a cache
         // lookup after an interrupted run) sees the old file or the new one, never a part.
+        // Named by process and a counter: concurrent writers never share a temporary file.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut partial = path.as_os_str().to_owned();
-        partial.push(format!(".partial-{}", std::process::id()));
+        partial.push(format!(".partial-{}-{n}", std::process::id()));
         let partial = std::path::PathBuf::from(partial);
         std::fs::write(&partial, bytes)
             .and_then(|()| std::fs::rename(&partial, path))

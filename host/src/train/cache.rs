@@ -31,27 +31,6 @@ pub fn cache_path(dir: &Path, train: &Images, config: &TrainConfig) -> anyhow::R
     )))
 }
 
-/// Saves `model` to `path` through a temporary file in the same directory renamed over
-/// `path` (named by the process and a counter), so that a concurrent run or an interrupted one never leaves a half-written
-/// model under a cache key.
-///
-/// # Errors
-/// When the temporary file cannot be written or renamed.
-pub fn save_atomically(model: &Model, path: &Path) -> anyhow::Result<()> {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{}-{n}.tmp", std::process::id()));
-    let temporary = PathBuf::from(name);
-    model
-        .save(&temporary)
-        .with_context(|| format!("saving {}", temporary.display()))?;
-    std::fs::rename(&temporary, path).with_context(|| {
-        let _ = std::fs::remove_file(&temporary);
-        format!("renaming {} to {}", temporary.display(), path.display())
-    })
-}
-
 /// The model cached at `path` if it loads, otherwise one trained now with `config` on
 /// `train` and saved to `path` (in `dir`); `true` when the cached one is reused. A cache
 /// file that does not load (corrupted, truncated, of another architecture) is reported on
@@ -85,7 +64,10 @@ pub fn cached_or_trained(
     );
     let trained = train(train_set, config, |_, _, _| {}).map_err(anyhow::Error::from)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    save_atomically(&trained.model, path)?;
+    trained
+        .model
+        .save(path)
+        .with_context(|| format!("saving {}", path.display()))?;
     eprintln!(
         "trained in {:.1} s, saved to {}",
         trained.seconds,
