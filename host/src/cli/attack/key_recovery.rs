@@ -208,6 +208,9 @@ fn print_outcome(o: &Outcome, f64_release: Option<&Outcome>, c: Option<&Comparis
         "cost                  {} ciphertexts (gain {}), {} batch(es), {} client queries, {:.2} s",
         o.ciphertexts_used, o.gain, o.batches, o.client_queries, o.seconds
     );
+    if let Some(noise) = o.noise_estimate {
+        println!("noise estimate        {noise:.3e} (measured at setup)");
+    }
     if o.release_sigma > 0.0 {
         println!(
             "release               {} (noise deviation {:.3e})",
