@@ -450,6 +450,25 @@ impl CkksCodec {
         Ok(self)
     }
 
+    /// The scores of a reply before the release policy: the reply decoded against the plan
+    /// (count, parameters, parts, level, scale), the first `count` slots decrypted, and
+    /// refused if any score lies beyond the plan's bound ([`CkksPlan::score_bounds`]).
+    ///
+    /// # Errors
+    /// [`CodecError::Backend`] for a reply off the plan or out of bound.
+    pub fn decrypt_checked(
+        &self,
+        payload: &[u8],
+        count: usize,
+    ) -> Result<Vec<Vec<f64>>, CodecError> {
+        let plan = self.client.plan();
+        let cts = decode_ciphertexts(plan, payload, plan.output_len()).map_err(ckks)?;
+        check_reply(plan, &cts).map_err(ckks)?;
+        let rows = self.client.decrypt_scores(&cts, count).map_err(ckks)?;
+        check_bounds(plan, &rows).map_err(ckks)?;
+        Ok(rows)
+    }
+
     /// The noise estimate the flooding deviation is a multiple of.
     pub fn noise(&self) -> NoiseEstimate {
         self.noise
@@ -497,15 +516,9 @@ impl BatchCodec for CkksCodec {
         encode_ciphertexts(&cts)
     }
 
-    /// Decodes the reply against the plan (count, parameters, parts, level, scale), decrypts
-    /// the first `count` slots, refuses any score beyond the plan's bound, and releases
-    /// the rest under the policy.
+    /// [`Self::decrypt_checked`], then the release policy, then `f32`.
     fn decrypt_batch(&mut self, payload: &[u8], count: usize) -> Result<Vec<Scores>, CodecError> {
-        let plan = self.client.plan();
-        let cts = decode_ciphertexts(plan, payload, plan.output_len()).map_err(ckks)?;
-        check_reply(plan, &cts).map_err(ckks)?;
-        let mut rows = self.client.decrypt_scores(&cts, count).map_err(ckks)?;
-        check_bounds(plan, &rows).map_err(ckks)?;
+        let mut rows = self.decrypt_checked(payload, count)?;
         self.release
             .apply(&mut rows, self.noise.value(), &mut self.rng);
         to_scores(&rows).map_err(ckks)

@@ -42,6 +42,12 @@ pub enum ReleasePolicy {
         /// Fraction bits kept.
         bits: u32,
     },
+    /// The decoded value plus Gaussian noise of a fixed deviation, chosen from the measured
+    /// curve of attack success and agreement rather than from a noise estimate.
+    Noised {
+        /// The deviation.
+        sigma: f64,
+    },
     /// The decoded value plus Gaussian noise of [`flooding_sigma`].
     Flooded {
         /// Statistical security `s`.
@@ -63,7 +69,9 @@ impl Default for ReleasePolicy {
 #[non_exhaustive]
 pub enum ReleaseError {
     /// Not one of the policies.
-    #[error("unknown release policy {0:?}: expected exact, rounded:BITS or flooded[:S[:TAU]]")]
+    #[error(
+        "unknown release policy {0:?}: expected exact, rounded:BITS, noised:SIGMA or flooded[:S[:TAU]]"
+    )]
     Unknown(String),
     /// A number of the policy did not parse or is out of range.
     #[error("release policy {policy:?}: {what}")]
@@ -78,7 +86,7 @@ pub enum ReleaseError {
 impl FromStr for ReleasePolicy {
     type Err = ReleaseError;
 
-    /// `exact`, `rounded:BITS` (`BITS` in `0..=52`), `flooded`, `flooded:S` or
+    /// `exact`, `rounded:BITS` (`BITS` in `0..=52`), `noised:SIGMA` (`SIGMA > 0`), `flooded`, `flooded:S` or
     /// `flooded:S:TAU` (`S` in `1..=128`, `TAU >= 1`).
     fn from_str(text: &str) -> Result<Self, ReleaseError> {
         let bad = |what: &str| ReleaseError::Bad {
@@ -94,6 +102,14 @@ impl FromStr for ReleasePolicy {
                     return Err(bad("BITS must be at most 52"));
                 }
                 ReleasePolicy::Rounded { bits }
+            }
+            (Some("noised"), Some(sigma), None) => {
+                let sigma: f64 = sigma.parse().map_err(|_| bad("SIGMA is not a number"))?;
+                // Written positively so that NaN is refused.
+                if !(sigma > 0.0 && sigma.is_finite()) {
+                    return Err(bad("SIGMA must be positive and finite"));
+                }
+                ReleasePolicy::Noised { sigma }
             }
             (Some("flooded"), security, queries) => {
                 let security = match security {
@@ -123,6 +139,7 @@ impl fmt::Display for ReleasePolicy {
         match self {
             ReleasePolicy::Exact => f.write_str("exact"),
             ReleasePolicy::Rounded { bits } => write!(f, "rounded:{bits}"),
+            ReleasePolicy::Noised { sigma } => write!(f, "noised:{sigma}"),
             ReleasePolicy::Flooded { security, queries } => {
                 write!(f, "flooded:{security}:{queries}")
             }
@@ -150,6 +167,7 @@ impl ReleasePolicy {
             ReleasePolicy::Flooded { security, queries } => {
                 flooding_sigma(noise, security, queries)
             }
+            ReleasePolicy::Noised { sigma } => sigma,
             _ => 0.0,
         }
     }
@@ -165,7 +183,7 @@ impl ReleasePolicy {
                     *v = (*v / step).round() * step;
                 }
             }
-            ReleasePolicy::Flooded { .. } => {
+            ReleasePolicy::Flooded { .. } | ReleasePolicy::Noised { .. } => {
                 let sigma = self.sigma(noise);
                 for v in rows.iter_mut().flatten() {
                     *v += sigma * gaussian(rng);
@@ -198,7 +216,20 @@ mod tests {
                 queries: 16
             })
         );
-        for bad in ["rounded:x", "rounded:53", "flooded:0", "flooded:30:0"] {
+        assert_eq!(
+            "noised:0.25".parse(),
+            Ok(ReleasePolicy::Noised { sigma: 0.25 })
+        );
+        for bad in [
+            "rounded:x",
+            "rounded:53",
+            "flooded:0",
+            "flooded:30:0",
+            "noised:0",
+            "noised:-1",
+            "noised:NaN",
+            "noised:inf",
+        ] {
             assert!(
                 matches!(bad.parse::<ReleasePolicy>(), Err(ReleaseError::Bad { .. })),
                 "{bad}"
@@ -213,7 +244,7 @@ mod tests {
                 "{unknown}"
             );
         }
-        for text in ["exact", "rounded:12", "flooded:30:4"] {
+        for text in ["exact", "rounded:12", "flooded:30:4", "noised:0.125"] {
             assert_eq!(
                 text.parse::<ReleasePolicy>().map(|p| p.to_string()),
                 Ok(text.to_owned())

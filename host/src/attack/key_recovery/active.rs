@@ -102,7 +102,7 @@ pub fn gain(plan: &CkksPlan, release: ReleasePolicy, noise: f64) -> i64 {
     let slot_noise = match release {
         ReleasePolicy::Exact => 0.0,
         ReleasePolicy::Rounded { bits } => f64::powi(2.0, -(bits as i32)),
-        ReleasePolicy::Flooded { .. } => 6.0 * release.sigma(noise),
+        ReleasePolicy::Flooded { .. } | ReleasePolicy::Noised { .. } => 6.0 * release.sigma(noise),
     };
     // A slot error of `slot_noise` moves a coefficient re-encoded at 2·scale/gain by at
     // most 2·scale·slot_noise·2/gain.

@@ -27,6 +27,7 @@
 pub mod active;
 pub mod passive;
 pub mod solve;
+pub mod sweep;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
