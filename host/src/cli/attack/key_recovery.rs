@@ -35,11 +35,13 @@ pub struct KeyRecoveryArgs {
     #[arg(long, value_enum, default_value = "active")]
     adversary: Adversary,
     /// What the trusted party releases of each decrypted score: `exact` (unchanged, then
-    /// f32 as every score), `rounded:BITS` (to a multiple of 2^-BITS), `flooded[:S[:TAU]]`
-    /// (Gaussian noise of sqrt(12 TAU) 2^(S/2) times the plan's error bound; S = 30,
-    /// TAU = 1 by default; CKKS only).
-    #[arg(long, default_value = "exact", value_parser = crate::cli::service::parse_release)]
-    release: ReleasePolicy,
+    /// f32 as every score), `rounded:BITS` (to a multiple of 2^-BITS), `noised:SIGMA`
+    /// (Gaussian noise of deviation SIGMA), `flooded[:S[:TAU]]` (Gaussian noise of
+    /// sqrt(12 TAU) 2^(S/2) times the noise measured at setup; S = 30, TAU = 1 by default);
+    /// the last two CKKS only. Default: the deployed policy (`noised` for CKKS, `exact`
+    /// for BFV).
+    #[arg(long, value_parser = crate::cli::service::parse_release)]
+    release: Option<ReleasePolicy>,
     /// The active server multiplies its crafted ciphertexts by a gain chosen from the
     /// release policy (Li and Micciancio's counter to rounding; CKKS only).
     #[arg(long)]
@@ -128,7 +130,7 @@ pub fn run(args: KeyRecoveryArgs) -> CliResult {
             &data.train,
             &data.test.truncated(args.limit),
             scheme,
-            args.release,
+            release(&args),
         )?)
     } else {
         None
@@ -175,6 +177,12 @@ pub fn run(args: KeyRecoveryArgs) -> CliResult {
     Ok(())
 }
 
+/// The policy of `--release`, else the deployed one of the scheme.
+fn release(args: &KeyRecoveryArgs) -> ReleasePolicy {
+    args.release
+        .unwrap_or(ReleasePolicy::deployed(Scheme::from(args.scheme)))
+}
+
 /// Runs the chosen adversary on the chosen scheme; for the passive CKKS adversary, also
 /// the release of full `f64` values (without a service).
 fn attack(
@@ -185,11 +193,12 @@ fn attack(
     victim: &[crate::oracle::Image],
 ) -> anyhow::Result<(Outcome, Option<Outcome>)> {
     let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
+    let release = release(args);
     Ok(match (args.scheme, args.adversary) {
         (KeyScheme::Ckks, Adversary::Active) => {
             let plan = calibrated_ckks_plan(model, train)?;
             (
-                active::ckks(&plan, args.release, args.amplify, filler, victim, &mut rng)?,
+                active::ckks(&plan, release, args.amplify, filler, victim, &mut rng)?,
                 None,
             )
         }
@@ -197,21 +206,21 @@ fn attack(
             let plan = calibrated_ckks_plan(model, train)?;
             let f64_release = passive::ckks_f64(&plan, filler, victim, &mut rng)?;
             (
-                passive::ckks(&plan, args.release, filler, victim, &mut rng)?,
+                passive::ckks(&plan, release, filler, victim, &mut rng)?,
                 Some(f64_release),
             )
         }
         (KeyScheme::Bfv, Adversary::Active) => {
             let (quant, plan) = bfv_plan(model)?;
             (
-                active::bfv(&quant, &plan, args.release, filler, victim, &mut rng)?,
+                active::bfv(&quant, &plan, release, filler, victim, &mut rng)?,
                 None,
             )
         }
         (KeyScheme::Bfv, Adversary::Passive) => {
             let (quant, plan) = bfv_plan(model)?;
             (
-                passive::bfv(&quant, &plan, args.release, filler, victim, &mut rng)?,
+                passive::bfv(&quant, &plan, release, filler, victim, &mut rng)?,
                 None,
             )
         }
