@@ -180,7 +180,7 @@ pub fn trusted_ckks_codec(
 /// # Errors
 /// Planning or start-up failures.
 pub fn start_service(model: &Model, train: &Images, scheme: Scheme) -> anyhow::Result<Service> {
-    start_service_releasing(model, train, scheme, ReleasePolicy::deployed(scheme))
+    start_service_releasing(model, train, scheme, ReleasePolicy::Exact)
 }
 
 /// As [`start_service`], with the trusted party releasing scores under `release`.
@@ -301,7 +301,7 @@ pub fn compare(
     test: &Images,
     scheme: Scheme,
 ) -> anyhow::Result<Comparison> {
-    compare_releasing(model, train, test, scheme, ReleasePolicy::deployed(scheme))
+    compare_releasing(model, train, test, scheme, ReleasePolicy::Exact)
 }
 
 /// As [`compare`], with the trusted party releasing scores under `release`.

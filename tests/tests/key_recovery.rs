@@ -445,3 +445,21 @@ fn flooding_uses_the_noise_measured_at_setup() {
     assert!(noise < predicted, "{outcome:?}");
     assert_eq!(outcome.release_sigma, flooding_sigma(noise, 30, 4));
 }
+
+/// The amplifying server's gain is held by the plan's score bounds: six deviations of the
+/// crafted slots stay within the smaller bound of classes 0 and 1, however large the
+/// release's noise; without noise it does not amplify.
+#[test]
+fn the_gain_is_held_by_the_score_bounds() {
+    let plan = calibrated_ckks_plan();
+    let (_, scale) = plan.output_level_scale();
+    let bound = plan.score_bounds()[0].min(plan.score_bounds()[1]);
+    let deviation = (CKKS_N as f64 / 3.0).sqrt() / scale;
+    for release in ["noised:1000", "rounded:0"] {
+        let release: ReleasePolicy = release.parse().unwrap();
+        let gain = active::gain(&plan, release, 1.0);
+        assert!(gain > 1, "{release}: {gain}");
+        assert!(6.0 * deviation * gain as f64 <= bound, "{release}: {gain}");
+    }
+    assert_eq!(active::gain(&plan, ReleasePolicy::Exact, 1.0), 1);
+}

@@ -125,11 +125,10 @@ enum Role {
         #[arg(long, value_name = "MS", default_value_t = 20)]
         window_ms: u64,
         /// What is released of each decrypted score: `exact`, `rounded:BITS`,
-        /// `noised:SIGMA` or `flooded[:S[:TAU]]` (the last two CKKS only). Default: for
-        /// CKKS `noised` at the deployed deviation, for BFV `exact`; see
-        /// `docs/threat-model.md`.
-        #[arg(long, value_parser = parse_release)]
-        release: Option<ReleasePolicy>,
+        /// `noised:SIGMA` or `flooded[:S[:TAU]]` (the last two CKKS only; `flooded` measures
+        /// its noise estimate at setup); see `docs/threat-model.md`.
+        #[arg(long, default_value = "exact", value_parser = parse_release)]
+        release: ReleasePolicy,
         /// Longest to wait for the compute server's answer to a batch, in seconds.
         #[arg(long, value_name = "S", default_value_t = 600)]
         compute_timeout_s: u64,
@@ -261,7 +260,6 @@ pub fn serve(args: ServeArgs) -> CliResult {
             match scheme.scheme {
                 Scheme::Ckks => {
                     let model = model(Scheme::Ckks)?;
-                    let release = release.unwrap_or(ReleasePolicy::deployed(Scheme::Ckks));
                     let codec = plan.ckks_codec(&model, release)?;
                     start_trusted(codec, trusted)?;
                 }
@@ -269,7 +267,7 @@ pub fn serve(args: ServeArgs) -> CliResult {
                     let (quant, plan) = bfv_plan(&model(Scheme::Bfv)?)?;
                     let codec = BfvCodec::new(quant, plan, &mut rand_core::OsRng)
                         .map_err(|e| CliError::Failure(e.into()))?
-                        .with_release(release.unwrap_or(ReleasePolicy::deployed(Scheme::Bfv)))
+                        .with_release(release)
                         .map_err(CliError::bad_input)?;
                     start_trusted(codec, trusted)?;
                 }

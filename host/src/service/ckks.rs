@@ -332,8 +332,7 @@ fn check_reply(plan: &CkksPlan, cts: &[Ciphertext]) -> Result<(), HeBatchError> 
 fn check_bounds(plan: &CkksPlan, rows: &[Vec<f64>]) -> Result<(), HeBatchError> {
     for (image, row) in rows.iter().enumerate() {
         for (class, (&value, &bound)) in row.iter().zip(plan.score_bounds()).enumerate() {
-            // Written positively so that NaN is out of bound.
-            if !(value.abs() <= bound) {
+            if value.is_nan() || value.abs() > bound {
                 return Err(HeBatchError::OutOfBound {
                     image,
                     class,

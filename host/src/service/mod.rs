@@ -33,7 +33,7 @@ pub use codec::{
 pub use compute::ComputeServer;
 pub use inproc::{InProcessClient, InProcessService};
 pub use net::{NetError, PeerConfig, ServerConfig, ServerHandle};
-pub use release::{flooding_sigma, ReleaseError, ReleasePolicy, DEPLOYED_CKKS_SIGMA};
+pub use release::{flooding_sigma, ReleaseError, ReleasePolicy};
 pub use scheme::Scheme;
 pub use trusted::{
     BatchConfig, BatchFailure, ComputeLink, LinkError, ServiceError, SetupError, Submitter,

@@ -25,23 +25,11 @@ use std::str::FromStr;
 
 use rand_core::RngCore;
 
-use super::scheme::Scheme;
-
 /// The statistical security parameter `s` of [`ReleasePolicy::Flooded`] by default.
 pub const DEFAULT_STATISTICAL_SECURITY: u32 = 30;
 
 /// The largest rounding precision accepted (`f64` has 52 fraction bits).
 pub const MAX_ROUNDING_BITS: u32 = 52;
-
-/// The deviation of the noise a deployed CKKS trusted party adds to every released score
-/// ([`ReleasePolicy::deployed`]), chosen from the measured sweep of
-/// `heist attack key-recovery --sweep` (`docs/threat-model.md`): the largest deviation
-/// measured that keeps at least 99.9 % arg-max agreement with plaintext (MNIST, 10,000
-/// test images: 0.9996, accuracy unchanged). It does not stop the amplifying active
-/// adversary: held to the plan's score bounds (about 200 to 320), that adversary still
-/// recovers the key up to a deviation of 3 and fails only from about 5, where agreement
-/// is below 0.99.
-pub const DEPLOYED_CKKS_SIGMA: f64 = 0.1;
 
 /// What the trusted party releases of each decrypted score.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -70,8 +58,9 @@ pub enum ReleasePolicy {
 }
 
 impl Default for ReleasePolicy {
-    /// [`ReleasePolicy::Exact`]: what a codec releases unless given a policy (a deployed
-    /// trusted party uses [`ReleasePolicy::deployed`]).
+    /// [`ReleasePolicy::Exact`]: no measured policy both stops the amplifying active
+    /// adversary and keeps 99.9 % agreement (`docs/threat-model.md`); the reply validation
+    /// and the plan's score bounds are enforced whatever the policy.
     fn default() -> Self {
         ReleasePolicy::Exact
     }
@@ -173,19 +162,6 @@ fn gaussian<R: RngCore + ?Sized>(rng: &mut R) -> f64 {
 }
 
 impl ReleasePolicy {
-    /// What a deployed trusted party of `scheme` releases unless told otherwise: for CKKS,
-    /// noise of deviation [`DEPLOYED_CKKS_SIGMA`] (on top of the reply validation and the
-    /// plan's score bounds, which are always enforced); for BFV and plaintext,
-    /// [`ReleasePolicy::Exact`] (BFV refuses noise on its exact scores).
-    pub fn deployed(scheme: Scheme) -> Self {
-        match scheme {
-            Scheme::Ckks => ReleasePolicy::Noised {
-                sigma: DEPLOYED_CKKS_SIGMA,
-            },
-            Scheme::Bfv | Scheme::Plain => ReleasePolicy::Exact,
-        }
-    }
-
     /// The deviation of the noise this policy adds for scores whose error bound is
     /// `noise` (0 unless flooded).
     pub fn sigma(&self, noise: f64) -> f64 {

@@ -38,10 +38,9 @@ pub struct KeyRecoveryArgs {
     /// f32 as every score), `rounded:BITS` (to a multiple of 2^-BITS), `noised:SIGMA`
     /// (Gaussian noise of deviation SIGMA), `flooded[:S[:TAU]]` (Gaussian noise of
     /// sqrt(12 TAU) 2^(S/2) times the noise measured at setup; S = 30, TAU = 1 by default);
-    /// the last two CKKS only. Default: the deployed policy (`noised` for CKKS, `exact`
-    /// for BFV).
-    #[arg(long, value_parser = crate::cli::service::parse_release)]
-    release: Option<ReleasePolicy>,
+    /// the last two CKKS only.
+    #[arg(long, default_value = "exact", value_parser = crate::cli::service::parse_release)]
+    release: ReleasePolicy,
     /// The active server multiplies its crafted ciphertexts by a gain chosen from the
     /// release policy (Li and Micciancio's counter to rounding; CKKS only).
     #[arg(long)]
@@ -130,7 +129,7 @@ pub fn run(args: KeyRecoveryArgs) -> CliResult {
             &data.train,
             &data.test.truncated(args.limit),
             scheme,
-            release(&args),
+            args.release,
         )?)
     } else {
         None
@@ -177,12 +176,6 @@ pub fn run(args: KeyRecoveryArgs) -> CliResult {
     Ok(())
 }
 
-/// The policy of `--release`, else the deployed one of the scheme.
-fn release(args: &KeyRecoveryArgs) -> ReleasePolicy {
-    args.release
-        .unwrap_or(ReleasePolicy::deployed(Scheme::from(args.scheme)))
-}
-
 /// Runs the chosen adversary on the chosen scheme; for the passive CKKS adversary, also
 /// the release of full `f64` values (without a service).
 fn attack(
@@ -193,7 +186,7 @@ fn attack(
     victim: &[crate::oracle::Image],
 ) -> anyhow::Result<(Outcome, Option<Outcome>)> {
     let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
-    let release = release(args);
+    let release = args.release;
     Ok(match (args.scheme, args.adversary) {
         (KeyScheme::Ckks, Adversary::Active) => {
             let plan = calibrated_ckks_plan(model, train)?;
