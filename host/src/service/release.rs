@@ -5,15 +5,23 @@
 //! `crate::attack::key_recovery`). The policies:
 //!
 //! - [`ReleasePolicy::Exact`]: the decoded scores unchanged (then converted to the
-//!   service's `f32`), as deployed so far.
+//!   service's `f32`), the default: no policy measured both stops the amplifying active
+//!   adversary and keeps 99.9 % agreement (`docs/threat-model.md`).
 //! - [`ReleasePolicy::Rounded`]: every score rounded to a multiple of `2^-bits`, as
 //!   Lattigo's `DecodePublic` (`schemes/ckks/encoder.go`) does after its FFT.
+//! - [`ReleasePolicy::Noised`]: Gaussian noise of a fixed deviation.
 //! - [`ReleasePolicy::Flooded`]: Gaussian noise of standard deviation
 //!   `σ = √(12·τ) · 2^(s/2) · B` added to every released score, as OpenFHE's
 //!   `NOISE_FLOODING_DECRYPT` (`logstd = s/2 + log2 √(12·τ)` over its noise estimate), with
 //!   statistical security `s` (default 30), `τ` adversarial queries (default 1), and `B`
-//!   the plan's tracked bound on the error of every score ([`heist_he::nn::CkksPlan::predicted_error`]),
-//!   never a figure a reply carries.
+//!   the trusted party's noise estimate (`super::ckks::NoiseEstimate`): measured at setup
+//!   on known inputs, as OpenFHE's `EXEC_NOISE_ESTIMATION`, or else the plan's tracked
+//!   worst-case bound ([`heist_he::nn::CkksPlan::predicted_error`]); never a figure a
+//!   reply carries.
+//!
+//! Whatever the policy, the CKKS codec refuses a reply off the plan (level, scale, parts,
+//! parameters) or with a score beyond the plan's bound
+//! ([`heist_he::nn::CkksPlan::score_bounds`]) before anything is released.
 //!
 //! The noise is added to the real parts of the slots, the only part released; the slots
 //! are `√(N/2)` times a unitary image of the coefficients, so independent Gaussian noise
