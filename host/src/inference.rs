@@ -152,6 +152,27 @@ pub fn calibrated_ckks_plan(model: &Model, train: &Images) -> anyhow::Result<Ckk
     ckks_plan(model, &calibration)
 }
 
+/// The trusted party's CKKS codec for `plan` (calibrated on `train`), releasing under
+/// `release`, with fresh keys from the OS; for [`ReleasePolicy::Flooded`] its noise
+/// estimate is measured at setup on the plan's calibration images
+/// ([`CkksCodec::with_measured_noise`]).
+///
+/// # Errors
+/// Images outside `[0, 1]`; codec failures.
+pub fn trusted_ckks_codec(
+    plan: CkksPlan,
+    train: &Images,
+    release: ReleasePolicy,
+) -> anyhow::Result<CkksCodec> {
+    let codec = CkksCodec::new(plan, &mut rand_core::OsRng)?.with_release(release);
+    Ok(match release {
+        ReleasePolicy::Flooded { .. } => {
+            codec.with_measured_noise(&to_images(&train.truncated(CALIBRATION_IMAGES))?)?
+        }
+        _ => codec,
+    })
+}
+
 /// Starts an in-process service for `model` with `scheme`. For CKKS the plan is calibrated
 /// on the first [`CALIBRATION_IMAGES`] images of `train`; for BFV it is compiled from the
 /// 8-bit quantised model ([`bfv_plan`]). The keys are drawn from the OS.
@@ -178,7 +199,7 @@ pub fn start_service_releasing(
         Scheme::Ckks => {
             let plan = calibrated_ckks_plan(model, train)?;
             let ring_degree = plan.params().he().n();
-            let codec = CkksCodec::new(plan.clone(), &mut rand_core::OsRng)?.with_release(release);
+            let codec = trusted_ckks_codec(plan.clone(), train, release)?;
             let slots = plan.batch();
             let evaluator = CkksEvaluator::new(plan)?;
             let service = InProcessService::start(codec, evaluator, &config)?;

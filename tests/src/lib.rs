@@ -464,6 +464,7 @@ pub mod models {
 /// The service pairs the `he_payload` fuzz target and its corpus suite share: dense
 /// 784 → 10 with weights `±(i mod 7)/8` at ring degree 16 (insecure: small and fast).
 pub mod payloads {
+    use heist::service::{BatchCodec, BatchEvaluator};
     use heist::service::{BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator};
     use heist_core::nn::{Dense, Layer, Model, QuantConfig, QuantizedModel, Shape};
     use heist_he::nn::{BfvPlan, CkksPlan, PlanConfig};
@@ -499,5 +500,41 @@ pub mod payloads {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(5);
         let codec = CkksCodec::new(plan.clone(), &mut rng).expect("a CKKS codec");
         (codec, CkksEvaluator::new(plan).expect("a CKKS evaluator"))
+    }
+
+    /// A codec, its evaluator and the compute side's session: what the `he_payload` fuzz
+    /// target runs every input through, and what `cargo test` replays its findings with.
+    pub struct Fixture<C: BatchCodec, E: BatchEvaluator> {
+        codec: C,
+        evaluator: E,
+        session: E::Session,
+    }
+
+    impl<C: BatchCodec, E: BatchEvaluator> Fixture<C, E> {
+        /// The fixture of a pair (`None` when the evaluator refuses the codec's context).
+        pub fn new((codec, evaluator): (C, E)) -> Option<Self> {
+            let session = evaluator
+                .open_session(&codec.evaluation_context().ok()?)
+                .ok()?;
+            Some(Self {
+                codec,
+                evaluator,
+                session,
+            })
+        }
+
+        /// Feeds `data` to the compute server as a batch and to the trusted party as a
+        /// reply. Any bytes may be refused; the invariant is that a batch the server
+        /// accepts yields a reply its trusted party decrypts, and its violation is the
+        /// error returned.
+        pub fn run(&mut self, data: &[u8]) -> Result<(), String> {
+            if let Ok(reply) = self.evaluator.evaluate(&self.session, data) {
+                if let Err(e) = self.codec.decrypt_batch(&reply, 1) {
+                    return Err(format!("a batch the server accepted, reply refused: {e:?}"));
+                }
+            }
+            let _ = self.codec.decrypt_batch(data, 1);
+            Ok(())
+        }
     }
 }

@@ -10,10 +10,15 @@ use std::path::PathBuf;
 
 use heist::oracle::Image;
 use heist::service::{BatchCodec, BatchEvaluator};
-use heist_tests::payloads::{bfv_pair, ckks_pair};
+use heist_tests::payloads::{bfv_pair, ckks_pair, Fixture};
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/he_payload")
+}
+
+/// Inputs the fuzz target once failed on, kept as they were found.
+fn regressions_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions/he_payload")
 }
 
 /// For `scheme`: a batch of one image and its reply; for each, the payload truncated,
@@ -108,4 +113,27 @@ fn payload_corpus_replays_with_expected_outcomes() {
     );
     check("bfv", bfv_pair(), &files);
     check("ckks", ckks_pair(), &files);
+}
+
+/// Every committed finding of the `he_payload` target through the fixture the target runs
+/// (`heist_tests::payloads::Fixture::run`): the invariant it once broke now holds.
+/// `ckks-infinite-message-bound` is a batch at the plan's level and scale whose claimed
+/// bounds made the compute server's tracked bounds overflow to infinity, so that the
+/// trusted party refused the reply; the compute server now refuses bounds above the
+/// plan's and tracks the plan's own.
+#[test]
+fn fuzz_findings_replay_without_violating_the_invariant() {
+    let mut files: Vec<_> = std::fs::read_dir(regressions_dir())
+        .expect("regressions directory exists")
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let mut bfv = Fixture::new(bfv_pair()).expect("BFV fixture");
+    let mut ckks = Fixture::new(ckks_pair()).expect("CKKS fixture");
+    for path in files {
+        let data = std::fs::read(&path).unwrap();
+        assert_eq!(bfv.run(&data), Ok(()), "{}", path.display());
+        assert_eq!(ckks.run(&data), Ok(()), "{}", path.display());
+    }
 }

@@ -326,3 +326,140 @@ fn an_amplifying_server_defeats_rounding_alone() {
         );
     }
 }
+
+/// A CKKS plan calibrated on MNIST images (margin 4, as the service's): its score bounds
+/// are the magnitudes the chain was sized for.
+fn calibrated_ckks_plan() -> CkksPlan {
+    use heist_he::nn::Calibration;
+    let core = model(1).to_core().unwrap();
+    let inputs = mnist_test_images(16)
+        .iter()
+        .map(|image| image.pixels().iter().map(|&p| f64::from(p)).collect())
+        .collect();
+    let config = PlanConfig {
+        calibration: Some(Calibration {
+            inputs,
+            margin: 4.0,
+        }),
+        ..PlanConfig::default()
+    };
+    CkksPlan::new_insecure_for_tests(core.network(), &config, CKKS_N).unwrap()
+}
+
+/// The trusted party refuses a reply whose decrypted score exceeds the plan's bound on it,
+/// and releases one just within (a crafted ciphertext that decodes to plausible values
+/// passes: the check bounds what a reply may say, not who computed it).
+#[test]
+fn trusted_party_refuses_scores_beyond_the_plans_bound() {
+    use heist::attack::key_recovery::{MaliciousCompute, Reply};
+    use heist::oracle::Oracle;
+    use heist::service::{BatchConfig, CkksCodec, CkksEvaluator, InProcessService};
+    use heist_he::ckks::{Ciphertext, Encoder};
+    let plan = calibrated_ckks_plan();
+    let bounds = plan.score_bounds().to_vec();
+    assert_eq!(bounds.len(), 10);
+    assert!(
+        bounds.iter().all(|b| b.is_finite() && *b > 0.0),
+        "{bounds:?}"
+    );
+    let mut rng = seeded_rng("key-recovery-bound", 12);
+    let codec = CkksCodec::new(plan.clone(), &mut rng).unwrap();
+    let (server, control) = MaliciousCompute::new(CkksEvaluator::new(plan.clone()).unwrap());
+    let service = InProcessService::start(codec, server, &BatchConfig::default()).unwrap();
+    let mut client = service.client();
+    let images = mnist_test_images(2);
+    let (level, scale) = plan.output_level_scale();
+    let params = plan.params().clone();
+    // Every score of class `class` decrypts to `value` (c_1 = 0: noiseless), the others to 0.
+    let reply = move |class: usize, value: f64| -> Vec<u8> {
+        let encoder = Encoder::new(&params);
+        let items: Vec<Vec<u8>> = (0..10)
+            .map(|c| {
+                let v = if c == class { value } else { 0.0 };
+                let pt = encoder.encode(&[v; 4], scale, level).unwrap();
+                let zero = heist_core::rns::RnsPoly::zero(params.he().n(), level);
+                Ciphertext::from_parts(&params, pt.poly().clone(), zero, scale, 1.0, 1.0)
+                    .unwrap()
+                    .encode()
+            })
+            .collect();
+        let mut out = 10u32.to_le_bytes().to_vec();
+        for item in items {
+            out.extend_from_slice(&(item.len() as u32).to_le_bytes());
+            out.extend_from_slice(&item);
+        }
+        out
+    };
+    for class in [0, 7] {
+        control.push(Reply::Fixed(reply(class, 1.5 * bounds[class])));
+        let error = client.query(&images).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!("decrypted score {class} of image 0"))
+                && error.contains("beyond the plan's bound"),
+            "{error}"
+        );
+        control.push(Reply::Fixed(reply(class, -0.9 * bounds[class])));
+        let scores = client.query(&images).unwrap();
+        let got = f64::from(scores[0][class]);
+        assert!(
+            (got + 0.9 * bounds[class]).abs() < 1e-3 * bounds[class],
+            "{got}"
+        );
+    }
+}
+
+/// The trusted party's noise estimate is measured at setup on known inputs: far below the
+/// plan's worst-case bound, and the flooding deviation is the OpenFHE formula over it.
+#[test]
+fn flooding_uses_the_noise_measured_at_setup() {
+    use heist::service::{flooding_sigma, CkksCodec, NoiseEstimate};
+    let plan = calibrated_ckks_plan();
+    let mut rng = seeded_rng("key-recovery-noise", 13);
+    let images = mnist_test_images(8);
+    let codec = CkksCodec::new(plan.clone(), &mut rng)
+        .unwrap()
+        .with_measured_noise(&images)
+        .unwrap();
+    let NoiseEstimate::Measured {
+        value,
+        rms,
+        samples,
+        predicted,
+    } = codec.noise()
+    else {
+        panic!("not measured: {:?}", codec.noise());
+    };
+    assert_eq!(samples, (CKKS_N / 2) * 10);
+    assert_eq!(predicted, plan.predicted_error());
+    assert!(
+        0.0 < rms && rms <= value && value < predicted,
+        "{:?}",
+        codec.noise()
+    );
+    let release: ReleasePolicy = "flooded:30:4".parse().unwrap();
+    assert_eq!(release.sigma(value), flooding_sigma(value, 30, 4));
+    // The active attack reports the estimate its trusted party flooded with.
+    let (filler, victim) = images.split_at(6);
+    let outcome = active::ckks(&plan, release, false, filler, victim, &mut rng).unwrap();
+    let noise = outcome.noise_estimate.unwrap();
+    assert!(noise < predicted, "{outcome:?}");
+    assert_eq!(outcome.release_sigma, flooding_sigma(noise, 30, 4));
+}
+
+/// The amplifying server's gain is held by the plan's score bounds: six deviations of the
+/// crafted slots stay within the smaller bound of classes 0 and 1, however large the
+/// release's noise; without noise it does not amplify.
+#[test]
+fn the_gain_is_held_by_the_score_bounds() {
+    let plan = calibrated_ckks_plan();
+    let (_, scale) = plan.output_level_scale();
+    let bound = plan.score_bounds()[0].min(plan.score_bounds()[1]);
+    let deviation = (CKKS_N as f64 / 3.0).sqrt() / scale;
+    for release in ["noised:1000", "rounded:0"] {
+        let release: ReleasePolicy = release.parse().unwrap();
+        let gain = active::gain(&plan, release, 1.0);
+        assert!(gain > 1, "{release}: {gain}");
+        assert!(6.0 * deviation * gain as f64 <= bound, "{release}: {gain}");
+    }
+    assert_eq!(active::gain(&plan, ReleasePolicy::Exact, 1.0), 1);
+}

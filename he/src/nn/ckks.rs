@@ -108,6 +108,45 @@ impl CkksClient {
         Ok(out)
     }
 
+    /// The error of decrypted scores measured on their imaginary parts, which carry no
+    /// message (every score is real), over the first `images` slots of every ciphertext:
+    /// the decryption error `e` of each slot is complex with independent parts of equal
+    /// spread, so the imaginary parts sample the error the real parts carry. This is the
+    /// measurement OpenFHE's `EXEC_NOISE_ESTIMATION` takes of a run on known inputs.
+    ///
+    /// # Errors
+    /// [`NnError::BatchSize`] for `images` of 0 or above the slots; [`NnError::Ckks`] for
+    /// ciphertexts of other parameters.
+    pub fn imaginary_noise(
+        &self,
+        scores: &[Ciphertext],
+        images: usize,
+    ) -> Result<NoiseSample, NnError> {
+        if images == 0 || images > self.plan.batch() {
+            return Err(NnError::BatchSize {
+                given: images,
+                max: self.plan.batch(),
+            });
+        }
+        let (mut sum_sq, mut max, mut count) = (0.0f64, 0.0f64, 0usize);
+        for ct in scores {
+            let slots = self
+                .encoder
+                .decode_complex(&decrypt(self.plan.params(), &self.sk, ct)?)?;
+            for z in slots.iter().take(images) {
+                sum_sq += z.im * z.im;
+                max = f64::max(max, libm::fabs(z.im));
+                count += 1;
+            }
+        }
+        let rms = if count == 0 {
+            0.0
+        } else {
+            libm::sqrt(sum_sq / count as f64)
+        };
+        Ok(NoiseSample { rms, max, count })
+    }
+
     /// The bound, tracked on the ciphertexts, on `|decrypted score - exact real score|`
     /// over all slots of `scores`: the tracked error over the scale plus the decoder's
     /// floating-point error.
@@ -125,6 +164,17 @@ impl CkksClient {
         let scale = self.plan.input_scale();
         fresh_error(n, scale, self.plan.input_max_abs()) / scale
     }
+}
+
+/// The spread of a measured decryption error ([`CkksClient::imaginary_noise`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoiseSample {
+    /// Root mean square of the measured errors (their standard deviation about 0).
+    pub rms: f64,
+    /// Largest measured error in magnitude.
+    pub max: f64,
+    /// Errors measured.
+    pub count: usize,
 }
 
 /// The compute side: the compiled model and the relinearisation key, nothing secret.
@@ -163,8 +213,10 @@ impl CkksServer {
     ///
     /// # Errors
     /// [`NnError::InputLength`]; [`NnError::InputLevel`] when the inputs are not fresh
-    /// ciphertexts of the plan (top level, input scale); [`NnError::Ckks`] for objects of
-    /// other parameters.
+    /// ciphertexts of the plan (top level, input scale); [`NnError::InputNoise`] when one
+    /// claims a message or error bound above the plan's for a fresh input (the plan's
+    /// bounds are tracked from then on, whatever the inputs claim); [`NnError::Ckks`] for
+    /// objects of other parameters.
     pub fn evaluate<E: Executor>(
         &self,
         inputs: Vec<Ciphertext>,
@@ -177,6 +229,8 @@ impl CkksServer {
                 found: inputs.len(),
             });
         }
+        let max_abs = self.plan.input_max_abs();
+        let fresh_err = fresh_error(he.n(), self.plan.input_scale(), max_abs);
         for ct in &inputs {
             crate::ckks::check_fp(he, ct.fingerprint())?;
             let scale_off =
@@ -187,9 +241,24 @@ impl CkksServer {
                     scale: ct.scale(),
                 });
             }
+            // Written so that NaN is refused too.
+            let (msg_ok, err_ok) = (ct.msg_bound() <= max_abs, ct.err_bound() <= fresh_err);
+            if !(msg_ok && err_ok) {
+                return Err(NnError::InputNoise {
+                    bound: if msg_ok {
+                        ct.err_bound()
+                    } else {
+                        ct.msg_bound()
+                    },
+                    max: if msg_ok { fresh_err } else { max_abs },
+                });
+            }
         }
         let mut batch = Batch::from_cts(he.n(), &inputs, exec);
         drop(inputs);
+        // The plan's bounds of a fresh input, never the copies the wire carried.
+        batch.msg.fill(max_abs);
+        batch.err.fill(fresh_err);
         for op in self.plan.ops() {
             batch = match op {
                 CompiledOp::Linear(l) => self.linear(l, &batch, exec)?,

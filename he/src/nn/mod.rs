@@ -63,7 +63,7 @@ mod layout;
 mod plan;
 
 pub use bfv::{BfvClient, BfvPlan, BfvServer, MAX_PLAIN_PRIMES};
-pub use ckks::{CkksClient, CkksServer};
+pub use ckks::{CkksClient, CkksServer, NoiseSample};
 pub use plan::{Calibration, CkksPlan, PlanConfig};
 
 use alloc::vec::Vec;

@@ -211,6 +211,8 @@ struct Walk {
     tail_need: f64,
     /// Predicted error of the scores.
     score_error: f64,
+    /// The magnitude every score is held to: calibrated when given, else the worst case.
+    score_bounds: Vec<f64>,
 }
 
 /// A network compiled for CKKS batch inference with its parameters.
@@ -223,6 +225,7 @@ pub struct CkksPlan {
     input_len: usize,
     output_len: usize,
     predicted_error: f64,
+    score_bounds: Vec<f64>,
 }
 
 impl CkksPlan {
@@ -371,6 +374,7 @@ impl CkksPlan {
             input_len: network.input_len(),
             output_len: network.output_len(),
             predicted_error: exact.score_error,
+            score_bounds: exact.score_bounds,
         }))
     }
 
@@ -408,6 +412,15 @@ impl CkksPlan {
     /// time of planning (the ciphertexts carry the same bound after evaluation).
     pub fn predicted_error(&self) -> f64 {
         self.predicted_error
+    }
+
+    /// The bound on the magnitude of each score (one per output) that the chain was sized
+    /// for: the calibrated magnitude (largest observed times the margin) when the plan is
+    /// calibrated, else the worst case over all inputs in range. An honest score beyond it
+    /// has wrapped around the modulus, so a trusted party refuses a reply that decrypts
+    /// beyond it and loses no correct answer.
+    pub fn score_bounds(&self) -> &[f64] {
+        &self.score_bounds
     }
 
     /// The level and scale of the score ciphertexts, as the evaluator produces them: a
@@ -510,6 +523,7 @@ fn walk(
         square_need: Vec::new(),
         tail_need: 0.0,
         score_error: 0.0,
+        score_bounds: Vec::new(),
     };
     let need = |scale: f64, msg: &[f64], err: &[f64]| {
         let top = msg
@@ -583,6 +597,7 @@ fn walk(
             }
         }
     }
+    out.score_bounds = held(ops.len().saturating_sub(1), &msg);
     out.score_error = msg
         .iter()
         .zip(&err)

@@ -40,6 +40,21 @@ impl PlanOptions {
         let data = self.data.load().map_err(CliError::bad_input)?;
         Ok(calibrated_ckks_plan(model, &data.train)?)
     }
+
+    /// The trusted party's codec for the CKKS plan of `model`
+    /// ([`crate::inference::trusted_ckks_codec`]).
+    ///
+    /// # Errors
+    /// As [`Self::ckks_plan`].
+    fn ckks_codec(&self, model: &Model, release: ReleasePolicy) -> Result<CkksCodec, CliError> {
+        let data = self.data.load().map_err(CliError::bad_input)?;
+        let plan = calibrated_ckks_plan(model, &data.train)?;
+        Ok(crate::inference::trusted_ckks_codec(
+            plan,
+            &data.train,
+            release,
+        )?)
+    }
 }
 
 /// Run one role of the three-party inference service.
@@ -109,8 +124,9 @@ enum Role {
         /// Longest a batch waits for more images before it is sent, in milliseconds.
         #[arg(long, value_name = "MS", default_value_t = 20)]
         window_ms: u64,
-        /// What is released of each decrypted score: `exact`, `rounded:BITS` or
-        /// `flooded[:S[:TAU]]` (CKKS only); see `docs/threat-model.md`.
+        /// What is released of each decrypted score: `exact`, `rounded:BITS`,
+        /// `noised:SIGMA` or `flooded[:S[:TAU]]` (the last two CKKS only; `flooded` measures
+        /// its noise estimate at setup); see `docs/threat-model.md`.
         #[arg(long, default_value = "exact", value_parser = parse_release)]
         release: ReleasePolicy,
         /// Longest to wait for the compute server's answer to a batch, in seconds.
@@ -244,9 +260,7 @@ pub fn serve(args: ServeArgs) -> CliResult {
             match scheme.scheme {
                 Scheme::Ckks => {
                     let model = model(Scheme::Ckks)?;
-                    let codec = CkksCodec::new(plan.ckks_plan(&model)?, &mut rand_core::OsRng)
-                        .map_err(|e| CliError::Failure(e.into()))?
-                        .with_release(release);
+                    let codec = plan.ckks_codec(&model, release)?;
                     start_trusted(codec, trusted)?;
                 }
                 Scheme::Bfv => {

@@ -193,10 +193,10 @@ impl BfvCodec {
     /// [`ReleasePolicy::Rounded`] of the dequantised scores.
     ///
     /// # Errors
-    /// [`CodecError::Context`] for [`ReleasePolicy::Flooded`]: flooding the phase of an
-    /// exact scheme within its noise budget is not implemented.
+    /// [`CodecError::Context`] for [`ReleasePolicy::Flooded`] and [`ReleasePolicy::Noised`]:
+    /// flooding the phase of an exact scheme within its noise budget is not implemented.
     pub fn with_release(mut self, release: ReleasePolicy) -> Result<Self, CodecError> {
-        if let ReleasePolicy::Flooded { .. } = release {
+        if let ReleasePolicy::Flooded { .. } | ReleasePolicy::Noised { .. } = release {
             return Err(CodecError::Context {
                 reason: format!("release policy {release} is not implemented for BFV"),
             });

@@ -106,6 +106,21 @@ pub enum HeBatchError {
         /// The plan's output scale.
         expected_scale: f64,
     },
+    /// A decrypted score exceeds the plan's bound on that score
+    /// ([`CkksPlan::score_bounds`]): no honest evaluation within the plan's range gives it.
+    #[error(
+        "decrypted score {class} of image {image} is {value:e}, beyond the plan's bound {bound:e}"
+    )]
+    OutOfBound {
+        /// The image (slot).
+        image: usize,
+        /// The class.
+        class: usize,
+        /// The decrypted score.
+        value: f64,
+        /// The plan's bound on it.
+        bound: f64,
+    },
     /// A decrypted score is not finite.
     #[error("decrypted score {class} of image {image} is not finite")]
     NonFinite {
@@ -312,6 +327,58 @@ fn check_reply(plan: &CkksPlan, cts: &[Ciphertext]) -> Result<(), HeBatchError> 
     Ok(())
 }
 
+/// Refuses decrypted score rows with a value beyond the plan's bound on its class
+/// ([`CkksPlan::score_bounds`]; a NaN is refused too).
+fn check_bounds(plan: &CkksPlan, rows: &[Vec<f64>]) -> Result<(), HeBatchError> {
+    for (image, row) in rows.iter().enumerate() {
+        for (class, (&value, &bound)) in row.iter().zip(plan.score_bounds()).enumerate() {
+            if value.is_nan() || value.abs() > bound {
+                return Err(HeBatchError::OutOfBound {
+                    image,
+                    class,
+                    value,
+                    bound,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The trusted party's estimate of the error of a decrypted score, the `noise` the
+/// flooding deviation of [`ReleasePolicy::Flooded`] is a multiple of.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[serde(tag = "source", rename_all = "lowercase")]
+pub enum NoiseEstimate {
+    /// The plan's tracked worst-case bound ([`CkksPlan::predicted_error`]).
+    Predicted {
+        /// The bound.
+        value: f64,
+    },
+    /// Measured at setup on a batch of known inputs
+    /// ([`CkksCodec::with_measured_noise`]): the largest imaginary part of the decrypted
+    /// scores, which carries the decryption error alone.
+    Measured {
+        /// The largest error measured: the estimate.
+        value: f64,
+        /// Their root mean square.
+        rms: f64,
+        /// Errors measured.
+        samples: usize,
+        /// The plan's worst-case bound beside it.
+        predicted: f64,
+    },
+}
+
+impl NoiseEstimate {
+    /// The estimate.
+    pub fn value(&self) -> f64 {
+        match *self {
+            NoiseEstimate::Predicted { value } | NoiseEstimate::Measured { value, .. } => value,
+        }
+    }
+}
+
 /// The trusted party's CKKS codec: the secret key, encryption and decryption.
 #[derive(Debug)]
 pub struct CkksCodec {
@@ -320,6 +387,7 @@ pub struct CkksCodec {
     exec: Rayon,
     context: Vec<u8>,
     release: ReleasePolicy,
+    noise: NoiseEstimate,
 }
 
 impl CkksCodec {
@@ -336,13 +404,78 @@ impl CkksCodec {
         let mut rng = ChaCha20Rng::from_seed(seed);
         let client = CkksClient::new(plan, &mut rng);
         let context = client.relin_key(&mut rng).encode();
+        let noise = NoiseEstimate::Predicted {
+            value: client.plan().predicted_error(),
+        };
         Ok(Self {
             client,
             rng,
             exec: Rayon::default(),
             context,
             release: ReleasePolicy::default(),
+            noise,
         })
+    }
+
+    /// The codec with its noise estimate measured, as OpenFHE's `EXEC_NOISE_ESTIMATION`
+    /// does at setup: a full batch of `samples` (cycled over the slots) is encrypted,
+    /// evaluated by the plan with this codec's own relinearisation key, and decrypted; the
+    /// largest imaginary part of the scores is the estimate
+    /// ([`heist_he::nn::CkksClient::imaginary_noise`]). Without it the estimate is the
+    /// plan's worst-case bound.
+    ///
+    /// # Errors
+    /// [`CodecError::BatchSize`] for no samples; [`CodecError::Backend`] for samples out
+    /// of range or a failed evaluation.
+    pub fn with_measured_noise(mut self, samples: &[Image]) -> Result<Self, CodecError> {
+        CodecError::check_batch(samples.len().min(1), self.slots())?;
+        let batch: Vec<Image> = samples.iter().cycle().take(self.slots()).cloned().collect();
+        let payload = self.encrypt_batch(&batch)?;
+        let plan = self.client.plan();
+        let rlk = RelinKey::decode(plan.params().he(), &self.context).map_err(HeBatchError::Key);
+        let server = CkksServer::new(plan.clone(), rlk.map_err(ckks)?).map_err(ckks)?;
+        let inputs = decode_ciphertexts(plan, &payload, plan.input_len()).map_err(ckks)?;
+        let scores = server.evaluate(inputs, &self.exec).map_err(ckks)?;
+        let sample = self
+            .client
+            .imaginary_noise(&scores, batch.len())
+            .map_err(ckks)?;
+        self.noise = NoiseEstimate::Measured {
+            value: sample.max,
+            rms: sample.rms,
+            samples: sample.count,
+            predicted: plan.predicted_error(),
+        };
+        Ok(self)
+    }
+
+    /// The scores of a reply before the release policy: the reply decoded against the plan
+    /// (count, parameters, parts, level, scale), the first `count` slots decrypted, and
+    /// refused if any score lies beyond the plan's bound ([`CkksPlan::score_bounds`]).
+    ///
+    /// # Errors
+    /// [`CodecError::Backend`] for a reply off the plan or out of bound.
+    pub fn decrypt_checked(
+        &self,
+        payload: &[u8],
+        count: usize,
+    ) -> Result<Vec<Vec<f64>>, CodecError> {
+        let plan = self.client.plan();
+        let cts = decode_ciphertexts(plan, payload, plan.output_len()).map_err(ckks)?;
+        check_reply(plan, &cts).map_err(ckks)?;
+        let rows = self.client.decrypt_scores(&cts, count).map_err(ckks)?;
+        check_bounds(plan, &rows).map_err(ckks)?;
+        Ok(rows)
+    }
+
+    /// The noise estimate the flooding deviation is a multiple of.
+    pub fn noise(&self) -> NoiseEstimate {
+        self.noise
+    }
+
+    /// The release policy.
+    pub fn release(&self) -> ReleasePolicy {
+        self.release
     }
 
     /// The codec releasing scores under `release` (default [`ReleasePolicy::Exact`]).
@@ -382,13 +515,11 @@ impl BatchCodec for CkksCodec {
         encode_ciphertexts(&cts)
     }
 
+    /// [`Self::decrypt_checked`], then the release policy, then `f32`.
     fn decrypt_batch(&mut self, payload: &[u8], count: usize) -> Result<Vec<Scores>, CodecError> {
-        let plan = self.client.plan();
-        let cts = decode_ciphertexts(plan, payload, plan.output_len()).map_err(ckks)?;
-        check_reply(plan, &cts).map_err(ckks)?;
-        let mut rows = self.client.decrypt_scores(&cts, count).map_err(ckks)?;
+        let mut rows = self.decrypt_checked(payload, count)?;
         self.release
-            .apply(&mut rows, plan.predicted_error(), &mut self.rng);
+            .apply(&mut rows, self.noise.value(), &mut self.rng);
         to_scores(&rows).map_err(ckks)
     }
 }

@@ -25,7 +25,7 @@ pub mod scheme;
 pub mod trusted;
 
 pub use bfv::{bfv_plan, BfvCodec, BfvEvaluator};
-pub use ckks::{ckks_plan, CkksCodec, CkksEvaluator, HeBatchError};
+pub use ckks::{ckks_plan, CkksCodec, CkksEvaluator, HeBatchError, NoiseEstimate};
 pub use client::{ClientConfig, TcpClient};
 pub use codec::{
     BatchCodec, BatchEvaluator, CodecError, PlaintextCodec, PlaintextEvaluator, PlaintextSession,

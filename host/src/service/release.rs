@@ -5,15 +5,23 @@
 //! `crate::attack::key_recovery`). The policies:
 //!
 //! - [`ReleasePolicy::Exact`]: the decoded scores unchanged (then converted to the
-//!   service's `f32`), as deployed so far.
+//!   service's `f32`), the default: no policy measured both stops the amplifying active
+//!   adversary and keeps 99.9 % agreement (`docs/threat-model.md`).
 //! - [`ReleasePolicy::Rounded`]: every score rounded to a multiple of `2^-bits`, as
 //!   Lattigo's `DecodePublic` (`schemes/ckks/encoder.go`) does after its FFT.
+//! - [`ReleasePolicy::Noised`]: Gaussian noise of a fixed deviation.
 //! - [`ReleasePolicy::Flooded`]: Gaussian noise of standard deviation
 //!   `σ = √(12·τ) · 2^(s/2) · B` added to every released score, as OpenFHE's
 //!   `NOISE_FLOODING_DECRYPT` (`logstd = s/2 + log2 √(12·τ)` over its noise estimate), with
 //!   statistical security `s` (default 30), `τ` adversarial queries (default 1), and `B`
-//!   the plan's tracked bound on the error of every score ([`heist_he::nn::CkksPlan::predicted_error`]),
-//!   never a figure a reply carries.
+//!   the trusted party's noise estimate (`super::ckks::NoiseEstimate`): measured at setup
+//!   on known inputs, as OpenFHE's `EXEC_NOISE_ESTIMATION`, or else the plan's tracked
+//!   worst-case bound ([`heist_he::nn::CkksPlan::predicted_error`]); never a figure a
+//!   reply carries.
+//!
+//! Whatever the policy, the CKKS codec refuses a reply off the plan (level, scale, parts,
+//! parameters) or with a score beyond the plan's bound
+//! ([`heist_he::nn::CkksPlan::score_bounds`]) before anything is released.
 //!
 //! The noise is added to the real parts of the slots, the only part released; the slots
 //! are `√(N/2)` times a unitary image of the coefficients, so independent Gaussian noise
@@ -42,6 +50,12 @@ pub enum ReleasePolicy {
         /// Fraction bits kept.
         bits: u32,
     },
+    /// The decoded value plus Gaussian noise of a fixed deviation, chosen from the measured
+    /// curve of attack success and agreement rather than from a noise estimate.
+    Noised {
+        /// The deviation.
+        sigma: f64,
+    },
     /// The decoded value plus Gaussian noise of [`flooding_sigma`].
     Flooded {
         /// Statistical security `s`.
@@ -52,7 +66,9 @@ pub enum ReleasePolicy {
 }
 
 impl Default for ReleasePolicy {
-    /// [`ReleasePolicy::Exact`].
+    /// [`ReleasePolicy::Exact`]: no measured policy both stops the amplifying active
+    /// adversary and keeps 99.9 % agreement (`docs/threat-model.md`); the reply validation
+    /// and the plan's score bounds are enforced whatever the policy.
     fn default() -> Self {
         ReleasePolicy::Exact
     }
@@ -63,7 +79,9 @@ impl Default for ReleasePolicy {
 #[non_exhaustive]
 pub enum ReleaseError {
     /// Not one of the policies.
-    #[error("unknown release policy {0:?}: expected exact, rounded:BITS or flooded[:S[:TAU]]")]
+    #[error(
+        "unknown release policy {0:?}: expected exact, rounded:BITS, noised:SIGMA or flooded[:S[:TAU]]"
+    )]
     Unknown(String),
     /// A number of the policy did not parse or is out of range.
     #[error("release policy {policy:?}: {what}")]
@@ -78,7 +96,7 @@ pub enum ReleaseError {
 impl FromStr for ReleasePolicy {
     type Err = ReleaseError;
 
-    /// `exact`, `rounded:BITS` (`BITS` in `0..=52`), `flooded`, `flooded:S` or
+    /// `exact`, `rounded:BITS` (`BITS` in `0..=52`), `noised:SIGMA` (`SIGMA > 0`), `flooded`, `flooded:S` or
     /// `flooded:S:TAU` (`S` in `1..=128`, `TAU >= 1`).
     fn from_str(text: &str) -> Result<Self, ReleaseError> {
         let bad = |what: &str| ReleaseError::Bad {
@@ -94,6 +112,14 @@ impl FromStr for ReleasePolicy {
                     return Err(bad("BITS must be at most 52"));
                 }
                 ReleasePolicy::Rounded { bits }
+            }
+            (Some("noised"), Some(sigma), None) => {
+                let sigma: f64 = sigma.parse().map_err(|_| bad("SIGMA is not a number"))?;
+                // Written positively so that NaN is refused.
+                if !(sigma > 0.0 && sigma.is_finite()) {
+                    return Err(bad("SIGMA must be positive and finite"));
+                }
+                ReleasePolicy::Noised { sigma }
             }
             (Some("flooded"), security, queries) => {
                 let security = match security {
@@ -123,6 +149,7 @@ impl fmt::Display for ReleasePolicy {
         match self {
             ReleasePolicy::Exact => f.write_str("exact"),
             ReleasePolicy::Rounded { bits } => write!(f, "rounded:{bits}"),
+            ReleasePolicy::Noised { sigma } => write!(f, "noised:{sigma}"),
             ReleasePolicy::Flooded { security, queries } => {
                 write!(f, "flooded:{security}:{queries}")
             }
@@ -150,6 +177,7 @@ impl ReleasePolicy {
             ReleasePolicy::Flooded { security, queries } => {
                 flooding_sigma(noise, security, queries)
             }
+            ReleasePolicy::Noised { sigma } => sigma,
             _ => 0.0,
         }
     }
@@ -165,7 +193,7 @@ impl ReleasePolicy {
                     *v = (*v / step).round() * step;
                 }
             }
-            ReleasePolicy::Flooded { .. } => {
+            ReleasePolicy::Flooded { .. } | ReleasePolicy::Noised { .. } => {
                 let sigma = self.sigma(noise);
                 for v in rows.iter_mut().flatten() {
                     *v += sigma * gaussian(rng);
@@ -198,7 +226,20 @@ mod tests {
                 queries: 16
             })
         );
-        for bad in ["rounded:x", "rounded:53", "flooded:0", "flooded:30:0"] {
+        assert_eq!(
+            "noised:0.25".parse(),
+            Ok(ReleasePolicy::Noised { sigma: 0.25 })
+        );
+        for bad in [
+            "rounded:x",
+            "rounded:53",
+            "flooded:0",
+            "flooded:30:0",
+            "noised:0",
+            "noised:-1",
+            "noised:NaN",
+            "noised:inf",
+        ] {
             assert!(
                 matches!(bad.parse::<ReleasePolicy>(), Err(ReleaseError::Bad { .. })),
                 "{bad}"
@@ -213,7 +254,7 @@ mod tests {
                 "{unknown}"
             );
         }
-        for text in ["exact", "rounded:12", "flooded:30:4"] {
+        for text in ["exact", "rounded:12", "flooded:30:4", "noised:0.125"] {
             assert_eq!(
                 text.parse::<ReleasePolicy>().map(|p| p.to_string()),
                 Ok(text.to_owned())

@@ -87,28 +87,43 @@ fn craft_ckks(
 }
 
 /// The factor an amplifying server multiplies its crafted pair by (Li and Micciancio's
-/// counter to rounding, which their Lattigo code applies as `2^5`): large enough that
-/// the release's rounding (`2^-bits`) or flooding (`σ`) moves a re-encoded coefficient by
-/// at most about 1/8, as a power of two below `q_0 / 8` (so `gain·s` does not wrap).
-/// The adversary knows the release policy and the plan.
-pub fn gain(plan: &CkksPlan, release: ReleasePolicy) -> i64 {
+/// counter to rounding, which their Lattigo code applies as `2^5`). The adversary knows
+/// the plan, the release policy and the trusted party's noise estimate `noise`. It wants
+/// the release's rounding (`2^-bits`) or flooding (`6σ`) to move a re-encoded
+/// coefficient by at most about 1/8, but is held below two caps:
+///
+/// - `q_0 / 8`, so that `gain·s` does not wrap;
+/// - the plan's score bounds of classes 0 and 1, which the trusted party enforces: the
+///   released real parts of the slots of `gain·X^k·s` over the output scale have a
+///   deviation of `gain·√(N/3)/Δ` (ternary `s`), so the gain keeps six deviations within
+///   the smaller bound.
+pub fn gain(plan: &CkksPlan, release: ReleasePolicy, noise: f64) -> i64 {
     let (_, scale) = plan.output_level_scale();
-    let noise = match release {
+    let slot_noise = match release {
         ReleasePolicy::Exact => 0.0,
         ReleasePolicy::Rounded { bits } => f64::powi(2.0, -(bits as i32)),
-        ReleasePolicy::Flooded { .. } => 6.0 * release.sigma(plan.predicted_error()),
+        ReleasePolicy::Flooded { .. } | ReleasePolicy::Noised { .. } => 6.0 * release.sigma(noise),
     };
-    // A slot error of `noise` moves a coefficient re-encoded at 2·scale/gain by at most
-    // 2·scale·noise·2/gain.
-    let wanted = 32.0 * scale * noise;
-    let q0 = plan.params().he().chain()[0] as f64;
-    let bits = wanted.max(1.0).log2().ceil().min((q0 / 8.0).log2().floor());
-    1i64 << (bits.max(0.0) as u32).min(62)
+    // A slot error of `slot_noise` moves a coefficient re-encoded at 2·scale/gain by at
+    // most 2·scale·slot_noise·2/gain.
+    let wanted = 32.0 * scale * slot_noise;
+    let he = plan.params().he();
+    let q0 = he.chain()[0] as f64;
+    let bound = plan
+        .score_bounds()
+        .iter()
+        .take(2)
+        .copied()
+        .fold(f64::INFINITY, f64::min);
+    let deviation = (he.n() as f64 / 3.0).sqrt() / scale;
+    let cap = (bound / (6.0 * deviation)).min(q0 / 8.0);
+    wanted.min(cap).floor().clamp(1.0, (1u64 << 62) as f64) as i64
 }
 
 /// Runs the active attack on a CKKS service of `plan`: the colluding client fills one
 /// batch with `filler` (repeated), the server answers it with `(0, 1)` and `(0, X)`; the
-/// recovered key is then checked on the encrypted batch of `victim`.
+/// recovered key is then checked on the encrypted batch of `victim`. The trusted party
+/// measures its noise estimate at setup on `filler` (known inputs).
 ///
 /// # Errors
 /// When the service cannot start or a query fails ([`AttackError`]); a failed recovery is
@@ -121,12 +136,19 @@ pub fn ckks<R: RngCore + CryptoRng>(
     victim: &[Image],
     rng: &mut R,
 ) -> Result<Outcome, AttackError> {
-    let codec = CkksCodec::new(plan.clone(), rng)?.with_release(release);
+    let codec = CkksCodec::new(plan.clone(), rng)?
+        .with_release(release)
+        .with_measured_noise(filler)?;
+    let noise = codec.noise().value();
     let (server, control) = MaliciousCompute::new(CkksEvaluator::new(plan.clone())?);
     let service = InProcessService::start(codec, server, &BatchConfig::default())?;
     let mut client = service.client();
     let start = Instant::now();
-    let gain = if amplify { gain(plan, release) } else { 1 };
+    let gain = if amplify {
+        gain(plan, release, noise)
+    } else {
+        1
+    };
     let meta = Arc::new(Mutex::new(None));
     let (crafted, out) = (plan.clone(), Arc::clone(&meta));
     control.push(Reply::Crafted(Box::new(move |honest| {
@@ -153,7 +175,7 @@ pub fn ckks<R: RngCore + CryptoRng>(
     }
     conclude_ckks(
         plan,
-        release,
+        (release, noise),
         Adversary::Active,
         gain,
         (&equations[0], &equations[1]),
@@ -247,6 +269,7 @@ pub fn bfv<R: RngCore + CryptoRng>(
         adversary: Adversary::Active,
         release: release.to_string(),
         release_sigma: 0.0,
+        noise_estimate: None,
         recovered: key.is_some(),
         verified_on_unseen: verified,
         ciphertexts_used: mus.len(),

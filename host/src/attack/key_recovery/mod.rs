@@ -27,6 +27,7 @@
 pub mod active;
 pub mod passive;
 pub mod solve;
+pub mod sweep;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -67,6 +68,9 @@ pub struct Outcome {
     /// The deviation of the noise the policy adds to every released score (0 unless
     /// flooded).
     pub release_sigma: f64,
+    /// The trusted party's estimate of the error of a decrypted score, which the flooding
+    /// deviation is a multiple of (CKKS: measured at setup; BFV: none).
+    pub noise_estimate: Option<f64>,
     /// Whether a ternary key came out of the released values.
     pub recovered: bool,
     /// Whether that key decrypts another client's input batch (never seen decrypted) to
@@ -354,7 +358,8 @@ pub(crate) struct CkksRun<'a> {
     pub victim: &'a [Image],
 }
 
-/// The end both CKKS attacks share: a ternary key solved from the two `equations`, its
+/// The end both CKKS attacks share (`noise`: the trusted party's noise estimate): a
+/// ternary key solved from the two `equations`, its
 /// check on the victim's encrypted batch, and the outcome (`seconds` run from the batch to
 /// the solved key, the check excluded; two ciphertexts, one batch).
 ///
@@ -363,7 +368,7 @@ pub(crate) struct CkksRun<'a> {
 /// `recovered: false`.
 pub(crate) fn conclude_ckks(
     plan: &CkksPlan,
-    release: crate::service::ReleasePolicy,
+    (release, noise): (crate::service::ReleasePolicy, f64),
     adversary: Adversary,
     gain: i64,
     equations: (&solve::Equation, &solve::Equation),
@@ -385,7 +390,8 @@ pub(crate) fn conclude_ckks(
         scheme: Scheme::Ckks,
         adversary,
         release: release.to_string(),
-        release_sigma: release.sigma(plan.predicted_error()),
+        release_sigma: release.sigma(noise),
+        noise_estimate: Some(noise),
         recovered: key.is_some(),
         verified_on_unseen: verified,
         ciphertexts_used: 2,

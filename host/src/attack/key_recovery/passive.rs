@@ -73,7 +73,10 @@ pub fn ckks<R: RngCore + CryptoRng>(
     victim: &[Image],
     rng: &mut R,
 ) -> Result<Outcome, AttackError> {
-    let codec = CkksCodec::new(plan.clone(), rng)?.with_release(release);
+    let codec = CkksCodec::new(plan.clone(), rng)?
+        .with_release(release)
+        .with_measured_noise(filler)?;
+    let noise = codec.noise().value();
     let (server, control) = MaliciousCompute::new(CkksEvaluator::new(plan.clone())?);
     let service = InProcessService::start(codec, server, &BatchConfig::default())?;
     let mut client = service.client();
@@ -89,7 +92,7 @@ pub fn ckks<R: RngCore + CryptoRng>(
     let (eqs, worst) = equations(&encoder, &cts, &rows)?;
     conclude_ckks(
         plan,
-        release,
+        (release, noise),
         Adversary::Passive,
         1,
         (&eqs[0], &eqs[1]),
@@ -155,6 +158,7 @@ pub fn ckks_f64<R: RngCore + CryptoRng>(
         adversary: Adversary::Passive,
         release: "f64 (all slots, no service)".to_owned(),
         release_sigma: 0.0,
+        noise_estimate: None,
         recovered: key.is_some(),
         verified_on_unseen: verified,
         ciphertexts_used: 2,
@@ -262,6 +266,7 @@ pub fn bfv<R: RngCore + CryptoRng>(
         adversary: Adversary::Passive,
         release: release.to_string(),
         release_sigma: 0.0,
+        noise_estimate: None,
         recovered: key.is_some(),
         verified_on_unseen: verified,
         ciphertexts_used: 1,

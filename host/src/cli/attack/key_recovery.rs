@@ -6,11 +6,13 @@ use std::time::Instant;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
+use crate::attack::key_recovery::sweep::{sweep, HonestScores, SweepPoint};
 use crate::attack::key_recovery::{active, passive, Adversary, Outcome};
 use crate::cli::exit::{write_json, CliError, CliResult};
 use crate::cli::options::{use_threads, DataOptions, ModelOptions};
 use crate::inference::{calibrated_ckks_plan, compare_releasing, to_images, Comparison};
 use crate::model::Model;
+use crate::plot::{LineChart, Series};
 use crate::service::{bfv_plan, ReleasePolicy, Scheme};
 
 /// Images of the victim whose encrypted batch checks the recovered key.
@@ -33,9 +35,10 @@ pub struct KeyRecoveryArgs {
     #[arg(long, value_enum, default_value = "active")]
     adversary: Adversary,
     /// What the trusted party releases of each decrypted score: `exact` (unchanged, then
-    /// f32 as every score), `rounded:BITS` (to a multiple of 2^-BITS), `flooded[:S[:TAU]]`
-    /// (Gaussian noise of sqrt(12 TAU) 2^(S/2) times the plan's error bound; S = 30,
-    /// TAU = 1 by default; CKKS only).
+    /// f32 as every score), `rounded:BITS` (to a multiple of 2^-BITS), `noised:SIGMA`
+    /// (Gaussian noise of deviation SIGMA), `flooded[:S[:TAU]]` (Gaussian noise of
+    /// sqrt(12 TAU) 2^(S/2) times the noise measured at setup; S = 30, TAU = 1 by default);
+    /// the last two CKKS only.
     #[arg(long, default_value = "exact", value_parser = crate::cli::service::parse_release)]
     release: ReleasePolicy,
     /// The active server multiplies its crafted ciphertexts by a gain chosen from the
@@ -58,6 +61,23 @@ pub struct KeyRecoveryArgs {
     /// the JSON).
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
+    /// Sweep the release policies of `--policies` instead of one attack (CKKS): both
+    /// adversaries (the active one amplifying) through a service per policy, and the
+    /// accuracy and agreement of the first `--limit` test images under each.
+    #[arg(long)]
+    sweep: bool,
+    /// The policies `--sweep` measures, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = crate::cli::service::parse_release,
+        default_value = "exact,rounded:16,rounded:8,rounded:4,rounded:0,noised:0.01,noised:0.03,noised:0.1,noised:0.3,noised:1,noised:3,flooded"
+    )]
+    policies: Vec<ReleasePolicy>,
+    /// Directory for the sweep's figures (PNG): attack success, accuracy and agreement
+    /// against the noise deviation and against the rounding bits.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 /// The encrypting schemes.
@@ -95,6 +115,9 @@ pub fn run(args: KeyRecoveryArgs) -> CliResult {
             "the test set has too few images ({})",
             test.len()
         )));
+    }
+    if args.sweep {
+        return run_sweep(&args, &model, &data, (filler, victim), &model_label);
     }
     let start = Instant::now();
     let scheme = Scheme::from(args.scheme);
@@ -163,11 +186,12 @@ fn attack(
     victim: &[crate::oracle::Image],
 ) -> anyhow::Result<(Outcome, Option<Outcome>)> {
     let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
+    let release = args.release;
     Ok(match (args.scheme, args.adversary) {
         (KeyScheme::Ckks, Adversary::Active) => {
             let plan = calibrated_ckks_plan(model, train)?;
             (
-                active::ckks(&plan, args.release, args.amplify, filler, victim, &mut rng)?,
+                active::ckks(&plan, release, args.amplify, filler, victim, &mut rng)?,
                 None,
             )
         }
@@ -175,21 +199,21 @@ fn attack(
             let plan = calibrated_ckks_plan(model, train)?;
             let f64_release = passive::ckks_f64(&plan, filler, victim, &mut rng)?;
             (
-                passive::ckks(&plan, args.release, filler, victim, &mut rng)?,
+                passive::ckks(&plan, release, filler, victim, &mut rng)?,
                 Some(f64_release),
             )
         }
         (KeyScheme::Bfv, Adversary::Active) => {
             let (quant, plan) = bfv_plan(model)?;
             (
-                active::bfv(&quant, &plan, args.release, filler, victim, &mut rng)?,
+                active::bfv(&quant, &plan, release, filler, victim, &mut rng)?,
                 None,
             )
         }
         (KeyScheme::Bfv, Adversary::Passive) => {
             let (quant, plan) = bfv_plan(model)?;
             (
-                passive::bfv(&quant, &plan, args.release, filler, victim, &mut rng)?,
+                passive::bfv(&quant, &plan, release, filler, victim, &mut rng)?,
                 None,
             )
         }
@@ -208,6 +232,9 @@ fn print_outcome(o: &Outcome, f64_release: Option<&Outcome>, c: Option<&Comparis
         "cost                  {} ciphertexts (gain {}), {} batch(es), {} client queries, {:.2} s",
         o.ciphertexts_used, o.gain, o.batches, o.client_queries, o.seconds
     );
+    if let Some(noise) = o.noise_estimate {
+        println!("noise estimate        {noise:.3e} (measured at setup)");
+    }
     if o.release_sigma > 0.0 {
         println!(
             "release               {} (noise deviation {:.3e})",
@@ -231,4 +258,149 @@ fn print_outcome(o: &Outcome, f64_release: Option<&Outcome>, c: Option<&Comparis
             c.encrypted_accuracy, c.plain_accuracy, c.agreement, c.images
         );
     }
+}
+
+/// Runs `--sweep`: the points, a table, the JSON and the figures.
+fn run_sweep(
+    args: &KeyRecoveryArgs,
+    model: &Model,
+    data: &crate::data::Data,
+    (filler, victim): (&[crate::oracle::Image], &[crate::oracle::Image]),
+    model_label: &str,
+) -> CliResult {
+    if args.scheme != KeyScheme::Ckks {
+        return Err(CliError::bad_input(anyhow::anyhow!(
+            "--sweep measures the CKKS release policies; BFV refuses noise (--scheme ckks)"
+        )));
+    }
+    if args.limit == 0 {
+        return Err(CliError::bad_input(anyhow::anyhow!(
+            "--sweep needs test images for the accuracy (--limit K, K > 0)"
+        )));
+    }
+    let start = Instant::now();
+    let quiet = args.json.as_deref() == Some(std::path::Path::new("-"));
+    let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
+    let plan = calibrated_ckks_plan(model, &data.train)?;
+    let test = data.test.truncated(args.limit);
+    let images = to_images(&test)?;
+    let plain = model.predict(&crate::model::scaled(&test));
+    let plain_accuracy = plain
+        .iter()
+        .zip(&test.labels)
+        .filter(|(&p, &l)| p == usize::from(l))
+        .count() as f64
+        / plain.len().max(1) as f64;
+    let honest = HonestScores::measure(&plan, filler, &images, &test.labels, &plain, &mut rng)
+        .map_err(anyhow::Error::from)?;
+    let points = sweep(&plan, &args.policies, (filler, victim), &honest, &mut rng)
+        .map_err(anyhow::Error::from)?;
+    let seconds = start.elapsed().as_secs_f64();
+    if !quiet {
+        println!(
+            "ring degree {}, noise estimate {:.3e} (measured; the plan's bound {:.3e}), score bounds {:?}",
+            plan.params().he().n(),
+            honest.noise(),
+            plan.predicted_error(),
+            plan.score_bounds()
+        );
+        println!(
+            "{:<14} {:>10} {:>10} {:>16} {:>9} {:>9} {:>9} {:>9}",
+            "release",
+            "sigma",
+            "gain",
+            "active recovered",
+            "re-enc",
+            "passive",
+            "accuracy",
+            "agreement"
+        );
+        for p in &points {
+            println!(
+                "{:<14} {:>10.3e} {:>10.3e} {:>16} {:>9.3} {:>9} {:>9.4} {:>9.4}",
+                p.release,
+                p.sigma,
+                p.active.gain as f64,
+                p.active.recovered && p.active.verified_on_unseen,
+                p.active.reencoding_error.unwrap_or(f64::NAN),
+                p.passive.recovered && p.passive.verified_on_unseen,
+                p.accuracy,
+                p.agreement
+            );
+        }
+        println!(
+            "plaintext accuracy {plain_accuracy:.4} on {} images; {seconds:.1} s",
+            images.len()
+        );
+    }
+    if let Some(dir) = &args.out {
+        sweep_figures(dir, &points)?;
+    }
+    if let Some(path) = &args.json {
+        let out = serde_json::json!({
+            "scheme": "ckks",
+            "sweep": points,
+            "noise_estimate": honest.noise(),
+            "predicted_error": plan.predicted_error(),
+            "score_bounds": plan.score_bounds(),
+            "ring_degree": plan.params().he().n(),
+            "images": images.len(),
+            "plain_accuracy": plain_accuracy,
+            "seed": args.seed,
+            "dataset": serde_json::to_value(data.dataset).map_err(anyhow::Error::from)?,
+            "data_source": data.source.label(),
+            "model": model_label,
+            "total_seconds": seconds,
+        });
+        write_json(path, &out)?;
+    }
+    Ok(())
+}
+
+/// 1 for a key recovered and verified, 0 otherwise.
+fn success(o: &Outcome) -> f64 {
+    f64::from(u8::from(o.recovered && o.verified_on_unseen))
+}
+
+/// `sweep-noise.png` (against the deviation, log axis) and `sweep-rounding.png` (against
+/// the rounding bits) in `dir`.
+fn sweep_figures(dir: &std::path::Path, points: &[SweepPoint]) -> CliResult {
+    std::fs::create_dir_all(dir).map_err(|e| CliError::bad_input(anyhow::Error::from(e)))?;
+    let series = |x: &dyn Fn(&SweepPoint) -> Option<f64>| -> Vec<Series> {
+        let curve = |label: &str, y: &dyn Fn(&SweepPoint) -> f64| Series {
+            label: label.to_owned(),
+            points: points.iter().filter_map(|p| Some((x(p)?, y(p)))).collect(),
+        };
+        vec![
+            curve("active (amplified) recovers", &|p| success(&p.active)),
+            curve("passive recovers", &|p| success(&p.passive)),
+            curve("accuracy", &|p| p.accuracy),
+            curve("agreement with plaintext", &|p| p.agreement),
+        ]
+    };
+    let noise = LineChart {
+        title: "Key recovery and accuracy against release noise (CKKS)".to_owned(),
+        x_label: "noise deviation sigma".to_owned(),
+        y_label: "success (0/1), accuracy, agreement".to_owned(),
+        series: series(&|p| (p.sigma > 0.0).then_some(p.sigma)),
+        x_log: true,
+        y_log: false,
+        x_range: None,
+        y_range: Some((0.0, 1.05)),
+    };
+    let rounding = LineChart {
+        title: "Key recovery and accuracy against release rounding (CKKS)".to_owned(),
+        x_label: "rounding bits b (step 2^-b)".to_owned(),
+        series: series(&|p| (p.step > 0.0).then(|| -p.step.log2())),
+        x_log: false,
+        ..noise.clone()
+    };
+    for (chart, name) in [(noise, "sweep-noise.png"), (rounding, "sweep-rounding.png")] {
+        if chart.series.iter().any(|s| !s.points.is_empty()) {
+            chart
+                .write_png(&dir.join(name))
+                .map_err(|e| CliError::Failure(anyhow::Error::from(e)))?;
+        }
+    }
+    Ok(())
 }
