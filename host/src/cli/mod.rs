@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod attack;
 pub mod bench;
+pub mod certs;
 pub mod data;
 pub mod demo;
 pub mod eval;
@@ -45,6 +46,8 @@ enum Command {
     /// Relay between client and trusted party, rewriting each image (attack 1's man in
     /// the middle).
     Mitm(mitm::MitmArgs),
+    /// Write a test CA and certificates for mutual TLS on the client link (testing only).
+    Certs(certs::CertsArgs),
 }
 
 /// Parses the process's arguments, runs the subcommand, and turns its result into the
@@ -61,5 +64,6 @@ pub fn main() -> std::process::ExitCode {
         Command::Demo(args) => demo::demo(args),
         Command::Attack(args) => attack::run(args),
         Command::Mitm(args) => mitm::run(args),
+        Command::Certs(args) => certs::run(args),
     })
 }
