@@ -248,6 +248,12 @@ pub struct TlsServer(Arc<rustls::ServerConfig>);
 pub struct TlsClient(Arc<rustls::ClientConfig>);
 
 impl TlsServer {
+    /// The rustls configuration, for callers that drive connections themselves (the link
+    /// bench does, in memory).
+    pub fn rustls_config(&self) -> Arc<rustls::ServerConfig> {
+        Arc::clone(&self.0)
+    }
+
     /// Runs the server side of the handshake on an accepted connection, within `timeout`.
     pub(crate) fn accept(&self, tcp: TcpStream, timeout: Duration) -> io::Result<Conn> {
         let tls = rustls::ServerConnection::new(Arc::clone(&self.0)).map_err(io::Error::other)?;
@@ -256,6 +262,11 @@ impl TlsServer {
 }
 
 impl TlsClient {
+    /// The rustls configuration, for callers that drive connections themselves.
+    pub fn rustls_config(&self) -> Arc<rustls::ClientConfig> {
+        Arc::clone(&self.0)
+    }
+
     /// Runs the client side of the handshake with the server `name`, within `timeout`.
     pub(crate) fn connect(
         &self,
