@@ -59,12 +59,16 @@ impl ServerConfig {
 
 /// Reads frames from a stream with two clocks: `idle` bounds the wait for the first byte
 /// of a frame, `frame` bounds the time from that byte to the last one (so a peer that
-/// trickles bytes cannot hold a connection forever). Under TLS the clocks count the bytes of
-/// the records as they arrive, not only the decrypted ones.
+/// trickles bytes cannot hold a connection forever). Both clocks are deadlines, not
+/// per-read timeouts: under TLS, records that hold no frame bytes (or a record trickled
+/// byte by byte) do not restart the idle clock.
 pub(crate) struct TimedReader<'a> {
     stream: &'a mut Conn,
     idle: Duration,
     frame: Duration,
+    /// When the first byte of the frame must have come (set at the first read).
+    idle_deadline: Option<Instant>,
+    /// When the frame must be complete (set at its first byte).
     deadline: Option<Instant>,
 }
 
@@ -74,12 +78,14 @@ impl<'a> TimedReader<'a> {
             stream,
             idle,
             frame,
+            idle_deadline: None,
             deadline: None,
         }
     }
 
     /// Reads the next frame, its payload bounded by `max_payload`.
     pub(crate) fn next_frame(&mut self, max_payload: u32) -> Result<Frame, ReadError> {
+        self.idle_deadline = None;
         self.deadline = None;
         Frame::read_from(self, max_payload)
     }
@@ -94,24 +100,22 @@ const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 impl Read for TimedReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            let timeout = match self.deadline {
-                None => self.idle,
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(io::ErrorKind::TimedOut.into());
-                    }
-                    left
-                }
+            let now = Instant::now();
+            let until = match self.deadline {
+                Some(deadline) => deadline,
+                None => *self.idle_deadline.get_or_insert(now + self.idle),
             };
+            let left = until.saturating_duration_since(now);
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
             self.stream
                 .tcp()
-                .set_read_timeout(Some(timeout.max(MIN_TIMEOUT)))?;
-            let got = self.stream.read_some(buf)?;
-            if got != Some(0) && self.deadline.is_none() {
-                self.deadline = Some(Instant::now() + self.frame);
-            }
-            if let Some(n) = got {
+                .set_read_timeout(Some(left.max(MIN_TIMEOUT)))?;
+            if let Some(n) = self.stream.read_some(buf)? {
+                if n > 0 && self.deadline.is_none() {
+                    self.deadline = Some(Instant::now() + self.frame);
+                }
                 return Ok(n);
             }
         }

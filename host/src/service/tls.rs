@@ -214,12 +214,14 @@ impl Identity {
             WebPkiClientVerifier::builder_with_provider(Arc::new(self.roots.clone()), provider())
                 .build()
                 .map_err(config_error)?;
-        let config = rustls::ServerConfig::builder_with_provider(provider())
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(config_error)?
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(config_error)?;
+        // No session resumption: every connection authenticates its client anew.
+        config.send_tls13_tickets = 0;
         Ok(TlsServer(Arc::new(config)))
     }
 
@@ -482,13 +484,23 @@ impl DevCertificates {
             BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
             KeyUsagePurpose,
         };
+        use sha2::Digest;
         let fail = |e: rcgen::Error| TlsError::Generate(e.to_string());
         let ca_key = KeyPair::generate().map_err(fail)?;
         let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
         ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        ca.distinguished_name
-            .push(DnType::CommonName, "heist development CA (testing only)");
+        // Each CA gets its own name (from its key), so that a certificate of another test
+        // CA is refused as signed by an unknown issuer.
+        let id: String = sha2::Sha256::digest(ca_key.public_key_raw())
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        ca.distinguished_name.push(
+            DnType::CommonName,
+            format!("heist test CA {id} (testing only)"),
+        );
         let ca_cert = ca.self_signed(&ca_key).map_err(fail)?;
         let leaf = |sans: Vec<String>, common: &str, usage| {
             let key = KeyPair::generate().map_err(fail)?;
