@@ -7,11 +7,12 @@ use std::sync::Mutex;
 
 use super::attack::adversarial::SettingsArgs;
 use super::exit::{CliError, CliResult};
+use super::options::TlsArgs;
 use crate::attack::adversarial::experiment::AttackKind;
 use crate::attack::adversarial::mitm::{ManInTheMiddle, Rewrite};
 use crate::model::Model;
 use crate::service::message::IMAGE_BYTES;
-use crate::service::relay::Relay;
+use crate::service::relay::{Relay, RelayTls};
 use crate::service::{ClientConfig, ServerConfig, TcpClient};
 
 /// Relay between client and trusted party, rewriting each image into an adversarial one.
@@ -37,6 +38,11 @@ pub struct MitmArgs {
     /// Seed of PGD's random starts and the Square Attack.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Speak TLS on both sides with this certificate (towards the client as a server,
+    /// towards the trusted party as a client). Against mutual TLS it works only with
+    /// certificates the service's CA signed: otherwise both handshakes fail.
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 /// Runs `heist mitm` until the process is stopped.
@@ -46,6 +52,10 @@ pub struct MitmArgs {
 /// be bound.
 pub fn run(args: MitmArgs) -> CliResult {
     args.settings.validate()?;
+    let tls = RelayTls {
+        listen: args.tls.server()?,
+        upstream: args.tls.client()?,
+    };
     let model = || -> Result<Model, CliError> {
         let path = args.model.as_ref().ok_or_else(|| {
             CliError::bad_input(anyhow::anyhow!(
@@ -61,22 +71,27 @@ pub fn run(args: MitmArgs) -> CliResult {
         AttackKind::Bim => Rewrite::Pgd(model()?, s.bim()),
         AttackKind::Pgd => Rewrite::Pgd(model()?, s.pgd(args.seed)),
         AttackKind::Cw => Rewrite::Cw(model()?, s.cw()),
-        AttackKind::Square => Rewrite::Square(
-            Mutex::new(TcpClient::new(&args.upstream, ClientConfig::default())),
-            s.square(args.seed),
-        ),
+        AttackKind::Square => {
+            let mut client = TcpClient::new(&args.upstream, ClientConfig::default());
+            if let Some(upstream) = &tls.upstream {
+                client = client.with_tls(upstream).map_err(CliError::bad_input)?;
+            }
+            Rewrite::Square(Mutex::new(client), s.square(args.seed))
+        }
     };
     let config = ServerConfig::trusted();
     let max_images = config.max_payload as usize / IMAGE_BYTES;
     let listener = TcpListener::bind(&args.listen)
         .map_err(|e| CliError::bad_input(anyhow::anyhow!("--listen {}: {e}", args.listen)))?;
-    let relay = Relay::start(
+    let relay = Relay::start_secured(
         listener,
         args.upstream.clone(),
         config,
         ClientConfig::default().peer,
         ManInTheMiddle::new(rewrite, max_images),
-    )?;
+        tls,
+    )
+    .map_err(CliError::bad_input)?;
     eprintln!(
         "[mitm] relaying {} → {}, rewriting images with {}",
         relay.local_addr(),

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod attack;
 pub mod bench;
+pub mod certs;
 pub mod data;
 pub mod demo;
 pub mod eval;
@@ -49,6 +50,8 @@ enum Command {
     /// Reproduce the paper's tables and figures, and what goes beyond them, through the
     /// encrypted service: report.md, results.json and PNG figures.
     Reproduce(reproduce::ReproduceArgs),
+    /// Write a test CA and certificates for mutual TLS on the client link (testing only).
+    Certs(certs::CertsArgs),
 }
 
 /// Parses the process's arguments, runs the subcommand, and turns its result into the
@@ -66,5 +69,6 @@ pub fn main() -> std::process::ExitCode {
         Command::Attack(args) => attack::run(args),
         Command::Mitm(args) => mitm::run(args),
         Command::Reproduce(args) => reproduce::run(args),
+        Command::Certs(args) => certs::run(args),
     })
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::exit::CliError;
 use crate::data::{load, Data, DataError, Dataset};
 use crate::model::{Architecture, Model};
+use crate::service::tls::{Identity, TlsClient, TlsFiles, TlsServer};
 use crate::train::cache::{cache_path, cached_or_trained};
 use crate::train::TrainConfig;
 
@@ -103,5 +104,63 @@ pub fn use_threads(threads: Option<usize>) -> Result<(), CliError> {
             .build_global()
             .map_err(CliError::bad_input),
         None => Ok(()),
+    }
+}
+
+/// Mutual TLS on the client ↔ trusted-party link (`service::tls`): the three PEM files of
+/// this side, all three or none.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Mutual TLS: this side's certificate chain (PEM; with --tls-key and --tls-ca).
+    #[arg(long, value_name = "PEM")]
+    pub tls_cert: Option<PathBuf>,
+    /// Mutual TLS: this side's private key (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: the CA certificate the other side's certificate must chain to (PEM).
+    #[arg(long, value_name = "PEM")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The identity the three files hold, or `None` when no TLS flag is given.
+    ///
+    /// # Errors
+    /// Bad input when only some of the flags are given, or a file is unreadable, oversized or
+    /// malformed.
+    pub fn identity(&self) -> Result<Option<Identity>, CliError> {
+        match (&self.tls_cert, &self.tls_key, &self.tls_ca) {
+            (None, None, None) => Ok(None),
+            (Some(cert), Some(key), Some(ca)) => Identity::from_files(&TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                ca: ca.clone(),
+            })
+            .map(Some)
+            .map_err(CliError::bad_input),
+            _ => Err(CliError::bad_input(anyhow::anyhow!(
+                "--tls-cert, --tls-key and --tls-ca go together"
+            ))),
+        }
+    }
+
+    /// The accepting side's configuration, if TLS is asked for.
+    ///
+    /// # Errors
+    /// As [`TlsArgs::identity`]; bad input when rustls refuses the certificate or key.
+    pub fn server(&self) -> Result<Option<TlsServer>, CliError> {
+        self.identity()?
+            .map(|id| id.server().map_err(CliError::bad_input))
+            .transpose()
+    }
+
+    /// The connecting side's configuration, if TLS is asked for.
+    ///
+    /// # Errors
+    /// As [`TlsArgs::server`].
+    pub fn client(&self) -> Result<Option<TlsClient>, CliError> {
+        self.identity()?
+            .map(|id| id.client().map_err(CliError::bad_input))
+            .transpose()
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 
-use super::options::DataOptions;
+use super::options::{DataOptions, TlsArgs};
 use crate::cli::exit::{write_json, CliError, CliResult};
 use crate::inference::calibrated_ckks_plan;
 use crate::model::Model;
@@ -17,8 +17,8 @@ use crate::oracle::{predicted_class, Image, Oracle, IMAGE_SIDE};
 use crate::service::auth::LinkKey;
 use crate::service::{
     bfv_plan, BatchCodec, BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator,
-    ClientConfig, ComputeServer, PeerConfig, PlaintextCodec, PlaintextEvaluator, ReleaseError,
-    ReleasePolicy, Scheme, ServerConfig, TcpClient, TrustedServer,
+    ClientConfig, ClientLink, ComputeServer, PeerConfig, PlaintextCodec, PlaintextEvaluator,
+    ReleaseError, ReleasePolicy, Scheme, ServerConfig, TcpClient, TrustedServer,
 };
 
 /// Where `heist serve --scheme ckks` takes its calibration images from: both roles must
@@ -136,6 +136,9 @@ enum Role {
         /// (32 to 4096 raw bytes, shared with the clients); replies carry a tag too.
         #[arg(long, value_name = "FILE")]
         link_key: Option<PathBuf>,
+        /// Serve only clients that complete mutual TLS with a certificate the CA signed.
+        #[command(flatten)]
+        tls: TlsArgs,
         #[command(flatten)]
         limits: Limits,
     },
@@ -238,15 +241,19 @@ pub fn serve(args: ServeArgs) -> CliResult {
             release,
             compute_timeout_s,
             link_key,
+            tls,
             limits,
         } => {
-            let auth = load_link_key(link_key.as_deref())?;
+            let clients = ClientLink {
+                key: load_link_key(link_key.as_deref())?,
+                tls: tls.server()?,
+            };
             let config = limits.apply(ServerConfig::trusted())?;
             warn_plain(scheme.scheme);
             let trusted = TrustedArgs {
                 listen,
                 compute,
-                auth,
+                clients,
                 window_ms,
                 compute_timeout_s,
                 config,
@@ -290,7 +297,7 @@ pub(crate) fn parse_release(text: &str) -> Result<ReleasePolicy, ReleaseError> {
 struct TrustedArgs {
     listen: String,
     compute: String,
-    auth: Option<LinkKey>,
+    clients: ClientLink,
     window_ms: u64,
     compute_timeout_s: u64,
     config: ServerConfig,
@@ -301,7 +308,7 @@ fn start_trusted<C: BatchCodec + 'static>(codec: C, args: TrustedArgs) -> CliRes
     let TrustedArgs {
         listen,
         compute,
-        auth,
+        clients,
         window_ms,
         compute_timeout_s,
         config,
@@ -318,11 +325,17 @@ fn start_trusted<C: BatchCodec + 'static>(codec: C, args: TrustedArgs) -> CliRes
         ..BatchConfig::default()
     };
     let listener = bind(&listen)?;
-    let authenticated = auth.is_some();
-    let server = TrustedServer::start_with(listener, codec, &compute, link, &batch, config, auth)
-        .map_err(|e| CliError::Failure(e.into()))?;
+    let (authenticated, tls) = (clients.key.is_some(), clients.tls.is_some());
+    let server =
+        TrustedServer::start_secured(listener, codec, &compute, link, &batch, config, clients)
+            .map_err(|e| CliError::Failure(e.into()))?;
     if authenticated {
         eprintln!("[trusted] every query must carry an HMAC-SHA256 tag under the link key");
+    }
+    if tls {
+        eprintln!(
+            "[trusted] every client must complete mutual TLS with a certificate the CA signed"
+        );
     }
     eprintln!(
         "[trusted] listening on {} (scheme {scheme}, {slots} slots, {window_ms} ms window, compute server {compute})",
@@ -384,6 +397,9 @@ pub struct QueryArgs {
     /// trusted party's `--link-key`).
     #[arg(long, value_name = "FILE")]
     link_key: Option<PathBuf>,
+    /// Speak mutual TLS to the trusted party (its certificate must name the host of --to).
+    #[command(flatten)]
+    tls: TlsArgs,
     /// 28x28 greyscale PNG files (8 or 16 bits per pixel).
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
@@ -419,8 +435,13 @@ pub fn query(args: QueryArgs) -> CliResult {
     let mut config = ClientConfig::default();
     config.peer.reply_timeout = Duration::from_secs(args.timeout_s);
     let key = load_link_key(args.link_key.as_deref())?;
-    let mut client =
-        TcpClient::connect(&args.to, config).map_err(|e| CliError::Failure(e.into()))?;
+    let mut client = TcpClient::new(&args.to, config);
+    if let Some(tls) = args.tls.client()? {
+        client = client.with_tls(&tls).map_err(CliError::bad_input)?;
+    }
+    client
+        .ensure_connected()
+        .map_err(|e| CliError::Failure(e.into()))?;
     if let Some(key) = key {
         client = client.with_key(key);
     }

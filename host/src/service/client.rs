@@ -8,6 +8,7 @@ use super::auth::{open_scores, seal_query, LinkKey, NONCE_BYTES};
 use super::frame::Kind;
 use super::message;
 use super::net::{NetError, Peer, PeerConfig};
+use super::tls::{server_name, TlsClient, TlsError};
 use crate::oracle::{Image, Oracle, Scores};
 
 /// Limits of a [`TcpClient`].
@@ -40,6 +41,7 @@ impl Default for ClientConfig {
 /// A client of a trusted party over TCP. Connects on first use and reconnects when the
 /// connection is lost.
 pub struct TcpClient {
+    addr: String,
     peer: Peer,
     images_per_frame: usize,
     queries: u64,
@@ -51,6 +53,7 @@ impl TcpClient {
     pub fn new(addr: &str, config: ClientConfig) -> Self {
         let fits = (config.peer.max_payload as usize / message::SCORES_BYTES).max(1);
         Self {
+            addr: addr.to_owned(),
             peer: Peer::new(addr.to_owned(), config.peer, None),
             images_per_frame: config.images_per_frame.clamp(1, fits),
             queries: 0,
@@ -68,6 +71,27 @@ impl TcpClient {
     /// Images sent per frame (the configured value, bounded so that the reply fits).
     pub fn images_per_frame(&self) -> usize {
         self.images_per_frame
+    }
+
+    /// Speaks mutual TLS to the trusted party ([`super::tls`]) from the next connection on:
+    /// presents `tls`'s certificate and accepts only a server certificate for the host of
+    /// the address, signed by `tls`'s CA.
+    ///
+    /// # Errors
+    /// [`TlsError::ServerName`] when the address has no host a certificate can name.
+    pub fn with_tls(mut self, tls: &TlsClient) -> Result<Self, TlsError> {
+        let name = server_name(&self.addr)?;
+        self.peer.set_tls(tls.clone(), name);
+        Ok(self)
+    }
+
+    /// Connects now unless connected (with the TLS handshake, if any), to report an
+    /// unreachable or refusing server before the first query.
+    ///
+    /// # Errors
+    /// The connection or handshake failure.
+    pub fn ensure_connected(&mut self) -> Result<(), NetError> {
+        self.peer.ensure_connected()
     }
 
     /// Authenticates every query and checks every reply under `key` ([`super::auth`]),

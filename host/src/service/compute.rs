@@ -4,12 +4,13 @@
 //! Per connection: the first frame must be `Setup` (scheme and evaluation context), answered
 //! `SetupOk`; then every `Evaluate` frame is answered `Evaluated` or `Error`.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 
 use super::codec::{BatchEvaluator, CodecError};
 use super::frame::{Frame, Kind};
 use super::message::{ErrorCode, ErrorReply, Setup};
 use super::net::{self, Answer, ServerConfig, ServerHandle};
+use super::tls::Conn;
 
 /// A compute server listening for trusted parties over TCP.
 pub struct ComputeServer {
@@ -23,9 +24,10 @@ impl ComputeServer {
         evaluator: E,
         config: ServerConfig,
     ) -> std::io::Result<Self> {
-        let server = net::spawn_server(listener, config, "compute", move |stream, config| {
-            serve(stream, config, &evaluator);
-        })?;
+        let server =
+            net::spawn_server(listener, config, None, "compute", move |stream, config| {
+                serve(stream, config, &evaluator);
+            })?;
         Ok(Self { server })
     }
 
@@ -40,7 +42,7 @@ impl ComputeServer {
     }
 }
 
-fn serve<E: BatchEvaluator>(stream: &TcpStream, config: &ServerConfig, evaluator: &E) {
+fn serve<E: BatchEvaluator>(stream: &mut Conn, config: &ServerConfig, evaluator: &E) {
     let mut session: Option<E::Session> = None;
     net::serve_connection(stream, config, "compute", |frame| {
         if let Some(session) = &session {

@@ -22,6 +22,7 @@ pub mod net;
 pub mod relay;
 pub mod release;
 pub mod scheme;
+pub mod tls;
 pub mod trusted;
 
 pub use bfv::{bfv_plan, BfvCodec, BfvEvaluator};
@@ -35,9 +36,10 @@ pub use inproc::{InProcessClient, InProcessService};
 pub use net::{NetError, PeerConfig, ServerConfig, ServerHandle};
 pub use release::{flooding_sigma, ReleaseError, ReleasePolicy};
 pub use scheme::Scheme;
+pub use tls::{DevCertificates, Identity, TlsClient, TlsError, TlsFiles, TlsServer};
 pub use trusted::{
-    BatchConfig, BatchFailure, ComputeLink, LinkError, ServiceError, SetupError, Submitter,
-    TcpComputeLink, TrustedParty, TrustedServer,
+    BatchConfig, BatchFailure, ClientLink, ComputeLink, LinkError, ServiceError, SetupError,
+    Submitter, TcpComputeLink, TrustedParty, TrustedServer,
 };
 
 /// What [`decode_untrusted`] made of some bytes.

@@ -9,8 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::ServerName;
+
 use super::frame::{write_frame, Frame, Kind, ReadError};
 use super::message::{ErrorCode, ErrorReply, PayloadError};
+use super::tls::{Conn, TlsClient, TlsServer};
 
 /// Limits of a listening server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,26 +59,33 @@ impl ServerConfig {
 
 /// Reads frames from a stream with two clocks: `idle` bounds the wait for the first byte
 /// of a frame, `frame` bounds the time from that byte to the last one (so a peer that
-/// trickles bytes cannot hold a connection forever).
+/// trickles bytes cannot hold a connection forever). Both clocks are deadlines, not
+/// per-read timeouts: under TLS, records that hold no frame bytes (or a record trickled
+/// byte by byte) do not restart the idle clock.
 pub(crate) struct TimedReader<'a> {
-    stream: &'a TcpStream,
+    stream: &'a mut Conn,
     idle: Duration,
     frame: Duration,
+    /// When the first byte of the frame must have come (set at the first read).
+    idle_deadline: Option<Instant>,
+    /// When the frame must be complete (set at its first byte).
     deadline: Option<Instant>,
 }
 
 impl<'a> TimedReader<'a> {
-    pub(crate) fn new(stream: &'a TcpStream, idle: Duration, frame: Duration) -> Self {
+    pub(crate) fn new(stream: &'a mut Conn, idle: Duration, frame: Duration) -> Self {
         Self {
             stream,
             idle,
             frame,
+            idle_deadline: None,
             deadline: None,
         }
     }
 
     /// Reads the next frame, its payload bounded by `max_payload`.
     pub(crate) fn next_frame(&mut self, max_payload: u32) -> Result<Frame, ReadError> {
+        self.idle_deadline = None;
         self.deadline = None;
         Frame::read_from(self, max_payload)
     }
@@ -89,23 +99,26 @@ const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 
 impl Read for TimedReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let timeout = match self.deadline {
-            None => self.idle,
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(io::ErrorKind::TimedOut.into());
-                }
-                left
+        loop {
+            let now = Instant::now();
+            let until = match self.deadline {
+                Some(deadline) => deadline,
+                None => *self.idle_deadline.get_or_insert(now + self.idle),
+            };
+            let left = until.saturating_duration_since(now);
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
             }
-        };
-        self.stream
-            .set_read_timeout(Some(timeout.max(MIN_TIMEOUT)))?;
-        let n = (&mut &*self.stream).read(buf)?;
-        if n > 0 && self.deadline.is_none() {
-            self.deadline = Some(Instant::now() + self.frame);
+            self.stream
+                .tcp()
+                .set_read_timeout(Some(left.max(MIN_TIMEOUT)))?;
+            if let Some(n) = self.stream.read_some(buf)? {
+                if n > 0 && self.deadline.is_none() {
+                    self.deadline = Some(Instant::now() + self.frame);
+                }
+                return Ok(n);
+            }
         }
-        Ok(n)
     }
 }
 
@@ -123,16 +136,14 @@ pub(crate) enum Answer {
 /// A header that does not decode is answered `BadFrame` (request id 0) and closes the
 /// connection: the stream cannot be resynchronised.
 pub(crate) fn serve_connection(
-    stream: &TcpStream,
+    stream: &mut Conn,
     config: &ServerConfig,
     role: &str,
     mut answer: impl FnMut(Frame) -> Answer,
 ) {
-    let peer = stream
-        .peer_addr()
-        .map_or_else(|_| "unknown peer".to_owned(), |a| a.to_string());
-    let mut reader = TimedReader::new(stream, config.idle_timeout, config.frame_timeout);
+    let peer = peer_name(stream.tcp());
     loop {
+        let mut reader = TimedReader::new(stream, config.idle_timeout, config.frame_timeout);
         let frame = match reader.next_frame(config.max_payload) {
             Ok(frame) => frame,
             Err(ReadError::Closed) => return,
@@ -160,7 +171,7 @@ pub(crate) fn serve_connection(
             Answer::Refuse(reply) => (error_frame(id, &reply), false),
             Answer::RefuseAndClose(reply) => (error_frame(id, &reply), true),
         };
-        if let Err(error) = reply.write_to(&mut &*stream) {
+        if let Err(error) = reply.write_to(stream) {
             eprintln!("[{role}] {peer}: reply not sent ({error}); closing");
             return;
         }
@@ -179,8 +190,15 @@ fn error_frame(request_id: u64, reply: &ErrorReply) -> Frame {
 }
 
 /// Best effort: the connection is being dropped anyway.
-fn send_error(stream: &TcpStream, request_id: u64, reply: &ErrorReply) {
-    let _ = error_frame(request_id, reply).write_to(&mut &*stream);
+fn send_error(stream: &mut impl io::Write, request_id: u64, reply: &ErrorReply) {
+    let _ = error_frame(request_id, reply).write_to(stream);
+}
+
+/// The peer's address, for log lines.
+fn peer_name(stream: &TcpStream) -> String {
+    stream
+        .peer_addr()
+        .map_or_else(|_| "unknown peer".to_owned(), |a| a.to_string())
 }
 
 struct Connections {
@@ -210,15 +228,18 @@ pub struct ServerHandle {
     acceptor: Option<JoinHandle<()>>,
 }
 
-/// Starts serving `listener`; `handle` runs on its own thread for each connection.
+/// Starts serving `listener`; `handle` runs on its own thread for each connection, after
+/// the TLS handshake when `tls` is given (a connection whose handshake fails, or takes
+/// longer than `config.frame_timeout`, is logged and closed).
 pub(crate) fn spawn_server<H>(
     listener: TcpListener,
     config: ServerConfig,
+    tls: Option<TlsServer>,
     role: &'static str,
     handle: H,
 ) -> io::Result<ServerHandle>
 where
-    H: Fn(&TcpStream, &ServerConfig) + Send + Sync + 'static,
+    H: Fn(&mut Conn, &ServerConfig) + Send + Sync + 'static,
 {
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
@@ -232,7 +253,10 @@ where
     let state = Arc::clone(&shared);
     let acceptor = thread::Builder::new()
         .name(format!("{role}-accept"))
-        .spawn(move || accept_loop(&listener, &config, role, &state, Arc::new(handle)))?;
+        .spawn(move || {
+            let handle = Arc::new(handle);
+            accept_loop(&listener, &config, tls.as_ref(), role, &state, &handle);
+        })?;
     Ok(ServerHandle {
         addr,
         shared,
@@ -243,11 +267,12 @@ where
 fn accept_loop<H>(
     listener: &TcpListener,
     config: &ServerConfig,
+    tls: Option<&TlsServer>,
     role: &'static str,
     shared: &Arc<Shared>,
-    handle: Arc<H>,
+    handle: &Arc<H>,
 ) where
-    H: Fn(&TcpStream, &ServerConfig) + Send + Sync + 'static,
+    H: Fn(&mut Conn, &ServerConfig) + Send + Sync + 'static,
 {
     for stream in listener.incoming() {
         if shared.stop.load(Ordering::SeqCst) {
@@ -274,7 +299,7 @@ fn accept_loop<H>(
                 ErrorCode::Overloaded,
                 format!("at the limit of {} connections", config.max_connections),
             );
-            send_error(&stream, 0, &reply);
+            send_error(&mut &stream, 0, &reply);
             continue;
         }
         let Ok(registered) = stream.try_clone() else {
@@ -283,12 +308,23 @@ fn accept_loop<H>(
         let id = connections.next_id;
         connections.next_id += 1;
         connections.open.insert(id, registered);
-        let (state, handle, config) = (Arc::clone(shared), Arc::clone(&handle), config.clone());
+        let (state, handle, config) = (Arc::clone(shared), Arc::clone(handle), config.clone());
+        let tls = tls.cloned();
         let spawned = thread::Builder::new()
             .name(format!("{role}-conn-{id}"))
             .spawn(move || {
-                handle(&stream, &config);
-                let _ = stream.shutdown(std::net::Shutdown::Both);
+                let peer = peer_name(&stream);
+                let conn = match tls {
+                    None => Ok(Conn::Tcp(stream)),
+                    Some(tls) => tls.accept(stream, config.frame_timeout),
+                };
+                match conn {
+                    Ok(mut conn) => {
+                        handle(&mut conn, &config);
+                        conn.close();
+                    }
+                    Err(error) => eprintln!("[{role}] {peer}: TLS handshake failed: {error}"),
+                }
                 state.connections().open.remove(&id);
             });
         match spawned {
@@ -429,6 +465,14 @@ pub enum NetError {
         /// The id received.
         found: u64,
     },
+    /// The TLS handshake failed (the peer's certificate was refused, or it refused ours).
+    #[error("TLS handshake with {addr} failed: {error}")]
+    Handshake {
+        /// The address.
+        addr: String,
+        /// Why.
+        error: io::Error,
+    },
     /// The reply's authentication tag does not match its request ([`super::auth`]).
     #[error("reply not authentic: {0}")]
     Unauthenticated(super::auth::AuthError),
@@ -477,7 +521,8 @@ pub(crate) struct Peer {
     addr: String,
     config: PeerConfig,
     greeting: Option<(Kind, Vec<u8>, Kind)>,
-    conn: Option<TcpStream>,
+    tls: Option<(TlsClient, ServerName<'static>)>,
+    conn: Option<Conn>,
     next_id: u64,
 }
 
@@ -493,9 +538,17 @@ impl Peer {
             addr,
             config,
             greeting,
+            tls: None,
             conn: None,
             next_id: 1,
         }
+    }
+
+    /// Speaks TLS to the peer from the next connection on, expecting a certificate for
+    /// `name`.
+    pub(crate) fn set_tls(&mut self, tls: TlsClient, name: ServerName<'static>) {
+        self.tls = Some((tls, name));
+        self.conn = None;
     }
 
     /// Connects now (with the greeting) unless connected.
@@ -526,11 +579,11 @@ impl Peer {
         payload: &[u8],
         reply: Kind,
     ) -> Result<Vec<u8>, NetError> {
-        let stream = match self.conn.take() {
+        let mut stream = match self.conn.take() {
             Some(stream) => stream,
             None => self.connect()?,
         };
-        let outcome = self.exchange(&stream, kind, payload, reply);
+        let outcome = self.exchange(&mut stream, kind, payload, reply);
         if outcome
             .as_ref()
             .map_or_else(NetError::keeps_connection, |_| true)
@@ -540,7 +593,7 @@ impl Peer {
         outcome
     }
 
-    fn connect(&mut self) -> Result<TcpStream, NetError> {
+    fn connect(&mut self) -> Result<Conn, NetError> {
         let addrs = self
             .addr
             .to_socket_addrs()
@@ -559,12 +612,21 @@ impl Peer {
                         last = error;
                         continue;
                     }
+                    let mut conn = match &self.tls {
+                        None => Conn::Tcp(stream),
+                        Some((tls, name)) => tls
+                            .connect(name, stream, self.config.connect_timeout)
+                            .map_err(|error| NetError::Handshake {
+                                addr: self.addr.clone(),
+                                error,
+                            })?,
+                    };
                     if let Some((kind, payload, reply)) = self.greeting.take() {
-                        let greeted = self.exchange(&stream, kind, &payload, reply);
+                        let greeted = self.exchange(&mut conn, kind, &payload, reply);
                         self.greeting = Some((kind, payload, reply));
                         greeted?;
                     }
-                    return Ok(stream);
+                    return Ok(conn);
                 }
                 Err(error) => last = error,
             }
@@ -577,19 +639,18 @@ impl Peer {
 
     fn exchange(
         &mut self,
-        stream: &TcpStream,
+        stream: &mut Conn,
         kind: Kind,
         payload: &[u8],
         reply: Kind,
     ) -> Result<Vec<u8>, NetError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let mut reader =
-            TimedReader::new(stream, self.config.reply_timeout, self.config.frame_timeout);
-        if let Err(error) = write_frame(&mut &*stream, kind, id, payload) {
+        if let Err(error) = write_frame(stream, kind, id, payload) {
             // A server that refused the connection (for example at its connection limit)
             // may have left an `Error` frame to read before closing.
-            reader.idle = self.config.frame_timeout.min(REFUSAL_WAIT);
+            let wait = self.config.frame_timeout.min(REFUSAL_WAIT);
+            let mut reader = TimedReader::new(stream, wait, self.config.frame_timeout);
             return Err(match reader.next_frame(self.config.max_payload) {
                 Ok(answer) if answer.kind == Kind::Error => {
                     match ErrorReply::decode(&answer.payload) {
@@ -600,6 +661,8 @@ impl Peer {
                 _ => NetError::Send(error),
             });
         }
+        let mut reader =
+            TimedReader::new(stream, self.config.reply_timeout, self.config.frame_timeout);
         let answer = reader.next_frame(self.config.max_payload)?;
         if answer.kind == Kind::Error {
             let error = ErrorReply::decode(&answer.payload).map_err(|error| NetError::Payload {

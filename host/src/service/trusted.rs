@@ -18,6 +18,7 @@ use super::codec::{BatchCodec, CodecError};
 use super::frame::Kind;
 use super::message::{self, ErrorCode, ErrorReply, Setup, IMAGE_BYTES};
 use super::net::{self, Answer, NetError, Peer, PeerConfig, ServerConfig, ServerHandle};
+use super::tls::TlsServer;
 use crate::oracle::{Image, Scores};
 
 /// How the trusted party forms batches.
@@ -387,6 +388,17 @@ impl From<CodecError> for LinkError {
     }
 }
 
+/// How a trusted party protects its link with clients: an HMAC key ([`super::auth`]),
+/// mutual TLS ([`super::tls`]), both, or neither (the default).
+#[derive(Clone, Debug, Default)]
+pub struct ClientLink {
+    /// Every `Query` must carry a valid tag under this key and a fresh nonce; every
+    /// `Scores` reply carries a tag.
+    pub key: Option<LinkKey>,
+    /// Every client connection must complete a mutual TLS handshake first.
+    pub tls: Option<TlsServer>,
+}
+
 /// A trusted party serving clients over TCP.
 pub struct TrustedServer {
     // Field order is drop order: connections first, then the batching thread.
@@ -424,12 +436,36 @@ impl TrustedServer {
         server: ServerConfig,
         auth: Option<LinkKey>,
     ) -> Result<Self, SetupError> {
+        let clients = ClientLink {
+            key: auth,
+            tls: None,
+        };
+        Self::start_secured(listener, codec, compute, link, batch, server, clients)
+    }
+
+    /// As [`TrustedServer::start`], with the client link protected as `clients` says:
+    /// with a key, unauthenticated, tampered or replayed requests are refused with
+    /// [`ErrorCode::Unauthenticated`]; with TLS, a client whose certificate the CA did not
+    /// sign fails its handshake and is never served.
+    ///
+    /// # Errors
+    /// As [`TrustedServer::start`].
+    pub fn start_secured<C: BatchCodec + 'static>(
+        listener: TcpListener,
+        codec: C,
+        compute: &str,
+        link: PeerConfig,
+        batch: &BatchConfig,
+        server: ServerConfig,
+        clients: ClientLink,
+    ) -> Result<Self, SetupError> {
+        let ClientLink { key: auth, tls } = clients;
         let link = TcpComputeLink::connect(compute, &codec, link)?;
         let party = TrustedParty::start(codec, link, batch)?;
         let submitter = party.submitter();
         let max_images = server.max_payload as usize / IMAGE_BYTES;
         let replays = ReplayGuard::default();
-        let server = net::spawn_server(listener, server, "trusted", move |stream, config| {
+        let server = net::spawn_server(listener, server, tls, "trusted", move |stream, config| {
             net::serve_connection(stream, config, "trusted", |frame| {
                 let Some(key) = &auth else {
                     return answer_query(&submitter, frame.kind, &frame.payload, max_images);
