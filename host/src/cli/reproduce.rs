@@ -65,8 +65,12 @@ pub struct ReproduceArgs {
     #[arg(long, value_name = "DIR", default_value = ".heist-cache")]
     cache: PathBuf,
     /// Run every stage again, even those finished earlier.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "report_only")]
     force: bool,
+    /// Run no stage: write report.md and results.json from the stages finished so far
+    /// (the report names those missing).
+    #[arg(long)]
+    report_only: bool,
 }
 
 /// Runs `heist reproduce`.
@@ -111,6 +115,9 @@ pub fn run(args: ReproduceArgs) -> CliResult {
     let mut timings = Vec::with_capacity(stages.len());
     for (k, stage) in stages.iter().enumerate() {
         overall.set_message(format!("stage {}/{}: {}", k + 1, stages.len(), stage.id));
+        if args.report_only {
+            continue;
+        }
         if !args.force && stage.is_done(out) {
             progress.println(format!("  reused   {}", stage.id)).ok();
             timings.push(Timing {

@@ -38,11 +38,13 @@ pub enum ReportError {
     },
 }
 
-/// Reads every stage's JSON under `out` and places it in its section, beside the run's
-/// settings, the data source (`embedded-subset` when any stage ran on it) and the timings.
+/// Reads every finished stage's JSON under `out` and places it in its section, beside the
+/// run's settings, the data source (`embedded-subset` when any stage ran on it), the
+/// timings and the ids of the stages not finished (`missing_stages`, empty after a full
+/// run).
 ///
 /// # Errors
-/// [`ReportError::Stage`] when a stage's JSON cannot be read or parsed.
+/// [`ReportError::Stage`] when a finished stage's JSON cannot be read or parsed.
 pub fn gather(
     config: &Config,
     stages: &[Stage],
@@ -55,7 +57,12 @@ pub fn gather(
         results.insert(section.key().into(), Value::Object(Map::new()));
     }
     let mut sources = Vec::new();
+    let mut missing = Vec::new();
     for stage in stages {
+        if !stage.is_done(out) {
+            missing.push(stage.id.clone());
+            continue;
+        }
         let path = stage.json_path(out);
         let failed = |message: String| ReportError::Stage {
             stage: stage.id.clone(),
@@ -105,6 +112,7 @@ pub fn gather(
         "canonical"
     };
     results.insert("data_source".into(), data_source.into());
+    results.insert("missing_stages".into(), missing.into());
     results.insert(
         "settings".into(),
         json!({
@@ -250,6 +258,21 @@ pub fn markdown(results: &Value) -> String {
             "> **NOTICE: these results were computed on the small embedded subset (2,000 \
              training and 1,000 test images per data set), not on the canonical data. They \
              show that the pipeline runs; they are not a reproduction of the paper's figures.**\n\n",
+        );
+    }
+    let missing: Vec<&str> = results
+        .get("missing_stages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !missing.is_empty() {
+        let _ = writeln!(
+            out,
+            "> **INCOMPLETE: {} stage(s) have not finished and their cells read —: {}.**\n",
+            missing.len(),
+            missing.join(", ")
         );
     }
     let quick = results
