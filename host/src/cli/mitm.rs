@@ -65,6 +65,12 @@ pub fn run(args: MitmArgs) -> CliResult {
             Mutex::new(TcpClient::new(&args.upstream, ClientConfig::default())),
             s.square(args.seed),
         ),
+        AttackKind::Transfer => {
+            return Err(CliError::bad_input(anyhow::anyhow!(
+                "--attack transfer trains a surrogate on the service's labels first; \
+                 it is not a per-image rewrite (use heist attack adversarial)"
+            )))
+        }
     };
     let config = ServerConfig::trusted();
     let max_images = config.max_payload as usize / IMAGE_BYTES;

@@ -226,6 +226,19 @@ pub fn stream_rng(seed: u64, stream: u64) -> rand_chacha::ChaCha20Rng {
 pub fn train(
     train: &Images,
     config: &TrainConfig,
+    progress: impl FnMut(usize, usize, &EpochStats),
+) -> Result<Trained, TrainError> {
+    train_with(train, config, None, progress)
+}
+
+/// [`train`] with an input hook (see [`fit_with`]), e.g. adversarial training.
+///
+/// # Errors
+/// As [`train`].
+pub fn train_with(
+    train: &Images,
+    config: &TrainConfig,
+    perturb: Option<Perturb<'_>>,
     mut progress: impl FnMut(usize, usize, &EpochStats),
 ) -> Result<Trained, TrainError> {
     config.validate()?;
@@ -243,13 +256,14 @@ pub fn train(
     let mut shuffle_rng = stream_rng(config.seed, 2);
     let start = Instant::now();
     let input = |i: usize, x: &mut Vec<f32>| train.push_scaled(i, x);
-    let history = fit(
+    let history = fit_with(
         &net,
         &mut params,
         &members,
         &input,
         Targets::Labels(&train.labels),
         &config.fit_options(),
+        perturb,
         &mut shuffle_rng,
         &mut progress,
     )?;
@@ -295,6 +309,43 @@ pub fn fit<R: RngCore>(
     targets: Targets<'_>,
     options: &FitOptions,
     shuffle_rng: &mut R,
+    progress: impl FnMut(usize, usize, &EpochStats),
+) -> Result<Vec<EpochStats>, TrainError> {
+    fit_with(
+        net,
+        params,
+        examples,
+        input,
+        targets,
+        options,
+        None,
+        shuffle_rng,
+        progress,
+    )
+}
+
+/// A hook that rewrites a chunk's inputs before its gradient is taken: called with the
+/// epoch (1-based), the weights of the moment, the chunk's example indices and their
+/// inputs (laid one after another), which it may change in place. Adversarial training
+/// replaces them by attacks on the current weights.
+pub type Perturb<'a> = &'a (dyn Fn(usize, &[f32], &[usize], &mut [f32]) + Sync);
+
+/// [`fit`] with an optional input hook `perturb`, applied to every chunk of every
+/// mini-batch before its loss and gradient are computed (the loss and accuracy reported
+/// are then those on the rewritten inputs).
+///
+/// # Errors
+/// As [`fit`].
+#[allow(clippy::too_many_arguments)]
+pub fn fit_with<R: RngCore>(
+    net: &Network,
+    params: &mut [f32],
+    examples: &[usize],
+    input: &(dyn Fn(usize, &mut Vec<f32>) + Sync),
+    targets: Targets<'_>,
+    options: &FitOptions,
+    perturb: Option<Perturb<'_>>,
+    shuffle_rng: &mut R,
     mut progress: impl FnMut(usize, usize, &EpochStats),
 ) -> Result<Vec<EpochStats>, TrainError> {
     options.validate()?;
@@ -339,6 +390,9 @@ pub fn fit<R: RngCore>(
                     let mut x = Vec::with_capacity(idx.len() * net.input_len());
                     for &i in idx {
                         input(i, &mut x);
+                    }
+                    if let Some(perturb) = perturb {
+                        perturb(epoch, weights, idx, &mut x);
                     }
                     let mut g = vec![0.0f32; weights.len()];
                     let (l, c) = match targets {
