@@ -65,10 +65,10 @@ pub fn run(args: MitmArgs) -> CliResult {
             Mutex::new(TcpClient::new(&args.upstream, ClientConfig::default())),
             s.square(args.seed),
         ),
-        AttackKind::Transfer => {
+        AttackKind::Transfer | AttackKind::Noise => {
             return Err(CliError::bad_input(anyhow::anyhow!(
-                "--attack transfer trains a surrogate on the service's labels first; \
-                 it is not a per-image rewrite (use heist attack adversarial)"
+                "--attack {} is not a rewrite of the relay (use heist attack adversarial)",
+                args.attack.name()
             )))
         }
     };

@@ -4,15 +4,17 @@ use std::path::PathBuf;
 
 use super::exit::{CliError, CliResult};
 use super::options::DataOptions;
+use crate::attack::adversarial::training::{madry_hook, AdversarialConfig};
 use crate::model::Architecture;
 use crate::train::optim::OptimizerKind;
-use crate::train::{members_path, train, Members, TrainConfig};
+use crate::train::{members_path, train_with, Members, TrainConfig};
 
 /// Train one of the paper's networks.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     heist train --dataset mnist --out mnist.safetensors --json mnist.json\n  \
-    heist train --dataset fashion --fraction 0.5 --seed 7 --out fashion-half.safetensors")]
+    heist train --dataset fashion --fraction 0.5 --seed 7 --out fashion-half.safetensors\n  \
+    heist train --dataset mnist --adversarial pgd --adv-eps 0.3 --adv-steps 7 --clip-norm 1 --out mnist-pgd.safetensors")]
 pub struct TrainArgs {
     #[command(flatten)]
     data: DataOptions,
@@ -53,6 +55,45 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Adversarial training: replace every mini-batch by its attack under the current
+    /// weights (Madry et al.'s PGD).
+    #[arg(long, value_enum)]
+    adversarial: Option<AdversarialKind>,
+    /// Adversarial training: the L∞ budget.
+    #[arg(long, default_value_t = 0.3, requires = "adversarial")]
+    adv_eps: f32,
+    /// Adversarial training: PGD steps per mini-batch.
+    #[arg(long, default_value_t = 7, requires = "adversarial")]
+    adv_steps: usize,
+    /// Adversarial training: PGD step size (default: 2.5 · ε / steps).
+    #[arg(long, requires = "adversarial")]
+    adv_step: Option<f32>,
+    /// Adversarial training: epochs over which the budget ramps up linearly to --adv-eps.
+    #[arg(long, default_value_t = 0, requires = "adversarial")]
+    adv_warmup: usize,
+}
+
+/// `--adversarial`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AdversarialKind {
+    /// PGD from a random start (Madry et al., ICLR 2018).
+    Pgd,
+}
+
+impl TrainArgs {
+    /// The inner attack of adversarial training, if asked for.
+    fn adversarial(&self) -> Option<AdversarialConfig> {
+        self.adversarial
+            .map(|AdversarialKind::Pgd| AdversarialConfig {
+                eps: self.adv_eps,
+                steps: self.adv_steps,
+                step: self
+                    .adv_step
+                    .unwrap_or(2.5 * self.adv_eps / self.adv_steps.max(1) as f32),
+                warmup: self.adv_warmup,
+                seed: self.seed,
+            })
+    }
 }
 
 /// Runs `heist train`.
@@ -73,6 +114,10 @@ pub fn run(args: TrainArgs) -> CliResult {
         seed: args.seed,
     };
     config.validate().map_err(CliError::bad_input)?;
+    let adversarial = args.adversarial();
+    if let Some(adv) = &adversarial {
+        adv.validate().map_err(CliError::bad_input)?;
+    }
     let bar = if args.quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -88,7 +133,14 @@ pub fn run(args: TrainArgs) -> CliResult {
         bar
     };
     let epochs = config.epochs;
-    let trained = train(&data.train, &config, |done, total, s| {
+    let net = config.arch.network();
+    let hook = adversarial
+        .as_ref()
+        .map(|adv| madry_hook(&net, &data.train.labels, adv));
+    let perturb = hook
+        .as_ref()
+        .map(|h| h as &(dyn Fn(usize, &[f32], &[usize], &mut [f32]) + Sync));
+    let trained = train_with(&data.train, &config, perturb, |done, total, s| {
         if done == 1 {
             bar.set_length(total as u64);
             bar.set_prefix(format!("{}/{epochs}", s.epoch));
@@ -119,6 +171,12 @@ pub fn run(args: TrainArgs) -> CliResult {
         "train_config",
         serde_json::to_string(&config).map_err(anyhow::Error::from)?,
     );
+    if let Some(adv) = &adversarial {
+        info.set(
+            "adversarial",
+            serde_json::to_string(adv).map_err(anyhow::Error::from)?,
+        );
+    }
     info.set("train_accuracy", train_accuracy);
     info.set("test_accuracy", test_accuracy);
     info.set(
@@ -152,6 +210,7 @@ pub fn run(args: TrainArgs) -> CliResult {
         "seconds": trained.seconds,
         "seed": config.seed,
         "config": config,
+        "adversarial": adversarial,
         "history": trained.history,
         "model": args.out,
         "members_file": members_file,

@@ -7,6 +7,8 @@
 
 use std::time::Instant;
 
+use rand_core::RngCore;
+
 use super::cw::{cw, CwConfig};
 use super::fgsm::{fgsm, FgsmConfig};
 use super::pgd::{pgd, PgdConfig};
@@ -32,6 +34,8 @@ pub enum AttackKind {
     Square,
     /// BIM on a surrogate trained on the oracle's labels (black box).
     Transfer,
+    /// Random ±ε per pixel: the baseline every attack must beat.
+    Noise,
 }
 
 impl AttackKind {
@@ -44,6 +48,7 @@ impl AttackKind {
             Self::Cw => "cw",
             Self::Square => "square",
             Self::Transfer => "transfer",
+            Self::Noise => "noise",
         }
     }
 }
@@ -227,12 +232,44 @@ fn produce<O: Oracle>(
                 1.0,
             )]
         }
+        AttackKind::Noise => vec![(
+            name,
+            random_signs(images, settings.fgsm.eps, settings.pgd.seed)?,
+            1.0,
+        )],
         AttackKind::Transfer => {
             let surrogate = surrogate.ok_or("no surrogate trained")?;
             let x = transfer(surrogate, images, targets, &settings.transfer.attack)?;
             vec![(name, x, 1.0)]
         }
     })
+}
+
+/// Each image moved by `eps` per pixel with a random sign (ChaCha20 from `seed`, stream 4),
+/// clipped to the box: the same L∞ size as the attacks, no information.
+fn random_signs(
+    images: &[Image],
+    eps: f32,
+    seed: u64,
+) -> Result<Vec<Image>, crate::oracle::ImageError> {
+    let mut rng = crate::train::stream_rng(seed, 4);
+    images
+        .iter()
+        .map(|im| {
+            let x: Vec<f32> = im
+                .pixels()
+                .iter()
+                .map(|&v| {
+                    if rng.next_u32() & 1 == 0 {
+                        v - eps
+                    } else {
+                        v + eps
+                    }
+                })
+                .collect();
+            project(im, &x, eps)
+        })
+        .collect()
 }
 
 /// Each of `adversarial` projected onto the L∞ ball of radius `eps` around its clean image.

@@ -38,7 +38,7 @@ pub struct AdversarialArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "fgsm,bim,pgd,cw,square,transfer"
+        default_value = "noise,fgsm,bim,pgd,cw,square,transfer"
     )]
     attacks: Vec<AttackKind>,
     /// Attack only the first K test images (default: all).
@@ -507,7 +507,16 @@ fn print_table(result: &Experiment, dataset: &str, oracle: &OracleSpec, seconds:
     }
     println!(
         "agreement: the oracle's and the plaintext twin's predicted classes on the same images; \
-         the paper's C&W column is compared with heist's unbounded C&W (cw)"
+         the paper's C&W column is compared with heist's unbounded C&W (cw); \
+         noise: random ±ε per pixel, the baseline every attack must beat"
     );
+    if let Some(s) = &result.surrogate {
+        println!(
+            "transfer: surrogate of the target's architecture trained on the oracle's arg-max \
+             labels of {} auxiliary training images ({} oracle queries); it agrees with them \
+             on {:.4} of them",
+            s.aux, s.label_queries, s.aux_agreement
+        );
+    }
     println!("total wall time {seconds:.1} s");
 }
