@@ -177,11 +177,12 @@ pub struct EpochStats {
     pub accuracy: f64,
 }
 
-/// A trained model and how it was trained.
+/// A trained model (by default a [`Model`]; the bare parameters for [`train_network`])
+/// and how it was trained.
 #[derive(Clone, Debug)]
-pub struct Trained {
+pub struct Trained<M = Model> {
     /// The model.
-    pub model: Model,
+    pub model: M,
     /// Indices of the training images used, increasing.
     pub members: Vec<usize>,
     /// Per-epoch statistics.
@@ -239,13 +240,34 @@ pub fn train_with(
     train: &Images,
     config: &TrainConfig,
     perturb: Option<Perturb<'_>>,
-    mut progress: impl FnMut(usize, usize, &EpochStats),
+    progress: impl FnMut(usize, usize, &EpochStats),
 ) -> Result<Trained, TrainError> {
+    let w = train_network(train, config, &config.arch.network(), perturb, progress)?;
+    let model = Model::new(config.arch, w.model).map_err(|e| TrainError::Config(e.to_string()))?;
+    Ok(Trained {
+        model,
+        members: w.members,
+        history: w.history,
+        seconds: w.seconds,
+    })
+}
+
+/// [`train_with`] for any network `net` with the parameter layout of `config.arch`'s (the
+/// same initial weights, members and shuffles), e.g. a twin with other activations.
+///
+/// # Errors
+/// As [`train`]; a network whose parameter count differs from the architecture's.
+pub fn train_network(
+    train: &Images,
+    config: &TrainConfig,
+    net: &Network,
+    perturb: Option<Perturb<'_>>,
+    mut progress: impl FnMut(usize, usize, &EpochStats),
+) -> Result<Trained<Vec<f32>>, TrainError> {
     config.validate()?;
     if train.is_empty() {
         return Err(TrainError::Config("no training images".to_owned()));
     }
-    let net = config.arch.network();
     let mut params = init_params(config.arch, &mut stream_rng(config.seed, 0));
     let n_members = ((config.fraction * train.len() as f64).round() as usize).clamp(1, train.len());
     let members = if n_members == train.len() {
@@ -257,7 +279,7 @@ pub fn train_with(
     let start = Instant::now();
     let input = |i: usize, x: &mut Vec<f32>| train.push_scaled(i, x);
     let history = fit_with(
-        &net,
+        net,
         &mut params,
         &members,
         &input,
@@ -267,13 +289,11 @@ pub fn train_with(
         &mut shuffle_rng,
         &mut progress,
     )?;
-    let seconds = start.elapsed().as_secs_f64();
-    let model = Model::new(config.arch, params).map_err(|e| TrainError::Config(e.to_string()))?;
     Ok(Trained {
-        model,
+        model: params,
         members,
         history,
-        seconds,
+        seconds: start.elapsed().as_secs_f64(),
     })
 }
 

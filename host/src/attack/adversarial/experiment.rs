@@ -247,7 +247,10 @@ fn produce<O: Oracle>(
 
 /// Each image moved by `eps` per pixel with a random sign (ChaCha20 from `seed`, stream 4),
 /// clipped to the box: the same L∞ size as the attacks, no information.
-fn random_signs(
+///
+/// # Errors
+/// Never for a finite `eps` (pixels are clipped); kept for the image check.
+pub fn random_signs(
     images: &[Image],
     eps: f32,
     seed: u64,

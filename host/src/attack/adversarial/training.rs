@@ -22,9 +22,16 @@
 
 use rand_core::RngCore;
 
-use super::{check_count, check_range, sign, ConfigError};
-use crate::model::network::Network;
-use crate::oracle::{cross_entropy_cotangent, Scores, CLASSES};
+use super::experiment::random_signs;
+use super::fgsm::{fgsm, FgsmConfig};
+use super::pgd::{pgd, PgdConfig};
+use super::{check_count, check_labels, check_range, sign, AttackError, ConfigError};
+use crate::model::network::{LayerSpec, Network, Shape};
+use crate::model::Architecture;
+use crate::oracle::{
+    cross_entropy_cotangent, predicted_class, Differentiable, Image, Oracle, PlainOracle,
+    PlainOracleError, Scores, CLASSES, IMAGE_SIDE,
+};
 use crate::train::{stream_rng, TrainError};
 
 /// The inner PGD of adversarial training.
@@ -139,4 +146,78 @@ pub fn madry_hook<'a>(
             &mut rng,
         );
     }
+}
+
+/// The twin of `arch` with every square activation replaced by ReLU: the same layers,
+/// shapes and parameter layout, so [`crate::train::train_network`] trains it from the same
+/// initial weights. The encrypted service cannot run it; it is the fair plaintext
+/// comparison for the square networks (Madry et al.'s networks use ReLU).
+pub fn relu_twin(arch: Architecture) -> Network {
+    let layers: Vec<LayerSpec> = arch
+        .layers()
+        .into_iter()
+        .map(|l| match l {
+            LayerSpec::Square => LayerSpec::Relu,
+            other => other,
+        })
+        .collect();
+    Network::new(Shape::chw(1, IMAGE_SIDE, IMAGE_SIDE), &layers)
+        .unwrap_or_else(|e| unreachable!("the ReLU twin of {arch:?} is invalid: {e}"))
+}
+
+/// Plaintext accuracy of a classifier against the true labels, clean and under white-box
+/// attacks with its own gradients.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Robustness {
+    /// Images.
+    pub images: usize,
+    /// Clean accuracy.
+    pub clean: f64,
+    /// Under random ±ε per pixel (the baseline).
+    pub noise: f64,
+    /// Under FGSM.
+    pub fgsm: f64,
+    /// Under BIM.
+    pub bim: f64,
+    /// Under PGD.
+    pub pgd: f64,
+}
+
+/// Measures [`Robustness`] of `classifier` on `images` and `labels` under the given FGSM,
+/// BIM and PGD, and random signs at FGSM's budget (seed: PGD's).
+///
+/// # Errors
+/// Invalid settings or labels.
+pub fn robustness<C: Differentiable>(
+    classifier: C,
+    images: &[Image],
+    labels: &[u8],
+    fgsm_config: &FgsmConfig,
+    bim: &PgdConfig,
+    pgd_config: &PgdConfig,
+) -> Result<Robustness, AttackError<PlainOracleError>> {
+    check_labels(images, labels)?;
+    let mut twin = PlainOracle::new(classifier);
+    let accuracy =
+        |twin: &mut PlainOracle<C>, x: &[Image]| -> Result<f64, AttackError<PlainOracleError>> {
+            let scores = twin.query(x).map_err(AttackError::Oracle)?;
+            let hits = scores
+                .iter()
+                .zip(labels)
+                .filter(|(z, &y)| predicted_class(z) == usize::from(y))
+                .count();
+            Ok(crate::model::fraction(hits, x.len()))
+        };
+    let noisy = random_signs(images, fgsm_config.eps, pgd_config.seed)?;
+    let f = fgsm(&mut twin, images, labels, fgsm_config)?;
+    let b = pgd(&mut twin, images, labels, bim)?;
+    let p = pgd(&mut twin, images, labels, pgd_config)?;
+    Ok(Robustness {
+        images: images.len(),
+        clean: accuracy(&mut twin, images)?,
+        noise: accuracy(&mut twin, &noisy)?,
+        fgsm: accuracy(&mut twin, &f)?,
+        bim: accuracy(&mut twin, &b)?,
+        pgd: accuracy(&mut twin, &p)?,
+    })
 }
