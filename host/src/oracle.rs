@@ -111,15 +111,18 @@ impl<F: Fn(&Image) -> Scores> Classifier for F {
 
 impl Classifier for Model {
     fn scores(&self, image: &Image) -> Scores {
-        self.scores_batch(std::slice::from_ref(image))
-            .pop()
-            .unwrap_or([0.0; CLASSES])
+        first(self.scores_batch(std::slice::from_ref(image)))
     }
 
     /// One batched forward pass over all the images.
     fn scores_batch(&self, images: &[Image]) -> Vec<Scores> {
         split_scores(&Model::scores(self, &flat_pixels(images)))
     }
+}
+
+/// The first score vector of a batch (zeros for an empty one).
+fn first(batch: Vec<Scores>) -> Scores {
+    batch.into_iter().next().unwrap_or([0.0; CLASSES])
 }
 
 /// The pixels of `images`, one image after another.
@@ -255,29 +258,70 @@ impl<C: Classifier> Oracle for PlainOracle<C> {
     }
 }
 
-/// White-box access to the plaintext model (through [`Model::vjp`]).
-impl GradientOracle for PlainOracle<Model> {
+/// `∂L/∂z` of one image's scores as a slice, for [`Differentiable::vjp_flat`].
+pub type FlatCotangent<'a> = &'a (dyn Fn(usize, &[f32]) -> Vec<f32> + Sync);
+
+/// A plaintext classifier that can differentiate a function of its scores with respect to
+/// its input: what [`PlainOracle`] needs to be a [`GradientOracle`].
+pub trait Differentiable: Classifier {
+    /// The vector–Jacobian product of [`Model::vjp`]: for `n` images laid one after another,
+    /// their scores (`n × 10`) and the gradients (`n × 784`) of the function whose
+    /// `∂L/∂z` `cotangent(i, z)` returns.
+    fn vjp_flat(&self, pixels: &[f32], cotangent: FlatCotangent<'_>) -> (Vec<f32>, Vec<f32>);
+}
+
+impl Differentiable for Model {
+    fn vjp_flat(&self, pixels: &[f32], cotangent: FlatCotangent<'_>) -> (Vec<f32>, Vec<f32>) {
+        self.vjp(pixels, cotangent)
+    }
+}
+
+/// Any network of ten outputs and its weights, e.g. a twin of a paper network with other
+/// activations (which the encrypted service cannot run).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Weighted {
+    /// The network (input 1 × 28 × 28, ten outputs).
+    pub network: crate::model::network::Network,
+    /// Its parameters.
+    pub params: Vec<f32>,
+}
+
+impl Classifier for Weighted {
+    fn scores(&self, image: &Image) -> Scores {
+        first(self.scores_batch(std::slice::from_ref(image)))
+    }
+
+    fn scores_batch(&self, images: &[Image]) -> Vec<Scores> {
+        split_scores(
+            &self
+                .network
+                .forward(&self.params, &flat_pixels(images), images.len()),
+        )
+    }
+}
+
+impl Differentiable for Weighted {
+    fn vjp_flat(&self, pixels: &[f32], cotangent: FlatCotangent<'_>) -> (Vec<f32>, Vec<f32>) {
+        self.network
+            .vjp(&self.params, pixels, pixels.len() / IMAGE_PIXELS, cotangent)
+    }
+}
+
+/// White-box access to a plaintext classifier (through [`Differentiable::vjp_flat`]).
+impl<C: Differentiable> GradientOracle for PlainOracle<C> {
     fn vjp(
         &mut self,
         images: &[Image],
         cotangent: Cotangent<'_>,
     ) -> Result<(Vec<Scores>, Vec<PixelGradient>), PlainOracleError> {
         self.queries = self.queries.saturating_add(images.len() as u64);
-        let pixels: Vec<f32> = images.iter().flat_map(|image| *image.pixels()).collect();
-        let (scores, grads) = self.classifier.vjp(&pixels, &|i, z| {
+        let (scores, grads) = self.classifier.vjp_flat(&flat_pixels(images), &|i, z| {
             let mut zs = [0.0; CLASSES];
             zs.copy_from_slice(z);
             cotangent(i, &zs).to_vec()
         });
         Ok((
-            scores
-                .chunks_exact(CLASSES)
-                .map(|chunk| {
-                    let mut z = [0.0; CLASSES];
-                    z.copy_from_slice(chunk);
-                    z
-                })
-                .collect(),
+            split_scores(&scores),
             grads
                 .chunks_exact(IMAGE_PIXELS)
                 .map(|chunk| {

@@ -7,18 +7,22 @@ use heist::attack::adversarial::experiment::{self, AttackKind, Settings};
 use heist::attack::adversarial::fgsm::{fgsm, FgsmConfig};
 use heist::attack::adversarial::pgd::{pgd, PgdConfig};
 use heist::attack::adversarial::square::{square, SquareConfig};
+use heist::attack::adversarial::training::{madry_hook, relu_twin, robustness, AdversarialConfig};
+use heist::attack::adversarial::transfer::{
+    train_surrogate, transfer, TransferConfig, TransferError,
+};
 use heist::attack::adversarial::{distances, project, AttackError, Labels};
 use heist::data::{subset, Dataset};
-use heist::inference::OracleSpec;
+use heist::inference::{to_images, OracleSpec};
 use heist::model::network::{Conv2d, Dense, LayerSpec, Network, Padding, Shape};
 use heist::model::{scaled, Architecture, Model};
 use heist::oracle::{
     cross_entropy_cotangent, predicted_class, Classifier, GradientOracle, Image, Oracle,
-    PlainOracle, CLASSES, IMAGE_PIXELS,
+    PlainOracle, Release, Released, Weighted, CLASSES, IMAGE_PIXELS,
 };
 use heist::service::Scheme;
 use heist::train::optim::OptimizerKind;
-use heist::train::{train, TrainConfig};
+use heist::train::{train, train_network, train_with, TrainConfig, TrainError};
 use heist_tests::seeded_rng;
 use rand_core::RngCore;
 
@@ -279,8 +283,9 @@ fn table_4_runs_through_the_encrypted_service() {
     let mut oracle = OracleSpec::InProcess(Scheme::Ckks)
         .open(&model, &data.train)
         .expect("ckks service");
+    let aux = to_images(&data.train.truncated(48)).expect("aux images");
     let settings = Settings {
-        attacks: vec![AttackKind::Fgsm, AttackKind::Square],
+        attacks: vec![AttackKind::Fgsm, AttackKind::Square, AttackKind::Transfer],
         labels: Labels::True,
         fgsm: FgsmConfig { eps: 0.3 },
         bim: PgdConfig::bim(0.3, 0.01, 40),
@@ -298,17 +303,37 @@ fn table_4_runs_through_the_encrypted_service() {
             p_init: 0.8,
             seed: 1,
         },
+        transfer: TransferConfig {
+            aux: 48,
+            epochs: 1,
+            attack: PgdConfig::bim(0.3, 0.01, 40),
+            seed: 2,
+        },
         cw_limit: None,
         square_limit: Some(8),
     };
-    let result =
-        experiment::run(&model, &mut oracle, images, labels, &settings, &mut |_| {}).expect("run");
-    // Clean, FGSM and Square images classified once each, plus Square's own queries.
+    let result = experiment::run(
+        &model,
+        &mut oracle,
+        images,
+        labels,
+        &aux,
+        &settings,
+        &mut |_| {},
+    )
+    .expect("run");
+    // Clean, FGSM, Square and transfer images classified once each, plus Square's own
+    // queries and the transfer attack's labels of its 48 auxiliary images.
     let square = &result.outcomes[1];
     assert_eq!(square.attacked, 8);
     let square_queries = (square.queries_per_image * 8.0).round() as u64;
     assert!((8..=8 * 4).contains(&square_queries));
-    assert_eq!(result.oracle_queries, 2 * 16 + 8 + square_queries);
+    let transfer = &result.outcomes[2];
+    assert_eq!(transfer.name, "transfer");
+    assert_eq!(transfer.queries_per_image, 48.0 / 16.0);
+    let surrogate = result.surrogate.as_ref().expect("the surrogate");
+    assert_eq!((surrogate.aux, surrogate.label_queries), (48, 48));
+    assert_eq!(result.oracle_queries, 2 * 16 + 8 + square_queries + 48 + 16);
     assert_eq!(oracle.queries(), result.oracle_queries);
     // CKKS noise does not move a prediction of this model on these images.
     assert!(result.clean_agreement >= 0.99, "{}", result.clean_agreement);
@@ -375,6 +400,285 @@ fn invalid_settings_are_refused_with_typed_errors() {
     )
     .unwrap_err();
     assert!(matches!(err, AttackError::Labels(_)), "{err}");
+}
+
+#[test]
+fn the_transfer_attack_beats_random_perturbations_from_labels_alone() {
+    let (model, images, labels, data) = setup();
+    let aux = to_images(&data.train.truncated(1000)).expect("aux images");
+    let config = TransferConfig {
+        aux: 1000,
+        epochs: 10,
+        attack: PgdConfig::bim(0.3, 0.01, 40),
+        seed: 4,
+    };
+    // The surrogate sees only the oracle's top-1 answers: a service that releases only
+    // the class gives the same surrogate as one that releases every score.
+    let mut oracle = PlainOracle::new(model.clone());
+    let surrogate =
+        train_surrogate(&mut oracle, Architecture::Mnist, &aux, &config).expect("surrogate");
+    assert_eq!(
+        oracle.queries(),
+        1000,
+        "one label query per auxiliary image"
+    );
+    assert_eq!(surrogate.label_queries, 1000);
+    let mut top1 = Released::new(PlainOracle::new(model.clone()), Release::TopOne).expect("top1");
+    let same = train_surrogate(&mut top1, Architecture::Mnist, &aux, &config).expect("top-1");
+    assert_eq!(same.model.params(), surrogate.model.params());
+    assert_ne!(surrogate.model.params(), model.params());
+    let x = transfer(&surrogate, &images, &labels, &config.attack).expect("transfer");
+    for (a, c) in x.iter().zip(&images) {
+        assert!(distances(a, c).1 <= 0.3 + 1e-6, "transfer left the ball");
+    }
+    let acc = accuracy(&model, &x, &labels);
+    let noise = accuracy(&model, &random_signs(&images, 0.3, 1), &labels);
+    eprintln!(
+        "transfer {acc} random {noise} aux agreement {}",
+        surrogate.aux_agreement
+    );
+    // The stated margin: 0.3 below random ±eps noise of the same L∞ size.
+    assert!(
+        acc <= noise - 0.3,
+        "transfer: accuracy {acc}, random {noise}"
+    );
+    let err = train_surrogate(&mut oracle, Architecture::Mnist, &aux[..10], &config).unwrap_err();
+    assert!(matches!(
+        err,
+        TransferError::TooFewAuxiliary {
+            given: 10,
+            wanted: 1000
+        }
+    ));
+    for bad in [
+        TransferConfig { aux: 0, ..config },
+        TransferConfig {
+            epochs: 0,
+            ..config
+        },
+    ] {
+        let err = train_surrogate(&mut oracle, Architecture::Mnist, &aux, &bad).unwrap_err();
+        assert!(matches!(err, TransferError::Config(_)), "{err}");
+    }
+    assert_eq!(
+        oracle.queries(),
+        1000,
+        "a refused configuration queries nothing"
+    );
+}
+
+#[test]
+fn the_eps_sweep_starts_clean_and_ends_at_the_experiment() {
+    let (model, images, labels, data) = setup();
+    let (images, labels) = (&images[..32], &labels[..32]);
+    let mut oracle = PlainOracle::new(model.clone());
+    let settings = Settings {
+        attacks: vec![AttackKind::Fgsm, AttackKind::Bim, AttackKind::Cw],
+        labels: Labels::True,
+        fgsm: FgsmConfig { eps: 0.3 },
+        bim: PgdConfig::bim(0.3, 0.01, 40),
+        pgd: PgdConfig::bim(0.3, 0.01, 40),
+        cw: CwConfig {
+            binary_steps: 2,
+            iters: 20,
+            lr: 0.1,
+            initial_const: 1.0,
+            confidence: 0.0,
+        },
+        square: SquareConfig {
+            eps: 0.3,
+            iters: 1,
+            p_init: 0.8,
+            seed: 1,
+        },
+        transfer: TransferConfig {
+            aux: 1,
+            epochs: 1,
+            attack: PgdConfig::bim(0.3, 0.01, 40),
+            seed: 0,
+        },
+        cw_limit: Some(16),
+        square_limit: None,
+    };
+    let result = experiment::run(
+        &model,
+        &mut oracle,
+        images,
+        labels,
+        &[],
+        &settings,
+        &mut |_| {},
+    )
+    .expect("run");
+    let before = oracle.queries();
+    let grid = [0.0, 0.1, 0.3];
+    let curves = experiment::eps_curve(
+        &model,
+        &mut oracle,
+        images,
+        labels,
+        &settings,
+        &result,
+        &grid,
+        &mut |_| {},
+    )
+    .expect("sweep");
+    let names: Vec<&str> = curves.iter().map(|c| c.attack.as_str()).collect();
+    assert_eq!(names, ["fgsm", "bim", "cw_projected"]);
+    // Every adversarial image of the sweep is classified through the oracle once.
+    assert_eq!(oracle.queries() - before, 2 * (32 + 32 + 16));
+    let outcome = |name: &str| {
+        result
+            .outcomes
+            .iter()
+            .find(|o| o.name == name)
+            .expect("outcome")
+    };
+    for c in &curves {
+        assert_eq!(c.eps, grid);
+        assert_eq!(
+            c.accuracy[0],
+            outcome(&c.attack).clean_accuracy,
+            "{}",
+            c.attack
+        );
+        // At the experiment's own budget the sweep repeats the experiment exactly.
+        assert_eq!(c.accuracy[2], outcome(&c.attack).accuracy, "{}", c.attack);
+        assert!(c.accuracy[2] <= c.accuracy[1] && c.accuracy[1] <= c.accuracy[0]);
+    }
+    assert_eq!(curves[2].images, 16);
+    for bad in [&[][..], &[-0.1][..], &[1.5][..], &[f32::NAN][..]] {
+        assert!(experiment::check_grid(bad).is_err(), "{bad:?}");
+    }
+    let err = experiment::eps_curve(
+        &model,
+        &mut oracle,
+        images,
+        labels,
+        &settings,
+        &result,
+        &[0.1, 2.0],
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, experiment::ExperimentError::Config(_)),
+        "{err}"
+    );
+    drop(data);
+}
+
+#[test]
+fn adversarial_training_resists_pgd_where_plain_training_does_not() {
+    let data = subset::load(Dataset::Mnist).expect("embedded subset");
+    let config = TrainConfig {
+        arch: Architecture::Mnist,
+        epochs: 4,
+        batch_size: 64,
+        lr: 1e-3,
+        optimizer: OptimizerKind::Adam,
+        momentum: 0.0,
+        clip_norm: Some(1.0),
+        fraction: 1.0,
+        seed: 3,
+    };
+    let eps = 0.1;
+    let adv = AdversarialConfig {
+        eps,
+        steps: 5,
+        step: 0.05,
+        warmup: 2,
+        seed: 1,
+    };
+    let net = Architecture::Mnist.network();
+    let hook = madry_hook(&net, &data.train.labels, &adv);
+    let robust = train_with(&data.train, &config, Some(&hook), |_, _, _| {})
+        .expect("adversarial training")
+        .model;
+    let plain = train(&data.train, &config, |_, _, _| {})
+        .expect("training")
+        .model;
+    let test = data.test.truncated(200);
+    let images = to_images(&test).expect("images");
+    let attack = PgdConfig {
+        eps,
+        step: 0.01,
+        iters: 20,
+        random_start: true,
+        restarts: 1,
+        seed: 9,
+    };
+    let robust_acc = |m: &Model| {
+        let x = pgd(
+            &mut PlainOracle::new(m.clone()),
+            &images,
+            &test.labels,
+            &attack,
+        )
+        .expect("pgd");
+        accuracy(m, &x, &test.labels)
+    };
+    let r_clean = accuracy(&robust, &images, &test.labels);
+    let (r_pgd, p_pgd) = (robust_acc(&robust), robust_acc(&plain));
+    assert!(
+        r_clean > 0.6,
+        "adversarially trained clean accuracy {r_clean}"
+    );
+    // The stated margin: PGD at eps 0.1 leaves at least 0.2 more accuracy on the
+    // adversarially trained network than on the plainly trained one.
+    assert!(r_pgd >= p_pgd + 0.2, "robust {r_pgd}, plain {p_pgd}");
+    // The ReLU twin: the same layers with ReLU for every square, trained the same way
+    // from the same initial weights; measured with its own gradients.
+    let twin_net = relu_twin(Architecture::Mnist);
+    assert_eq!(twin_net.param_count(), net.param_count());
+    assert!(!twin_net.specs().contains(&LayerSpec::Square));
+    let twin_hook = madry_hook(&twin_net, &data.train.labels, &adv);
+    let twin = train_network(
+        &data.train,
+        &config,
+        &twin_net,
+        Some(&twin_hook),
+        |_, _, _| {},
+    )
+    .expect("twin training");
+    let fg = FgsmConfig { eps };
+    let bim = PgdConfig::bim(eps, 0.01, 20);
+    let relu = Weighted {
+        network: twin_net.clone(),
+        params: twin.model,
+    };
+    let r = robustness(relu, &images, &test.labels, &fg, &bim, &attack).expect("twin");
+    assert_eq!(r.images, 200);
+    assert!(
+        r.clean > 0.6 && r.pgd <= r.clean && r.bim <= r.clean,
+        "{r:?}"
+    );
+    let s = robustness(robust.clone(), &images, &test.labels, &fg, &bim, &attack).expect("square");
+    // The same PGD, seed and images as above: the same figure.
+    assert_eq!((s.clean, s.pgd), (r_clean, r_pgd));
+    for bad in [
+        AdversarialConfig { eps: 0.0, ..adv },
+        AdversarialConfig { steps: 0, ..adv },
+        AdversarialConfig { step: 1.5, ..adv },
+    ] {
+        assert!(bad.validate().is_err(), "{bad:?}");
+    }
+    let wide = Network::new(
+        Shape { c: 1, h: 28, w: 28 },
+        &[
+            LayerSpec::Flatten,
+            LayerSpec::Dense(Dense {
+                inputs: IMAGE_PIXELS,
+                outputs: 3,
+                bias: true,
+            }),
+        ],
+    )
+    .expect("network");
+    assert!(matches!(
+        AdversarialConfig::check_network(&wide),
+        Err(TrainError::Config(_))
+    ));
 }
 
 /// A CKKS compute server and trusted party on loopback, serving `model`.

@@ -78,6 +78,12 @@ pub fn run(args: MitmArgs) -> CliResult {
             }
             Rewrite::Square(Mutex::new(client), s.square(args.seed))
         }
+        AttackKind::Transfer | AttackKind::Noise => {
+            return Err(CliError::bad_input(anyhow::anyhow!(
+                "--attack {} is not a rewrite of the relay (use heist attack adversarial)",
+                args.attack.name()
+            )))
+        }
     };
     let config = ServerConfig::trusted();
     let max_images = config.max_payload as usize / IMAGE_BYTES;

@@ -177,11 +177,12 @@ pub struct EpochStats {
     pub accuracy: f64,
 }
 
-/// A trained model and how it was trained.
+/// A trained model (by default a [`Model`]; the bare parameters for [`train_network`])
+/// and how it was trained.
 #[derive(Clone, Debug)]
-pub struct Trained {
+pub struct Trained<M = Model> {
     /// The model.
-    pub model: Model,
+    pub model: M,
     /// Indices of the training images used, increasing.
     pub members: Vec<usize>,
     /// Per-epoch statistics.
@@ -239,35 +240,68 @@ pub fn member_indices(train_len: usize, fraction: f64, seed: u64) -> Vec<usize> 
 pub fn train(
     train: &Images,
     config: &TrainConfig,
-    mut progress: impl FnMut(usize, usize, &EpochStats),
+    progress: impl FnMut(usize, usize, &EpochStats),
 ) -> Result<Trained, TrainError> {
+    train_with(train, config, None, progress)
+}
+
+/// [`train`] with an input hook (see [`fit_with`]), e.g. adversarial training.
+///
+/// # Errors
+/// As [`train`].
+pub fn train_with(
+    train: &Images,
+    config: &TrainConfig,
+    perturb: Option<Perturb<'_>>,
+    progress: impl FnMut(usize, usize, &EpochStats),
+) -> Result<Trained, TrainError> {
+    let w = train_network(train, config, &config.arch.network(), perturb, progress)?;
+    let model = Model::new(config.arch, w.model).map_err(|e| TrainError::Config(e.to_string()))?;
+    Ok(Trained {
+        model,
+        members: w.members,
+        history: w.history,
+        seconds: w.seconds,
+    })
+}
+
+/// [`train_with`] for any network `net` with the parameter layout of `config.arch`'s (the
+/// same initial weights, members and shuffles), e.g. a twin with other activations.
+///
+/// # Errors
+/// As [`train`]; a network whose parameter count differs from the architecture's.
+pub fn train_network(
+    train: &Images,
+    config: &TrainConfig,
+    net: &Network,
+    perturb: Option<Perturb<'_>>,
+    mut progress: impl FnMut(usize, usize, &EpochStats),
+) -> Result<Trained<Vec<f32>>, TrainError> {
     config.validate()?;
     if train.is_empty() {
         return Err(TrainError::Config("no training images".to_owned()));
     }
-    let net = config.arch.network();
     let mut params = init_params(config.arch, &mut stream_rng(config.seed, 0));
     let members = member_indices(train.len(), config.fraction, config.seed);
     let mut shuffle_rng = stream_rng(config.seed, 2);
     let start = Instant::now();
     let input = |i: usize, x: &mut Vec<f32>| train.push_scaled(i, x);
-    let history = fit(
-        &net,
+    let history = fit_with(
+        net,
         &mut params,
         &members,
         &input,
         Targets::Labels(&train.labels),
         &config.fit_options(),
+        perturb,
         &mut shuffle_rng,
         &mut progress,
     )?;
-    let seconds = start.elapsed().as_secs_f64();
-    let model = Model::new(config.arch, params).map_err(|e| TrainError::Config(e.to_string()))?;
     Ok(Trained {
-        model,
+        model: params,
         members,
         history,
-        seconds,
+        seconds: start.elapsed().as_secs_f64(),
     })
 }
 
@@ -302,6 +336,43 @@ pub fn fit<R: RngCore>(
     input: &(dyn Fn(usize, &mut Vec<f32>) + Sync),
     targets: Targets<'_>,
     options: &FitOptions,
+    shuffle_rng: &mut R,
+    progress: impl FnMut(usize, usize, &EpochStats),
+) -> Result<Vec<EpochStats>, TrainError> {
+    fit_with(
+        net,
+        params,
+        examples,
+        input,
+        targets,
+        options,
+        None,
+        shuffle_rng,
+        progress,
+    )
+}
+
+/// A hook that rewrites a chunk's inputs before its gradient is taken: called with the
+/// epoch (1-based), the weights of the moment, the chunk's example indices and their
+/// inputs (laid one after another), which it may change in place. Adversarial training
+/// replaces them by attacks on the current weights.
+pub type Perturb<'a> = &'a (dyn Fn(usize, &[f32], &[usize], &mut [f32]) + Sync);
+
+/// [`fit`] with an optional input hook `perturb`, applied to every chunk of every
+/// mini-batch before its loss and gradient are computed (the loss and accuracy reported
+/// are then those on the rewritten inputs).
+///
+/// # Errors
+/// As [`fit`].
+#[allow(clippy::too_many_arguments)]
+pub fn fit_with<R: RngCore>(
+    net: &Network,
+    params: &mut [f32],
+    examples: &[usize],
+    input: &(dyn Fn(usize, &mut Vec<f32>) + Sync),
+    targets: Targets<'_>,
+    options: &FitOptions,
+    perturb: Option<Perturb<'_>>,
     shuffle_rng: &mut R,
     mut progress: impl FnMut(usize, usize, &EpochStats),
 ) -> Result<Vec<EpochStats>, TrainError> {
@@ -347,6 +418,9 @@ pub fn fit<R: RngCore>(
                     let mut x = Vec::with_capacity(idx.len() * net.input_len());
                     for &i in idx {
                         input(i, &mut x);
+                    }
+                    if let Some(perturb) = perturb {
+                        perturb(epoch, weights, idx, &mut x);
                     }
                     let mut g = vec![0.0f32; weights.len()];
                     let (l, c) = match targets {

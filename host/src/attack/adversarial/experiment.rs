@@ -7,11 +7,14 @@
 
 use std::time::Instant;
 
+use rand_core::RngCore;
+
 use super::cw::{cw, CwConfig};
 use super::fgsm::{fgsm, FgsmConfig};
 use super::pgd::{pgd, PgdConfig};
 use super::square::{square, SquareConfig};
-use super::{attack_labels, distances, project, Labels};
+use super::transfer::{train_surrogate, transfer, Surrogate, TransferConfig};
+use super::{attack_labels, check_count, check_range, distances, project, ConfigError, Labels};
 use crate::model::Model;
 use crate::oracle::{predicted_class, Classifier, Image, Oracle, PlainOracle};
 
@@ -29,6 +32,10 @@ pub enum AttackKind {
     Cw,
     /// The Square Attack (black box, through the oracle).
     Square,
+    /// BIM on a surrogate trained on the oracle's labels (black box).
+    Transfer,
+    /// Random ±ε per pixel: the baseline every attack must beat.
+    Noise,
 }
 
 impl AttackKind {
@@ -40,6 +47,8 @@ impl AttackKind {
             Self::Pgd => "pgd",
             Self::Cw => "cw",
             Self::Square => "square",
+            Self::Transfer => "transfer",
+            Self::Noise => "noise",
         }
     }
 }
@@ -61,6 +70,8 @@ pub struct Settings {
     pub cw: CwConfig,
     /// The Square Attack.
     pub square: SquareConfig,
+    /// The transfer attack.
+    pub transfer: TransferConfig,
     /// Run C&W on the first this many images only (`None`: all).
     pub cw_limit: Option<usize>,
     /// Run the Square Attack on the first this many images only (`None`: all).
@@ -122,6 +133,8 @@ pub struct Experiment {
     pub clean_labels: Vec<u8>,
     /// One entry per attack (C&W gives two: `cw` and `cw_projected`).
     pub outcomes: Vec<Outcome>,
+    /// The transfer attack's surrogate, when it ran.
+    pub surrogate: Option<Surrogate>,
     /// Oracle queries in all (clean and adversarial classification, black-box attacks).
     pub oracle_queries: u64,
 }
@@ -143,13 +156,159 @@ pub enum ExperimentError {
     /// The oracle failed classifying.
     #[error("oracle: {0}")]
     Oracle(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A setting is out of range.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The accuracy-against-ε sweep does not fit its experiment.
+    #[error("ε sweep: {0}")]
+    Curve(String),
 }
 
 fn fraction(hits: usize, n: usize) -> f64 {
     crate::model::fraction(hits, n)
 }
 
-/// Runs the experiment. `progress` is called with each attack's name as it starts.
+/// The boxed error of one attack.
+type Boxed = Box<dyn std::error::Error + Send + Sync>;
+
+/// Adversarial images with their outcome name and the fraction of images attacked.
+type Produced = Vec<(String, Vec<Image>, f64)>;
+
+impl Settings {
+    /// The same settings with every L∞ budget (FGSM, BIM, PGD, the Square Attack, the
+    /// transfer attack and C&W's projection) set to `eps`.
+    pub fn at_eps(&self, eps: f32) -> Settings {
+        let mut s = self.clone();
+        s.fgsm.eps = eps;
+        s.bim.eps = eps;
+        s.pgd.eps = eps;
+        s.square.eps = eps;
+        s.transfer.attack.eps = eps;
+        s
+    }
+
+    /// How many of `n` images the attack `kind` runs on (the first ones).
+    fn attacked(&self, kind: AttackKind, n: usize) -> usize {
+        match kind {
+            AttackKind::Cw => self.cw_limit,
+            AttackKind::Square => self.square_limit,
+            _ => None,
+        }
+        .map_or(n, |limit| limit.min(n))
+    }
+}
+
+/// The adversarial images of attack `kind` (C&W gives the unbounded and the projected
+/// ones); white-box gradients from `twin`, black-box queries to `oracle`, the transfer
+/// attack's gradients from `surrogate`.
+#[allow(clippy::too_many_arguments)]
+fn produce<O: Oracle>(
+    kind: AttackKind,
+    settings: &Settings,
+    twin: &mut PlainOracle<Model>,
+    oracle: &mut O,
+    surrogate: Option<&Surrogate>,
+    images: &[Image],
+    targets: &[u8],
+) -> Result<Produced, Boxed> {
+    let name = kind.name().to_owned();
+    Ok(match kind {
+        AttackKind::Fgsm => vec![(name, fgsm(twin, images, targets, &settings.fgsm)?, 1.0)],
+        AttackKind::Bim => vec![(name, pgd(twin, images, targets, &settings.bim)?, 1.0)],
+        AttackKind::Pgd => vec![(name, pgd(twin, images, targets, &settings.pgd)?, 1.0)],
+        AttackKind::Cw => {
+            let r = cw(twin, images, targets, &settings.cw)?;
+            let found = fraction(r.found.iter().filter(|&&f| f).count(), images.len());
+            let projected = project_all(images, &r.images, settings.fgsm.eps)?;
+            vec![
+                (name, r.images, found),
+                ("cw_projected".into(), projected, found),
+            ]
+        }
+        AttackKind::Square => {
+            vec![(
+                name,
+                square(oracle, images, targets, &settings.square)?.images,
+                1.0,
+            )]
+        }
+        AttackKind::Noise => vec![(
+            name,
+            random_signs(images, settings.fgsm.eps, settings.pgd.seed)?,
+            1.0,
+        )],
+        AttackKind::Transfer => {
+            let surrogate = surrogate.ok_or("no surrogate trained")?;
+            let x = transfer(surrogate, images, targets, &settings.transfer.attack)?;
+            vec![(name, x, 1.0)]
+        }
+    })
+}
+
+/// Each image moved by `eps` per pixel with a random sign (ChaCha20 from `seed`, stream 4),
+/// clipped to the box: the same L∞ size as the attacks, no information.
+///
+/// # Errors
+/// Never for a finite `eps` (pixels are clipped); kept for the image check.
+pub fn random_signs(
+    images: &[Image],
+    eps: f32,
+    seed: u64,
+) -> Result<Vec<Image>, crate::oracle::ImageError> {
+    let mut rng = crate::train::stream_rng(seed, 4);
+    images
+        .iter()
+        .map(|im| {
+            let x: Vec<f32> = im
+                .pixels()
+                .iter()
+                .map(|&v| {
+                    if rng.next_u32() & 1 == 0 {
+                        v - eps
+                    } else {
+                        v + eps
+                    }
+                })
+                .collect();
+            project(im, &x, eps)
+        })
+        .collect()
+}
+
+/// Each of `adversarial` projected onto the L∞ ball of radius `eps` around its clean image.
+fn project_all(
+    clean: &[Image],
+    adversarial: &[Image],
+    eps: f32,
+) -> Result<Vec<Image>, crate::oracle::ImageError> {
+    clean
+        .iter()
+        .zip(adversarial)
+        .map(|(c, x)| project(c, x.pixels(), eps))
+        .collect()
+}
+
+/// The oracle's predicted class of each image.
+fn classify<O: Oracle>(oracle: &mut O, x: &[Image]) -> Result<Vec<usize>, ExperimentError> {
+    Ok(oracle
+        .query(x)
+        .map_err(|e| ExperimentError::Oracle(Box::new(e)))?
+        .iter()
+        .map(predicted_class)
+        .collect())
+}
+
+/// The number of predictions equal to their label.
+fn correct(predictions: &[usize], labels: &[u8]) -> usize {
+    predictions
+        .iter()
+        .zip(labels)
+        .filter(|(&a, &y)| a == usize::from(y))
+        .count()
+}
+
+/// Runs the experiment. `aux` holds the transfer attack's auxiliary images (disjoint from
+/// `images`; unused without it). `progress` is called with each attack's name as it starts.
 ///
 /// # Errors
 /// Invalid settings or labels; the oracle's failures.
@@ -158,26 +317,13 @@ pub fn run<O: Oracle>(
     oracle: &mut O,
     images: &[Image],
     labels: &[u8],
+    aux: &[Image],
     settings: &Settings,
     progress: &mut dyn FnMut(&str),
 ) -> Result<Experiment, ExperimentError> {
     let mut twin = PlainOracle::new(model.clone());
-    let classify = |oracle: &mut O, x: &[Image]| -> Result<Vec<usize>, ExperimentError> {
-        Ok(oracle
-            .query(x)
-            .map_err(|e| ExperimentError::Oracle(Box::new(e)))?
-            .iter()
-            .map(predicted_class)
-            .collect())
-    };
     let plain =
         |x: &[Image]| -> Vec<usize> { model.scores_batch(x).iter().map(predicted_class).collect() };
-    let correct = |p: &[usize]| {
-        p.iter()
-            .zip(labels)
-            .filter(|(&a, &y)| a == usize::from(y))
-            .count()
-    };
     let agree = |a: &[usize], b: &[usize]| a.iter().zip(b).filter(|(x, y)| x == y).count();
     let n = images.len();
     let start_queries = oracle.queries();
@@ -186,57 +332,33 @@ pub fn run<O: Oracle>(
     let targets =
         attack_labels(&mut twin, images, labels, settings.labels).map_err(ExperimentError::Twin)?;
     let mut outcomes = Vec::new();
+    let mut surrogate = None;
     for &kind in &settings.attacks {
         progress(kind.name());
-        let wrap = |source: Box<dyn std::error::Error + Send + Sync>| ExperimentError::Attack {
+        let wrap = |source: Boxed| ExperimentError::Attack {
             attack: kind.name(),
             source,
         };
-        let m = match kind {
-            AttackKind::Cw => settings.cw_limit,
-            AttackKind::Square => settings.square_limit,
-            _ => None,
-        }
-        .map_or(n, |limit| limit.min(n));
+        let m = settings.attacked(kind, n);
         let (images, targets) = (&images[..m], &targets[..m]);
         let start = Instant::now();
         let before = oracle.queries();
-        let mut produced: Vec<(String, Vec<Image>, f64)> = Vec::new();
-        match kind {
-            AttackKind::Fgsm => {
-                let x = fgsm(&mut twin, images, targets, &settings.fgsm)
-                    .map_err(|e| wrap(Box::new(e)))?;
-                produced.push(("fgsm".into(), x, 1.0));
-            }
-            AttackKind::Bim => {
-                let x = pgd(&mut twin, images, targets, &settings.bim)
-                    .map_err(|e| wrap(Box::new(e)))?;
-                produced.push(("bim".into(), x, 1.0));
-            }
-            AttackKind::Pgd => {
-                let x = pgd(&mut twin, images, targets, &settings.pgd)
-                    .map_err(|e| wrap(Box::new(e)))?;
-                produced.push(("pgd".into(), x, 1.0));
-            }
-            AttackKind::Cw => {
-                let r =
-                    cw(&mut twin, images, targets, &settings.cw).map_err(|e| wrap(Box::new(e)))?;
-                let found = fraction(r.found.iter().filter(|&&f| f).count(), m);
-                let projected = images
-                    .iter()
-                    .zip(&r.images)
-                    .map(|(c, x)| project(c, x.pixels(), settings.fgsm.eps))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| wrap(Box::new(e)))?;
-                produced.push(("cw".into(), r.images, found));
-                produced.push(("cw_projected".into(), projected, found));
-            }
-            AttackKind::Square => {
-                let r = square(oracle, images, targets, &settings.square)
-                    .map_err(|e| wrap(Box::new(e)))?;
-                produced.push(("square".into(), r.images, 1.0));
-            }
+        if kind == AttackKind::Transfer && surrogate.is_none() {
+            surrogate = Some(
+                train_surrogate(oracle, model.architecture(), aux, &settings.transfer)
+                    .map_err(|e| wrap(Box::new(e)))?,
+            );
         }
+        let produced = produce(
+            kind,
+            settings,
+            &mut twin,
+            oracle,
+            surrogate.as_ref(),
+            images,
+            targets,
+        )
+        .map_err(wrap)?;
         let seconds = start.elapsed().as_secs_f64();
         let attack_queries = oracle.queries() - before;
         for (name, x, found) in produced {
@@ -253,9 +375,9 @@ pub fn run<O: Oracle>(
             outcomes.push(Outcome {
                 name,
                 attacked: m,
-                clean_accuracy: fraction(correct(&clean_predictions[..m]), m),
-                accuracy: fraction(correct(&predictions), m),
-                plain_accuracy: fraction(correct(&plain_predictions), m),
+                clean_accuracy: fraction(correct(&clean_predictions[..m], labels), m),
+                accuracy: fraction(correct(&predictions, labels), m),
+                plain_accuracy: fraction(correct(&plain_predictions, labels), m),
                 encrypted_plain_agreement: fraction(agree(&predictions, &plain_predictions), m),
                 mean_l2: per_image(l2),
                 mean_linf: per_image(linf),
@@ -269,14 +391,147 @@ pub fn run<O: Oracle>(
     }
     Ok(Experiment {
         images: n,
-        clean_accuracy: fraction(correct(&clean_predictions), n),
-        clean_plain_accuracy: fraction(correct(&clean_plain), n),
+        clean_accuracy: fraction(correct(&clean_predictions, labels), n),
+        clean_plain_accuracy: fraction(correct(&clean_plain, labels), n),
         clean_agreement: fraction(agree(&clean_predictions, &clean_plain), n),
         clean_predictions,
         clean_labels: labels.to_vec(),
         outcomes,
+        surrogate,
         oracle_queries: oracle.queries() - start_queries,
     })
+}
+
+/// Checks the budgets of an accuracy-against-ε sweep: at least one, each in `[0, 1]`.
+///
+/// # Errors
+/// An empty grid or the first budget out of range.
+pub fn check_grid(grid: &[f32]) -> Result<(), ConfigError> {
+    check_count("eps-grid", grid.len())?;
+    for &eps in grid {
+        check_range("eps-grid", f64::from(eps), 0.0, 1.0, false, "in [0, 1]")?;
+    }
+    Ok(())
+}
+
+/// The oracle's accuracy against the L∞ budget for one attack.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EpsCurve {
+    /// `fgsm`, `bim`, `pgd`, `cw_projected`, `square` or `transfer`.
+    pub attack: String,
+    /// Images attacked (the first ones of the experiment's).
+    pub images: usize,
+    /// The budgets, as given.
+    pub eps: Vec<f32>,
+    /// The oracle's accuracy against the true labels at each budget (at ε = 0: on the
+    /// clean images).
+    pub accuracy: Vec<f64>,
+}
+
+/// Re-runs every attack of `settings` that has an L∞ budget at each budget of `grid`, on
+/// the first `images.len()` images of `experiment`, and classifies the results through
+/// `oracle`. C&W has no budget: its unbounded images from `experiment` are projected onto
+/// each budget (`cw_projected`). The transfer attack reuses `experiment`'s surrogate, so
+/// no label is bought twice. `progress` is called as each budget starts.
+///
+/// # Errors
+/// A budget outside `[0, 1]`, more images than the experiment attacked, or an attack's or
+/// the oracle's failure.
+#[allow(clippy::too_many_arguments)]
+pub fn eps_curve<O: Oracle>(
+    model: &Model,
+    oracle: &mut O,
+    images: &[Image],
+    labels: &[u8],
+    settings: &Settings,
+    experiment: &Experiment,
+    grid: &[f32],
+    progress: &mut dyn FnMut(&str),
+) -> Result<Vec<EpsCurve>, ExperimentError> {
+    check_grid(grid)?;
+    let n = images.len();
+    if n > experiment.images || labels.len() != n {
+        return Err(ExperimentError::Curve(format!(
+            "{n} images and {} labels for an experiment on {}",
+            labels.len(),
+            experiment.images
+        )));
+    }
+    let mut twin = PlainOracle::new(model.clone());
+    let targets =
+        attack_labels(&mut twin, images, labels, settings.labels).map_err(ExperimentError::Twin)?;
+    let mut curves: Vec<EpsCurve> = Vec::new();
+    let mut point = |name: &str, m: usize, eps: f32, accuracy: f64| match curves
+        .iter_mut()
+        .find(|c| c.attack == name)
+    {
+        Some(c) => {
+            c.eps.push(eps);
+            c.accuracy.push(accuracy);
+        }
+        None => curves.push(EpsCurve {
+            attack: name.to_owned(),
+            images: m,
+            eps: vec![eps],
+            accuracy: vec![accuracy],
+        }),
+    };
+    for &eps in grid {
+        progress(&format!("accuracy at ε = {eps}"));
+        let at = settings.at_eps(eps);
+        for &kind in &settings.attacks {
+            let wrap = |source: Boxed| ExperimentError::Attack {
+                attack: kind.name(),
+                source,
+            };
+            let cw_images = experiment
+                .outcomes
+                .iter()
+                .find(|o| o.name == "cw")
+                .map(|o| &o.adversarial);
+            let m = match (kind, cw_images) {
+                (AttackKind::Cw, Some(x)) => x.len().min(n),
+                _ => settings.attacked(kind, n),
+            };
+            let name = match kind {
+                AttackKind::Cw => "cw_projected",
+                _ => kind.name(),
+            };
+            if eps == 0.0 {
+                let clean = fraction(correct(&experiment.clean_predictions[..m], labels), m);
+                point(name, m, eps, clean);
+                continue;
+            }
+            let (images, targets) = (&images[..m], &targets[..m]);
+            let x = match (kind, cw_images) {
+                (AttackKind::Cw, Some(cw)) => {
+                    project_all(images, &cw[..m], eps).map_err(|e| wrap(Box::new(e)))?
+                }
+                (AttackKind::Cw, None) => {
+                    return Err(ExperimentError::Curve(
+                        "the experiment ran no C&W to project".to_owned(),
+                    ))
+                }
+                _ => produce(
+                    kind,
+                    &at,
+                    &mut twin,
+                    oracle,
+                    experiment.surrogate.as_ref(),
+                    images,
+                    targets,
+                )
+                .map_err(wrap)?
+                .into_iter()
+                .next()
+                .map(|(_, x, _)| x)
+                .ok_or_else(|| wrap("the attack produced no images".into()))?,
+            };
+            let predictions = classify(oracle, &x)?;
+            point(name, m, eps, fraction(correct(&predictions, labels), m));
+        }
+    }
+    Ok(curves)
 }
 
 /// The paper's Table 4 (accuracy of the target models under attack at ε = 0.3): per data

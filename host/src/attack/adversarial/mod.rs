@@ -5,9 +5,10 @@
 //! White-box attacks ([`fgsm`], [`pgd`] (BIM is PGD without a random start), [`cw`]) take
 //! their gradients from the plaintext twin of the deployed model through a
 //! [`GradientOracle`]; the black-box [`square`] attack needs no weights and queries the
-//! service itself. Definitions follow IBM ART 1.20 (`FastGradientMethod`,
-//! `ProjectedGradientDescent`, `BasicIterativeMethod`, `CarliniL2Method`, `SquareAttack`);
-//! each module states where it departs from ART. Pixels are in `[0, 1]` throughout;
+//! service itself, and [`transfer`] attacks a surrogate trained on the service's labels.
+//! [`training`] is the countermeasure: Madry et al.'s adversarial training. Definitions
+//! follow IBM ART 1.20 (`FastGradientMethod`, `ProjectedGradientDescent`,
+//! `BasicIterativeMethod`, `CarliniL2Method`, `SquareAttack`); each module states where it departs from ART. Pixels are in `[0, 1]` throughout;
 //! `eps` bounds the L∞ distance to the clean image.
 
 pub mod cw;
@@ -16,6 +17,8 @@ pub mod fgsm;
 pub mod mitm;
 pub mod pgd;
 pub mod square;
+pub mod training;
+pub mod transfer;
 
 use crate::oracle::{
     cross_entropy_cotangent, predicted_class, GradientOracle, Image, ImageError, Oracle, Scores,

@@ -8,7 +8,7 @@
 
 use crate::data::{Images, CLASSES, IMAGE_PIXELS};
 use crate::model::network::{Dense, LayerSpec, Network, Shape};
-use crate::oracle::{flat_pixels, split_scores, Classifier, Image, Scores};
+use crate::oracle::{Classifier, Image, Scores, Weighted};
 use crate::train::optim::OptimizerKind;
 use crate::train::{fit, init_network, stream_rng, FitOptions, Targets};
 
@@ -19,10 +19,7 @@ pub const EVALUATOR_EPOCHS: usize = 3;
 
 /// A trained network used as a plaintext [`Classifier`].
 #[derive(Clone, Debug)]
-pub struct Evaluator {
-    network: Network,
-    params: Vec<f32>,
-}
+pub struct Evaluator(Weighted);
 
 impl Evaluator {
     /// Trains the evaluator on the images of `train` whose indices are not in `exclude`,
@@ -80,22 +77,16 @@ impl Evaluator {
             &mut stream_rng(seed, 1),
             |_, _, _| {},
         )?;
-        Ok(Self { network, params })
+        Ok(Self(Weighted { network, params }))
     }
 }
 
 impl Classifier for Evaluator {
     fn scores(&self, image: &Image) -> Scores {
-        self.scores_batch(std::slice::from_ref(image))
-            .pop()
-            .unwrap_or([0.0; CLASSES])
+        self.0.scores(image)
     }
 
     fn scores_batch(&self, images: &[Image]) -> Vec<Scores> {
-        split_scores(
-            &self
-                .network
-                .forward(&self.params, &flat_pixels(images), images.len()),
-        )
+        self.0.scores_batch(images)
     }
 }

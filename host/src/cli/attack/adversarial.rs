@@ -8,14 +8,14 @@ use super::super::exit::{write_json, CliError, CliResult};
 use super::super::options::{use_threads, DataOptions, ModelOptions};
 use crate::attack::adversarial::cw::CwConfig;
 use crate::attack::adversarial::experiment::{
-    self, AttackKind, Experiment, Settings, PAPER_TABLE_4,
+    self, AttackKind, EpsCurve, Experiment, Settings, PAPER_TABLE_4,
 };
 use crate::attack::adversarial::fgsm::FgsmConfig;
 use crate::attack::adversarial::pgd::PgdConfig;
 use crate::attack::adversarial::square::SquareConfig;
+use crate::attack::adversarial::transfer::TransferConfig;
 use crate::attack::adversarial::Labels;
-use crate::inference::OracleSpec;
-use crate::oracle::Image;
+use crate::inference::{to_images, OracleSpec};
 
 /// Adversarial examples injected before encryption (paper Table 4).
 #[derive(Debug, clap::Args)]
@@ -38,7 +38,7 @@ pub struct AdversarialArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "fgsm,bim,pgd,cw,square"
+        default_value = "noise,fgsm,bim,pgd,cw,square,transfer"
     )]
     attacks: Vec<AttackKind>,
     /// Attack only the first K test images (default: all).
@@ -55,6 +55,27 @@ pub struct AdversarialArgs {
     /// Run the Square Attack on the first K images only.
     #[arg(long, value_name = "K", default_value_t = 1000)]
     square_limit: usize,
+    /// Transfer attack: label the first N training images through the oracle (arg-max)
+    /// and train the surrogate on them.
+    #[arg(long, value_name = "N", default_value_t = 5000)]
+    transfer_aux: usize,
+    /// Transfer attack: surrogate training epochs.
+    #[arg(long, value_name = "E", default_value_t = 10)]
+    transfer_epochs: usize,
+    /// The L∞ budgets of the accuracy-against-ε sweep (each in [0, 1]).
+    #[arg(
+        long,
+        value_name = "EPS,...",
+        value_delimiter = ',',
+        default_value = "0,0.05,0.1,0.15,0.2,0.25,0.3"
+    )]
+    eps_grid: Vec<f32>,
+    /// Run the ε sweep on the first K images only (each attack's own limit still applies).
+    #[arg(long, value_name = "K", default_value_t = 1000)]
+    curve_limit: usize,
+    /// Skip the accuracy-against-ε sweep.
+    #[arg(long)]
+    no_eps_curve: bool,
     /// Seed of model training (without --model), PGD's random starts and the Square Attack.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -194,6 +215,12 @@ impl AdversarialArgs {
             pgd: self.attack.pgd(self.seed),
             cw: self.attack.cw(),
             square: self.attack.square(self.seed),
+            transfer: TransferConfig {
+                aux: self.transfer_aux,
+                epochs: self.transfer_epochs,
+                attack: self.attack.bim(),
+                seed: self.seed,
+            },
             cw_limit: Some(self.cw_limit),
             square_limit: Some(self.square_limit),
         }
@@ -223,19 +250,35 @@ pub fn run(args: AdversarialArgs) -> CliResult {
     let start = Instant::now();
     args.attack.validate()?;
     let settings = args.settings();
+    let transfer = settings.attacks.contains(&AttackKind::Transfer);
+    if transfer {
+        settings.transfer.validate().map_err(CliError::bad_input)?;
+    }
+    let curve = !args.no_eps_curve && !settings.attacks.is_empty();
+    if curve {
+        experiment::check_grid(&args.eps_grid).map_err(CliError::bad_input)?;
+    }
     use_threads(args.threads)?;
     let json_only = args.json.as_deref() == Some(std::path::Path::new("-"));
     let data = args.data.load().map_err(CliError::bad_input)?;
+    if transfer && args.transfer_aux > data.train.len() {
+        return Err(CliError::bad_input(anyhow::anyhow!(
+            "--transfer-aux {} exceeds the {} training images",
+            args.transfer_aux,
+            data.train.len()
+        )));
+    }
     let resolved = args.model.resolve(&data, args.seed)?;
     let test = match args.limit {
         Some(k) => data.test.truncated(k),
         None => data.test.clone(),
     };
-    let images: Vec<Image> = crate::model::scaled(&test)
-        .chunks(crate::oracle::IMAGE_PIXELS)
-        .map(Image::new)
-        .collect::<Result<_, _>>()
-        .map_err(|e| CliError::Failure(e.into()))?;
+    let images = to_images(&test).map_err(CliError::Failure)?;
+    let aux = if transfer {
+        to_images(&data.train.truncated(args.transfer_aux)).map_err(CliError::Failure)?
+    } else {
+        Vec::new()
+    };
     eprintln!(
         "{} ({}): model {} ({}), {} test images, oracle {}",
         data.dataset,
@@ -257,15 +300,33 @@ pub fn run(args: AdversarialArgs) -> CliResult {
         &mut oracle,
         &images,
         &test.labels,
+        &aux,
         &settings,
         &mut |name| bar.set_message(format!("{name} on {} images", images.len())),
     )
     .map_err(|e| CliError::Failure(e.into()))?;
+    let curves = if curve {
+        let k = args.curve_limit.min(images.len());
+        experiment::eps_curve(
+            &resolved.model,
+            &mut oracle,
+            &images[..k],
+            &test.labels[..k],
+            &settings,
+            &result,
+            &args.eps_grid,
+            &mut |what| bar.set_message(format!("{what} on {k} images")),
+        )
+        .map_err(|e| CliError::Failure(e.into()))?
+    } else {
+        Vec::new()
+    };
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     let dataset = data.dataset.to_string();
     if !json_only {
         print_table(&result, &dataset, &args.oracle, seconds);
+        print_curves(&curves);
     }
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir).map_err(|e| CliError::Failure(e.into()))?;
@@ -274,6 +335,11 @@ pub fn run(args: AdversarialArgs) -> CliResult {
             .save(&path)
             .map_err(|e| CliError::Failure(anyhow::anyhow!("{}: {e}", path.display())))?;
         eprintln!("figure: {}", path.display());
+        if !curves.is_empty() {
+            let path = dir.join(format!("adversarial-eps-{dataset}.png"));
+            eps_figure(&curves, &dataset, &args.oracle, &path)?;
+            eprintln!("figure: {}", path.display());
+        }
     }
     if let Some(path) = &args.json {
         let mut out = serde_json::json!({
@@ -292,6 +358,7 @@ pub fn run(args: AdversarialArgs) -> CliResult {
             "oracle_queries": result.oracle_queries,
             "settings": settings,
             "outcomes": result.outcomes,
+            "eps_curve": curves,
             "seed": args.seed,
             "threads": rayon::current_num_threads(),
             "seconds": seconds,
@@ -307,12 +374,17 @@ pub fn run(args: AdversarialArgs) -> CliResult {
                     obj.insert("cw_mean_l2".into(), o.mean_l2.into());
                     obj.insert("cw_mean_linf".into(), o.mean_linf.into());
                 }
-                if o.name == "square" {
+                if o.name == "square" || o.name == "transfer" {
                     obj.insert(
-                        "square_queries_per_image".into(),
+                        format!("{}_queries_per_image", o.name),
                         o.queries_per_image.into(),
                     );
                 }
+            }
+            if let Some(s) = &result.surrogate {
+                obj.insert("transfer_aux".into(), s.aux.into());
+                obj.insert("transfer_label_queries".into(), s.label_queries.into());
+                obj.insert("transfer_aux_agreement".into(), s.aux_agreement.into());
             }
             let agreement = crate::model::fraction(
                 result
@@ -327,6 +399,58 @@ pub fn run(args: AdversarialArgs) -> CliResult {
         write_json(path, &out)?;
     }
     Ok(())
+}
+
+/// The accuracy-against-ε sweep as a table: one row per attack, one column per budget.
+fn print_curves(curves: &[EpsCurve]) {
+    let Some(first) = curves.first() else {
+        return;
+    };
+    print!("\naccuracy against ε (oracle) {:>7}", "images");
+    for eps in &first.eps {
+        print!(" {:>7}", format!("ε={eps}"));
+    }
+    println!();
+    for c in curves {
+        print!("{:<28} {:>7}", c.attack, c.images);
+        for a in &c.accuracy {
+            print!(" {a:>7.4}");
+        }
+        println!();
+    }
+}
+
+/// The sweep as a PNG line chart, one line per attack.
+fn eps_figure(
+    curves: &[EpsCurve],
+    dataset: &str,
+    oracle: &OracleSpec,
+    path: &std::path::Path,
+) -> CliResult {
+    let chart = crate::plot::LineChart {
+        title: format!("{dataset}: accuracy through the {oracle} oracle against ε"),
+        x_label: "ε (L∞ budget)".to_owned(),
+        y_label: "accuracy".to_owned(),
+        series: curves
+            .iter()
+            .map(|c| crate::plot::Series {
+                label: c.attack.clone(),
+                points: c
+                    .eps
+                    .iter()
+                    .zip(&c.accuracy)
+                    .map(|(&e, &a)| (f64::from(e), a))
+                    .collect(),
+            })
+            .collect(),
+        x_log: false,
+        y_log: false,
+        x_range: None,
+        y_range: Some((0.0, 1.0)),
+    };
+    chart
+        .write_png(path)
+        .map_err(|e| CliError::Failure(anyhow::anyhow!("{}: {e}", path.display())))
 }
 
 fn print_table(result: &Experiment, dataset: &str, oracle: &OracleSpec, seconds: f64) {
@@ -383,7 +507,16 @@ fn print_table(result: &Experiment, dataset: &str, oracle: &OracleSpec, seconds:
     }
     println!(
         "agreement: the oracle's and the plaintext twin's predicted classes on the same images; \
-         the paper's C&W column is compared with heist's unbounded C&W (cw)"
+         the paper's C&W column is compared with heist's unbounded C&W (cw); \
+         noise: random ±ε per pixel, the baseline every attack must beat"
     );
+    if let Some(s) = &result.surrogate {
+        println!(
+            "transfer: surrogate of the target's architecture trained on the oracle's arg-max \
+             labels of {} auxiliary training images ({} oracle queries); it agrees with them \
+             on {:.4} of them",
+            s.aux, s.label_queries, s.aux_agreement
+        );
+    }
     println!("total wall time {seconds:.1} s");
 }
