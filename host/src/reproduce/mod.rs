@@ -279,15 +279,22 @@ pub fn plan(config: &Config) -> Vec<Stage> {
             false,
             (10.0, 40.0),
         ));
+        // The accuracy-against-ε curve runs every attack again at each ε (the Square Attack
+        // pays CKKS batches at each): on fewer images than the table, and in a quick run on
+        // four points only.
         let adversarial = if quick {
             flags(&[
                 ("limit", "100".into()),
                 ("cw-limit", "20".into()),
                 ("square-limit", "20".into()),
                 ("square-iters", "4".into()),
+                ("transfer-aux", "500".into()),
+                ("transfer-epochs", "3".into()),
+                ("eps-grid", "0,0.1,0.2,0.3".into()),
+                ("curve-limit", "50".into()),
             ])
         } else {
-            Vec::new()
+            flags(&[("curve-limit", "200".into())])
         };
         stages.push(stage(
             Section::Table4,
