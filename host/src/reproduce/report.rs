@@ -855,7 +855,13 @@ fn answer(out: &mut String, results: &Value, sets: &[Dataset]) {
     if !defended.is_empty() {
         exposed.push("the secret key itself, under the default release policy");
     }
-    exposed.dedup();
+    // Each data set adds its findings: name each one once.
+    let mut seen = Vec::new();
+    exposed.retain(|e| {
+        let first = !seen.contains(e);
+        seen.push(*e);
+        first
+    });
     if exposed.is_empty() {
         out.push_str(
             "In this run no attack beat its baseline: these figures do not show the \
