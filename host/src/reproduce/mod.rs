@@ -173,6 +173,15 @@ impl Stage {
     }
 }
 
+/// A command line: the subcommand `words`, then each group of arguments in order.
+fn command(words: &[&str], groups: &[&[String]]) -> Vec<String> {
+    words
+        .iter()
+        .map(|w| w.to_string())
+        .chain(groups.iter().flat_map(|g| g.iter().cloned()))
+        .collect()
+}
+
 /// `--flag value` pairs as arguments.
 fn flags(pairs: &[(&str, String)]) -> Vec<String> {
     pairs
@@ -214,13 +223,7 @@ pub fn plan(config: &Config) -> Vec<Stage> {
     for &dataset in &config.datasets {
         let data = data_args(config, dataset);
         let model = flags(&[("cache", cache.clone()), ("seed", seed.clone())]);
-        let with = |words: &[&str], extra: Vec<String>| -> Vec<String> {
-            let mut args: Vec<String> = words.iter().map(|w| w.to_string()).collect();
-            args.extend(data.iter().cloned());
-            args.extend(model.iter().cloned());
-            args.extend(extra);
-            args
-        };
+        let with = |words: &[&str], extra: Vec<String>| command(words, &[&data, &model, &extra]);
         // An empty `entry` puts the stage's JSON at `section.dataset`.
         let stage = |section, entry: &str, args, figures, estimate: (f64, f64)| Stage {
             id: [section_id(section), dataset.name(), entry]
@@ -335,13 +338,14 @@ pub fn plan(config: &Config) -> Vec<Stage> {
         } else {
             Vec::new()
         };
-        let mut membership_args: Vec<String> = ["attack", "membership"]
-            .iter()
-            .map(|w| w.to_string())
-            .collect();
-        membership_args.extend(data.iter().cloned());
-        membership_args.extend(flags(&[("seed", seed.clone()), ("oracle", oracle.clone())]));
-        membership_args.extend(membership);
+        let membership_args = command(
+            &["attack", "membership"],
+            &[
+                &data,
+                &flags(&[("seed", seed.clone()), ("oracle", oracle.clone())]),
+                &membership,
+            ],
+        );
         stages.push(stage(
             match dataset {
                 Dataset::Mnist => Section::Table6,
@@ -394,11 +398,7 @@ pub fn plan(config: &Config) -> Vec<Stage> {
             .into_iter()
             .filter(|&(scheme, _, _, release, _)| !(quick && scheme == "bfv" && release.is_none()));
         for (scheme, adversary, release_name, release, section) in runs {
-            let mut args: Vec<String> = ["attack", "key-recovery"]
-                .iter()
-                .map(|w| w.to_string())
-                .collect();
-            args.extend(data.iter().cloned());
+            let mut args = command(&["attack", "key-recovery"], &[&data]);
             args.extend(flags(&[
                 ("cache", cache.clone()),
                 ("seed", seed.clone()),
