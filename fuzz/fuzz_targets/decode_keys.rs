@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let he = params.he();
     if let Ok(k) = SecretKey::decode(he, data) {
-        assert_eq!(k.encode(), data);
+        assert_eq!(k.encode().as_slice(), data);
     }
     if let Ok(k) = PublicKey::decode(he, data) {
         assert_eq!(k.encode(), data);

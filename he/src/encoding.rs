@@ -6,7 +6,9 @@ use alloc::vec::Vec;
 
 use crate::keys::{GaloisKey, GaloisKeys, KeySwitchKey, PublicKey, RelinKey, SecretKey};
 use crate::params::{HeParams, SecurityLevel, MAX_CHAIN};
-use crate::wire::{check_fingerprint, check_len, read_header, Kind, Reader, WireError, Writer};
+use crate::wire::{
+    check_fingerprint, check_len, read_header, Kind, Reader, WireError, Writer, HEADER_SIZE,
+};
 
 fn params_body_len(chain: usize) -> usize {
     4 + 1 + 4 + 8 * chain + 8
@@ -209,6 +211,12 @@ impl RelinKey {
         let mut w = Writer::new(Kind::RelinKey, self.0.fingerprint, body);
         write_ksk(&mut w, &self.0);
         w.finish()
+    }
+
+    /// The exact length of an encoded relinearisation key of `params`: what a receiver
+    /// needs to accept, and all it should, before reading one.
+    pub fn encoded_len(params: &HeParams) -> usize {
+        HEADER_SIZE + ksk_len(params)
     }
 
     /// Decodes a relinearisation key of `params`.

@@ -52,7 +52,7 @@ fn bit_reverse(x: usize, bits: u32) -> usize {
 /// [`GaloisError::BadElement`] unless `g` is odd and below `2n`.
 pub fn permutation(n: usize, g: u64) -> Result<Vec<u32>, GaloisError> {
     let two_n = 2 * n as u64;
-    if g % 2 == 0 || g >= two_n || !n.is_power_of_two() {
+    if g.is_multiple_of(2) || g >= two_n || !n.is_power_of_two() {
         return Err(GaloisError::BadElement { g, n });
     }
     let bits = n.trailing_zeros();

@@ -174,6 +174,7 @@ fn server_config() -> ServerConfig {
         idle_timeout: Duration::from_secs(60),
         frame_timeout: Duration::from_secs(60),
         write_timeout: Duration::from_secs(60),
+        setup_timeout: Duration::from_secs(60),
     }
 }
 

@@ -42,6 +42,12 @@ impl<E: BatchEvaluator<Session = PlaintextSession>> BatchEvaluator for Poisoned<
     fn open_session(&self, context: &[u8]) -> Result<PlaintextSession, CodecError> {
         self.0.open_session(context)
     }
+    fn max_context_len(&self) -> usize {
+        self.0.max_context_len()
+    }
+    fn max_batch_len(&self, session: &PlaintextSession) -> usize {
+        self.0.max_batch_len(session)
+    }
     fn evaluate(&self, session: &PlaintextSession, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
         let images = message::decode_images(payload, usize::MAX)?;
         if images.iter().any(|image| image.pixels()[0] == 1.0) {

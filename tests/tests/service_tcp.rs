@@ -30,6 +30,7 @@ fn server_config(max_connections: usize, idle: Duration, frame: Duration) -> Ser
         idle_timeout: idle,
         frame_timeout: frame,
         write_timeout: Duration::from_secs(10),
+        setup_timeout: idle.max(frame),
     }
 }
 

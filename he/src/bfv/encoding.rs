@@ -10,7 +10,9 @@ use alloc::vec::Vec;
 
 use super::{BfvParams, Ciphertext, Plaintext};
 use crate::encoding::{read_params_body, write_params_body};
-use crate::wire::{check_fingerprint, check_len, read_header, Kind, Reader, WireError, Writer};
+use crate::wire::{
+    check_fingerprint, check_len, read_header, Kind, Reader, WireError, Writer, HEADER_SIZE,
+};
 
 impl BfvParams {
     /// Encodes the parameters.
@@ -127,6 +129,12 @@ impl Ciphertext {
         w.poly(&self.c0);
         w.bytes(&seed);
         Some(w.finish())
+    }
+
+    /// The length of a ciphertext of `params` encoded in full (not seed-compressed): the
+    /// most a BFV ciphertext takes on the wire.
+    pub fn max_encoded_len(params: &BfvParams) -> usize {
+        HEADER_SIZE + 8 + 2 * params.he().chain().len() * params.n() * 8
     }
 
     /// Decodes a ciphertext of `params`, in full or seed-compressed.

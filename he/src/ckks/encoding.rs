@@ -11,7 +11,7 @@ use super::{Ciphertext, CkksParams, Plaintext};
 use crate::encoding::{read_params_body, write_params_body};
 use crate::keys::expand_seed;
 use crate::wire::{
-    check_fingerprint, check_len, read_header, Header, Kind, Reader, WireError, Writer,
+    check_fingerprint, check_len, read_header, Header, Kind, Reader, WireError, Writer, HEADER_SIZE,
 };
 
 const META: usize = 4 + 8 + 8 + 8;
@@ -158,6 +158,12 @@ impl Ciphertext {
             None => w.poly(&self.c1),
         }
         w.finish()
+    }
+
+    /// The length of a ciphertext of `params` with `level` limbs encoded in full (not
+    /// seed-compressed): the most a ciphertext at that level takes on the wire.
+    pub fn max_encoded_len(params: &CkksParams, level: usize) -> usize {
+        HEADER_SIZE + META + 2 * level * params.he().n() * 8
     }
 
     /// Decodes a ciphertext of `params`, full or seed-compressed.

@@ -229,9 +229,9 @@ pub(crate) fn linear_block_generic(
         .all(|row| row.len() == width && row.iter().all(|&x| x < q.value())));
     debug_assert_eq!(out.len(), rows.len() * width);
     debug_assert!(bias.is_empty() || bias.len() == rows.len());
-    debug_assert!(width % MIN_TILE == 0);
+    debug_assert!(width.is_multiple_of(MIN_TILE));
     debug_assert!(!add || out.iter().all(|&x| x < q.value()));
-    if width % TILE == 0 {
+    if width.is_multiple_of(TILE) {
         tiles::<TILE>(q, rows, bias, input, width, out, add);
     } else {
         tiles::<MIN_TILE>(q, rows, bias, input, width, out, add);

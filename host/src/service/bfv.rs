@@ -335,6 +335,22 @@ impl BatchEvaluator for BfvEvaluator {
         BfvServer::new(self.plan.clone(), rlk).map_err(bfv)
     }
 
+    fn max_context_len(&self) -> usize {
+        RelinKey::encoded_len(self.plan.params()[0].he())
+    }
+
+    /// The plan's inputs for every plaintext prime, each a length-prefixed ciphertext in
+    /// full.
+    fn max_batch_len(&self, _: &BfvServer) -> usize {
+        let inputs = self.plan.input_len();
+        4 + self
+            .plan
+            .params()
+            .iter()
+            .map(|params| inputs * (4 + Ciphertext::max_encoded_len(params)))
+            .sum::<usize>()
+    }
+
     /// Evaluates the primes one after the other; the ciphertexts of a prime are decoded
     /// just before its evaluation.
     fn evaluate(&self, session: &BfvServer, payload: &[u8]) -> Result<Vec<u8>, CodecError> {

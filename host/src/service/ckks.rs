@@ -560,6 +560,17 @@ impl BatchEvaluator for CkksEvaluator {
         CkksServer::new(self.plan.clone(), rlk).map_err(ckks)
     }
 
+    fn max_context_len(&self) -> usize {
+        RelinKey::encoded_len(self.plan.params().he())
+    }
+
+    /// The plan's inputs, each a length-prefixed ciphertext in full at the top level.
+    fn max_batch_len(&self, _: &CkksServer) -> usize {
+        let params = self.plan.params();
+        let ct = Ciphertext::max_encoded_len(params, params.he().max_level());
+        4 + self.plan.input_len() * (4 + ct)
+    }
+
     fn evaluate(&self, session: &CkksServer, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
         let cts = decode_ciphertexts(&self.plan, payload, self.plan.input_len()).map_err(ckks)?;
         let scores = session.evaluate(cts, &self.exec).map_err(ckks)?;

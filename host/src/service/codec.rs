@@ -117,6 +117,14 @@ pub trait BatchEvaluator: Send + Sync {
     /// Evaluates the network on an encrypted batch and returns the encrypted scores.
     /// `payload` comes from the network: it must be checked, never trusted.
     fn evaluate(&self, session: &Self::Session, payload: &[u8]) -> Result<Vec<u8>, CodecError>;
+
+    /// The most bytes an evaluation context can take (the exact size where it is fixed):
+    /// a compute server refuses a larger `Setup` before reading its payload.
+    fn max_context_len(&self) -> usize;
+
+    /// The most bytes an encrypted batch of `session` can take: a compute server refuses a
+    /// larger `Evaluate` before reading its payload.
+    fn max_batch_len(&self, session: &Self::Session) -> usize;
 }
 
 /// A batch codec that does **not** encrypt: the batch is the plain pixels
@@ -210,6 +218,14 @@ impl<K: Classifier + Send + Sync> BatchEvaluator for PlaintextEvaluator<K> {
                 reason: format!("invalid slot count {}", u32::from_le_bytes(slots)),
             }),
         }
+    }
+
+    fn max_context_len(&self) -> usize {
+        4
+    }
+
+    fn max_batch_len(&self, session: &PlaintextSession) -> usize {
+        message::COUNT_BYTES + session.slots.saturating_mul(message::IMAGE_BYTES)
     }
 
     fn evaluate(&self, session: &PlaintextSession, payload: &[u8]) -> Result<Vec<u8>, CodecError> {

@@ -2,14 +2,17 @@
 //! context each trusted party sends, and evaluates batches it cannot read.
 //!
 //! Per connection: the first frame must be `Setup` (scheme and evaluation context), answered
-//! `SetupOk`; then every `Evaluate` frame is answered `Evaluated` or `Error`.
+//! `SetupOk`; then every `Evaluate` frame is answered `Evaluated` or `Error`. Each state
+//! bounds what it reads: a `Setup` no larger than the evaluator's context, within the
+//! config's `setup_timeout`; an `Evaluate` no larger than the session's batch.
 
 use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
 use super::codec::{BatchEvaluator, CodecError};
 use super::frame::{Frame, Kind};
 use super::message::{ErrorCode, ErrorReply, Setup};
-use super::net::{self, Answer, ServerConfig, ServerHandle};
+use super::net::{self, Answer, Handler, ServerConfig, ServerHandle};
 use super::tls::Conn;
 
 /// A compute server listening for trusted parties over TCP.
@@ -42,20 +45,61 @@ impl ComputeServer {
     }
 }
 
-fn serve<E: BatchEvaluator>(stream: &mut Conn, config: &ServerConfig, evaluator: &E) {
-    let mut session: Option<E::Session> = None;
-    net::serve_connection(stream, config, "compute", |frame| {
-        if let Some(session) = &session {
-            return evaluate(evaluator, session, &frame);
+/// The most a frame may carry when its kind is refused in the connection's state anyway
+/// (it is read, so that the refusal can name its request).
+const REFUSED_KIND_LIMIT: u32 = 64 << 10;
+
+/// One connection's state: before `Setup`, only a `Setup` of the evaluator's context size
+/// is read, within `setup_timeout`; after it, only `Evaluate` frames of the session's batch
+/// size. So a peer that has not set up cannot make the server buffer more than one
+/// context, and nobody can make it buffer more than one batch.
+struct Connection<'a, E: BatchEvaluator> {
+    evaluator: &'a E,
+    session: Option<E::Session>,
+}
+
+impl<E: BatchEvaluator> Handler for Connection<'_, E> {
+    fn max_payload(&self, kind: Kind, config: &ServerConfig) -> u32 {
+        let allowed = match (&self.session, kind) {
+            (None, Kind::Setup) => Setup::encoded_len(self.evaluator.max_context_len()),
+            (Some(session), Kind::Evaluate) => self.evaluator.max_batch_len(session),
+            _ => return REFUSED_KIND_LIMIT.min(config.max_payload),
+        };
+        u32::try_from(allowed).map_or(config.max_payload, |allowed| {
+            allowed.min(config.max_payload)
+        })
+    }
+
+    fn timeouts(&self, config: &ServerConfig) -> (Duration, Duration) {
+        match self.session {
+            None => (
+                config.idle_timeout.min(config.setup_timeout),
+                config.frame_timeout.min(config.setup_timeout),
+            ),
+            Some(_) => (config.idle_timeout, config.frame_timeout),
         }
-        match open_session(evaluator, &frame) {
+    }
+
+    fn answer(&mut self, frame: Frame) -> Answer {
+        if let Some(session) = &self.session {
+            return evaluate(self.evaluator, session, &frame);
+        }
+        match open_session(self.evaluator, &frame) {
             Ok(opened) => {
-                session = Some(opened);
+                self.session = Some(opened);
                 Answer::Reply(Kind::SetupOk, Vec::new())
             }
             Err(reply) => Answer::RefuseAndClose(reply),
         }
-    });
+    }
+}
+
+fn serve<E: BatchEvaluator>(stream: &mut Conn, config: &ServerConfig, evaluator: &E) {
+    let connection = Connection {
+        evaluator,
+        session: None,
+    };
+    net::serve_connection(stream, config, "compute", connection);
 }
 
 fn open_session<E: BatchEvaluator>(evaluator: &E, frame: &Frame) -> Result<E::Session, ErrorReply> {

@@ -151,6 +151,15 @@ impl Header {
     /// Decodes and checks a header: magic, version, kind, reserved byte, then the payload
     /// length against `max_payload` (inclusive).
     pub fn decode(b: &[u8; HEADER_LEN], max_payload: u32) -> Result<Self, FrameError> {
+        Self::decode_limited(b, |_| max_payload)
+    }
+
+    /// As [`Self::decode`], with the payload bound depending on the kind: `limit(kind)`
+    /// (inclusive).
+    pub fn decode_limited(
+        b: &[u8; HEADER_LEN],
+        limit: impl FnOnce(Kind) -> u32,
+    ) -> Result<Self, FrameError> {
         let magic = [b[0], b[1], b[2], b[3]];
         if magic != MAGIC {
             return Err(FrameError::BadMagic { found: magic });
@@ -165,6 +174,7 @@ impl Header {
         }
         let request_id = u64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
         let payload_len = u32::from_le_bytes([b[16], b[17], b[18], b[19]]);
+        let max_payload = limit(kind);
         if payload_len > max_payload {
             return Err(FrameError::PayloadTooLarge {
                 len: u64::from(payload_len),
@@ -234,6 +244,15 @@ impl Frame {
     /// Reads one frame. The payload buffer grows with the bytes that actually arrive, so
     /// a large announced length costs nothing until the bytes are sent.
     pub fn read_from<R: Read>(reader: &mut R, max_payload: u32) -> Result<Self, ReadError> {
+        Self::read_limited(reader, |_| max_payload)
+    }
+
+    /// As [`Self::read_from`], with the payload bound depending on the kind: a header
+    /// announcing more than `limit(kind)` is refused before a payload byte is read.
+    pub fn read_limited<R: Read>(
+        reader: &mut R,
+        limit: impl FnOnce(Kind) -> u32,
+    ) -> Result<Self, ReadError> {
         let mut header = [0u8; HEADER_LEN];
         let got = read_full(reader, &mut header)?;
         if got == 0 {
@@ -245,7 +264,7 @@ impl Frame {
                 expected: HEADER_LEN,
             });
         }
-        let header = Header::decode(&header, max_payload)?;
+        let header = Header::decode_limited(&header, limit)?;
         let len = header.payload_len as usize;
         let mut payload = Vec::with_capacity(len.min(READ_CHUNK));
         let got = reader

@@ -244,6 +244,11 @@ impl Setup {
         out
     }
 
+    /// The length of a `Setup` payload with a context of `context_len` bytes.
+    pub fn encoded_len(context_len: usize) -> usize {
+        1 + context_len
+    }
+
     /// Decodes a `Setup` payload.
     pub fn decode(payload: &[u8]) -> Result<Self, PayloadError> {
         let (&id, context) = payload.split_first().ok_or(PayloadError::TooShort {

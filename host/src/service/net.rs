@@ -29,6 +29,10 @@ pub struct ServerConfig {
     pub frame_timeout: Duration,
     /// How long a reply write may block.
     pub write_timeout: Duration,
+    /// How long a compute server waits for a connection's `Setup` frame, both for its first
+    /// byte and from there to its last (short: a connection that has not set up is not
+    /// yet anybody's).
+    pub setup_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -41,11 +45,13 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(60),
             frame_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
+            setup_timeout: Duration::from_secs(10),
         }
     }
 
     /// Limits for a compute server: 16 connections, 1 GiB payloads (encrypted batches
-    /// are large), 600 s idle, 120 s per frame, 120 s per write.
+    /// are large; each state allows less, see [`super::ComputeServer`]), 600 s idle, 120 s
+    /// per frame, 120 s per write, 30 s to set up.
     pub fn compute() -> Self {
         Self {
             max_connections: 16,
@@ -53,6 +59,7 @@ impl ServerConfig {
             idle_timeout: Duration::from_secs(600),
             frame_timeout: Duration::from_secs(120),
             write_timeout: Duration::from_secs(120),
+            setup_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -83,11 +90,14 @@ impl<'a> TimedReader<'a> {
         }
     }
 
-    /// Reads the next frame, its payload bounded by `max_payload`.
-    pub(crate) fn next_frame(&mut self, max_payload: u32) -> Result<Frame, ReadError> {
+    /// Reads the next frame, its payload bounded by `limit(kind)`.
+    pub(crate) fn next_frame(
+        &mut self,
+        limit: impl FnOnce(Kind) -> u32,
+    ) -> Result<Frame, ReadError> {
         self.idle_deadline = None;
         self.deadline = None;
-        Frame::read_from(self, max_payload)
+        Frame::read_limited(self, limit)
     }
 }
 
@@ -132,19 +142,46 @@ pub(crate) enum Answer {
     RefuseAndClose(ErrorReply),
 }
 
-/// Serves frames on one connection until it closes, fails or `answer` closes it.
-/// A header that does not decode is answered `BadFrame` (request id 0) and closes the
-/// connection: the stream cannot be resynchronised.
+/// How a server treats the frames of one connection, state by state.
+pub(crate) trait Handler {
+    /// The largest payload a frame of `kind` may have now; a header announcing more is
+    /// refused before a payload byte is read. By default, `config.max_payload`.
+    fn max_payload(&self, kind: Kind, config: &ServerConfig) -> u32 {
+        let _ = kind;
+        config.max_payload
+    }
+
+    /// The idle and frame clocks for the next frame. By default, the config's.
+    fn timeouts(&self, config: &ServerConfig) -> (Duration, Duration) {
+        (config.idle_timeout, config.frame_timeout)
+    }
+
+    /// The answer to one frame.
+    fn answer(&mut self, frame: Frame) -> Answer;
+}
+
+/// A closure is a handler with the config's limits in every state.
+impl<F: FnMut(Frame) -> Answer> Handler for F {
+    fn answer(&mut self, frame: Frame) -> Answer {
+        self(frame)
+    }
+}
+
+/// Serves frames on one connection until it closes, fails or `handler` closes it.
+/// A header that does not decode, or announces more than `handler` allows, is answered
+/// `BadFrame` (request id 0) and closes the connection: the stream cannot be
+/// resynchronised.
 pub(crate) fn serve_connection(
     stream: &mut Conn,
     config: &ServerConfig,
     role: &str,
-    mut answer: impl FnMut(Frame) -> Answer,
+    mut handler: impl Handler,
 ) {
     let peer = peer_name(stream.tcp());
     loop {
-        let mut reader = TimedReader::new(stream, config.idle_timeout, config.frame_timeout);
-        let frame = match reader.next_frame(config.max_payload) {
+        let (idle, frame_timeout) = handler.timeouts(config);
+        let mut reader = TimedReader::new(stream, idle, frame_timeout);
+        let frame = match reader.next_frame(|kind| handler.max_payload(kind, config)) {
             Ok(frame) => frame,
             Err(ReadError::Closed) => return,
             Err(ReadError::Frame(error)) => {
@@ -159,7 +196,7 @@ pub(crate) fn serve_connection(
             }
         };
         let id = frame.request_id;
-        let (reply, close) = match answer(frame) {
+        let (reply, close) = match handler.answer(frame) {
             Answer::Reply(kind, payload) => (
                 Frame {
                     kind,
@@ -313,6 +350,7 @@ fn accept_loop<H>(
         let spawned = thread::Builder::new()
             .name(format!("{role}-conn-{id}"))
             .spawn(move || {
+                let _slot = Slot { shared: state, id };
                 let peer = peer_name(&stream);
                 let conn = match tls {
                     None => Ok(Conn::Tcp(stream)),
@@ -325,7 +363,6 @@ fn accept_loop<H>(
                     }
                     Err(error) => eprintln!("[{role}] {peer}: TLS handshake failed: {error}"),
                 }
-                state.connections().open.remove(&id);
             });
         match spawned {
             Ok(thread) => connections.threads.push(thread),
@@ -334,6 +371,19 @@ fn accept_loop<H>(
                 connections.open.remove(&id);
             }
         }
+    }
+}
+
+/// A connection's place among the open ones: freed when its thread ends, however it ends
+/// (a panicking handler included), so the server never runs out of slots.
+struct Slot {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.connections().open.remove(&self.id);
     }
 }
 
@@ -651,7 +701,7 @@ impl Peer {
             // may have left an `Error` frame to read before closing.
             let wait = self.config.frame_timeout.min(REFUSAL_WAIT);
             let mut reader = TimedReader::new(stream, wait, self.config.frame_timeout);
-            return Err(match reader.next_frame(self.config.max_payload) {
+            return Err(match reader.next_frame(|_| self.config.max_payload) {
                 Ok(answer) if answer.kind == Kind::Error => {
                     match ErrorReply::decode(&answer.payload) {
                         Ok(reply) => NetError::Remote(reply),
@@ -663,7 +713,7 @@ impl Peer {
         }
         let mut reader =
             TimedReader::new(stream, self.config.reply_timeout, self.config.frame_timeout);
-        let answer = reader.next_frame(self.config.max_payload)?;
+        let answer = reader.next_frame(|_| self.config.max_payload)?;
         if answer.kind == Kind::Error {
             let error = ErrorReply::decode(&answer.payload).map_err(|error| NetError::Payload {
                 kind: Kind::Error,
@@ -684,5 +734,61 @@ impl Peer {
             });
         }
         Ok(answer.payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    /// A handler that panics on the first connection must not keep its slot: with one slot,
+    /// the next connection is served (before the guard, it was answered `Overloaded`
+    /// forever).
+    #[test]
+    fn a_panicking_handler_frees_its_slot() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("loopback port");
+        let config = ServerConfig {
+            max_connections: 1,
+            ..ServerConfig::trusted()
+        };
+        let served = Arc::new(AtomicBool::new(false));
+        let first = Arc::new(AtomicBool::new(true));
+        let (seen, panics) = (Arc::clone(&served), Arc::clone(&first));
+        let server = spawn_server(listener, config, None, "test", move |conn, _| {
+            assert!(
+                !panics.swap(false, Ordering::SeqCst),
+                "the first connection's handler panics"
+            );
+            seen.store(true, Ordering::SeqCst);
+            let _ = conn.write_all(b"ok");
+        })
+        .expect("server starts");
+        let addr = server.local_addr();
+        // The first connection: its handler panics.
+        let mut stream = TcpStream::connect(addr).expect("connects");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout set");
+        let mut byte = [0u8; 1];
+        let _ = stream.read(&mut byte);
+        // Later connections: served once the first thread is gone. Without the guard each
+        // is answered `Overloaded` and closed.
+        let mut reply = Vec::new();
+        for _ in 0..100 {
+            let mut stream = TcpStream::connect(addr).expect("connects");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout set");
+            reply.clear();
+            let _ = stream.read_to_end(&mut reply);
+            if reply == b"ok" {
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(reply, b"ok", "the one slot was freed after the panic");
+        assert!(served.load(Ordering::SeqCst));
     }
 }

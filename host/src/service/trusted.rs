@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::auth::{open_query, seal_scores, LinkKey, ReplayGuard};
 use super::codec::{BatchCodec, CodecError};
-use super::frame::Kind;
+use super::frame::{Frame, Kind};
 use super::message::{self, ErrorCode, ErrorReply, Setup, IMAGE_BYTES};
 use super::net::{self, Answer, NetError, Peer, PeerConfig, ServerConfig, ServerHandle};
 use super::tls::TlsServer;
@@ -466,7 +466,7 @@ impl TrustedServer {
         let max_images = server.max_payload as usize / IMAGE_BYTES;
         let replays = ReplayGuard::default();
         let server = net::spawn_server(listener, server, tls, "trusted", move |stream, config| {
-            net::serve_connection(stream, config, "trusted", |frame| {
+            net::serve_connection(stream, config, "trusted", |frame: Frame| {
                 let Some(key) = &auth else {
                     return answer_query(&submitter, frame.kind, &frame.payload, max_images);
                 };

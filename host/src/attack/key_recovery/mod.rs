@@ -193,6 +193,14 @@ impl<E: BatchEvaluator> BatchEvaluator for MaliciousCompute<E> {
         self.honest.open_session(context)
     }
 
+    fn max_context_len(&self) -> usize {
+        self.honest.max_context_len()
+    }
+
+    fn max_batch_len(&self, session: &E::Session) -> usize {
+        self.honest.max_batch_len(session)
+    }
+
     fn evaluate(&self, session: &E::Session, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
         let reply = self.control.lock().replies.pop_front();
         match reply.unwrap_or(Reply::Honest) {

@@ -116,7 +116,7 @@ impl ExperimentConfig {
         if self.shadows.contains(&0) {
             return bad("0 shadow models".to_owned());
         }
-        if self.lira_models % 2 != 0 {
+        if !self.lira_models.is_multiple_of(2) {
             return bad(format!(
                 "{} LiRA models: the count must be even (each record IN for half)",
                 self.lira_models

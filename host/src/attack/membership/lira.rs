@@ -82,7 +82,7 @@ pub fn train_shadows(
     shadow: &TrainConfig,
     seed: u64,
 ) -> Result<LiraShadows, LiraError> {
-    if models < 2 || models % 2 != 0 {
+    if models < 2 || !models.is_multiple_of(2) {
         return Err(LiraError::Models(models));
     }
     let mut population = challenge.clone();

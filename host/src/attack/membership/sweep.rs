@@ -48,7 +48,7 @@ impl SweepConfig {
         if let Some(f) = self.fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
             return bad(format!("sweep fraction {f} is not in (0, 1]"));
         }
-        if self.lira_models % 2 != 0 {
+        if !self.lira_models.is_multiple_of(2) {
             return bad(format!(
                 "{} LiRA models in the sweep: the count must be even",
                 self.lira_models
