@@ -16,10 +16,11 @@ How to run it (in a virtual environment outside the repository):
         --model MODEL.safetensors --data-dir DATA --threads 2 --json art.json
 
 The model heist attacks without --model is the cached `.heist-cache/mnist-*.safetensors`
-(the path is printed). C&W: heist's C&W uses Adam, ART's a line search that halves or doubles
-the learning rate, so equal settings do not give equal attacks; run heist with ART's C&W
-settings (`--cw-steps 10 --cw-iters 10 --cw-lr 0.01 --cw-const 0.01`) to compare the two
-at the same settings, and read the gap as the optimiser's (docs/adversarial.md).
+(the path is printed). C&W: heist's default C&W optimiser is Adam, ART's a line search that
+halves or doubles the learning rate; heist has ART's line search too. To compare C&W at the
+same settings, run heist with `--cw-optimizer line-search --cw-steps 10 --cw-iters 10
+--cw-lr 0.01 --cw-const 0.01` (ART's defaults). A heist run with Adam is still compared,
+and the row says that the optimisers differ (docs/adversarial.md).
 
 `--attacks` restricts the attacks (e.g. `--attacks bim` for the speed comparison,
 `art_speed.py`); `--no-compare` runs ART without a heist JSON, on the settings given by
@@ -140,7 +141,8 @@ def main():
     bim = s["bim"] if s else {"eps": args.eps, "step": args.bim_step, "iters": args.bim_iters}
     pgd = s["pgd"] if s else {"eps": args.eps, "step": 0.01, "iters": 40, "restarts": 1}
     cw = s["cw"] if s else {"binary_steps": 10, "iters": 10, "lr": 0.01,
-                            "initial_const": 0.01, "confidence": 0.0}
+                            "initial_const": 0.01, "confidence": 0.0,
+                            "optimizer": "line-search", "max_halving": 5, "max_doubling": 5}
     cw_limit = args.cw_limit or (s["cw_limit"] if s and s["cw_limit"] else 1000)
 
     net = Net("mnist" if dataset == "mnist" else "fashion")
@@ -182,6 +184,8 @@ def main():
                                      learning_rate=cw["lr"],
                                      binary_search_steps=cw["binary_steps"],
                                      max_iter=cw["iters"], initial_const=cw["initial_const"],
+                                     max_halving=cw["max_halving"],
+                                     max_doubling=cw["max_doubling"],
                                      batch_size=args.batch_size, verbose=False)
         else:
             sys.exit(f"unknown attack {name}")
@@ -194,6 +198,9 @@ def main():
             row["heist"] = heist[f"{name}_accuracy"]
             if name == "cw":
                 row["heist_mean_l2"] = heist["cw_mean_l2"]
+                row["heist_optimizer"] = cw["optimizer"]
+                if cw["optimizer"] != "line-search":
+                    row["note"] = "heist ran Adam, ART its line search: the optimisers differ"
         rows[name] = row
         print(f"{name}: {row}", file=sys.stderr, flush=True)
 

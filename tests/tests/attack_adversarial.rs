@@ -2,7 +2,7 @@
 //! random perturbation of the same size on a small seeded model, the encrypted path, and
 //! configurations refused with typed errors.
 
-use heist::attack::adversarial::cw::{cw, CwConfig};
+use heist::attack::adversarial::cw::{cw, CwConfig, CwOptimizer};
 use heist::attack::adversarial::experiment::{self, AttackKind, Settings};
 use heist::attack::adversarial::fgsm::{fgsm, FgsmConfig};
 use heist::attack::adversarial::pgd::{pgd, PgdConfig};
@@ -224,28 +224,38 @@ fn white_box_attacks_beat_random_perturbations_of_the_same_size() {
     }
     // Iterating is at least as strong as one step.
     assert!(accuracy(&model, &b, &labels) <= accuracy(&model, &f, &labels));
-    let r = cw(
-        &mut twin,
-        &images,
-        &labels,
-        &CwConfig {
-            binary_steps: 4,
-            iters: 50,
-            lr: 0.1,
-            initial_const: 1.0,
-            confidence: 0.0,
-        },
-    )
-    .expect("cw");
-    let acc = accuracy(&model, &r.images, &labels);
-    let same_l2 = accuracy(&model, &random_l2_like(&images, &r.images, 2), &labels);
-    assert!(
-        acc <= same_l2 - 0.3,
-        "cw: accuracy {acc}, random noise of the same L2 {same_l2}"
-    );
-    for (found, (a, c)) in r.found.iter().zip(r.images.iter().zip(&images)) {
-        if !found {
-            assert_eq!(a, c, "an image without an adversarial point stays clean");
+    // C&W with Adam at heist's settings and with ART's line search at ART's defaults.
+    let adam = CwConfig {
+        binary_steps: 4,
+        iters: 50,
+        lr: 0.1,
+        initial_const: 1.0,
+        confidence: 0.0,
+        optimizer: CwOptimizer::Adam,
+        max_halving: 5,
+        max_doubling: 5,
+    };
+    let art = CwConfig {
+        binary_steps: 10,
+        iters: 10,
+        lr: 0.01,
+        initial_const: 0.01,
+        optimizer: CwOptimizer::LineSearch,
+        ..adam
+    };
+    for config in [adam, art] {
+        let r = cw(&mut twin, &images, &labels, &config).expect("cw");
+        let acc = accuracy(&model, &r.images, &labels);
+        let same_l2 = accuracy(&model, &random_l2_like(&images, &r.images, 2), &labels);
+        assert!(
+            acc <= same_l2 - 0.3,
+            "cw {:?}: accuracy {acc}, random noise of the same L2 {same_l2}",
+            config.optimizer
+        );
+        for (found, (a, c)) in r.found.iter().zip(r.images.iter().zip(&images)) {
+            if !found {
+                assert_eq!(a, c, "an image without an adversarial point stays clean");
+            }
         }
     }
 }
@@ -296,6 +306,9 @@ fn table_4_runs_through_the_encrypted_service() {
             lr: 0.1,
             initial_const: 1.0,
             confidence: 0.0,
+            optimizer: CwOptimizer::Adam,
+            max_halving: 5,
+            max_doubling: 5,
         },
         square: SquareConfig {
             eps: 0.3,
@@ -362,6 +375,9 @@ fn invalid_settings_are_refused_with_typed_errors() {
         lr: 0.1,
         initial_const: 1.0,
         confidence: 0.0,
+        optimizer: CwOptimizer::LineSearch,
+        max_halving: 5,
+        max_doubling: 5,
     };
     let err = cw(&mut twin, images, labels, &bad_cw).unwrap_err();
     assert!(matches!(err, AttackError::Config(ref e) if e.what == "cw-steps"));
@@ -377,6 +393,18 @@ fn invalid_settings_are_refused_with_typed_errors() {
     )
     .unwrap_err();
     assert!(matches!(err, AttackError::Config(ref e) if e.what == "cw-confidence"));
+    let err = cw(
+        &mut twin,
+        images,
+        labels,
+        &CwConfig {
+            binary_steps: 1,
+            max_halving: 0,
+            ..bad_cw
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, AttackError::Config(ref e) if e.what == "cw-halving"));
     let err = square(
         &mut twin,
         images,
@@ -484,6 +512,9 @@ fn the_eps_sweep_starts_clean_and_ends_at_the_experiment() {
             lr: 0.1,
             initial_const: 1.0,
             confidence: 0.0,
+            optimizer: CwOptimizer::Adam,
+            max_halving: 5,
+            max_doubling: 5,
         },
         square: SquareConfig {
             eps: 0.3,

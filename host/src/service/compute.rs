@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use super::codec::{BatchEvaluator, CodecError};
-use super::frame::{Frame, Kind};
+use super::frame::{Frame, FrameError, Kind};
 use super::message::{ErrorCode, ErrorReply, Setup};
 use super::net::{self, Answer, Handler, ServerConfig, ServerHandle};
 use super::tls::Conn;
@@ -77,6 +77,19 @@ impl<E: BatchEvaluator> Handler for Connection<'_, E> {
                 config.frame_timeout.min(config.setup_timeout),
             ),
             Some(_) => (config.idle_timeout, config.frame_timeout),
+        }
+    }
+
+    /// Before setup, an oversized frame is most often the setup of a trusted party running
+    /// another scheme or model: say which scheme this server runs.
+    fn refusal(&self, error: &FrameError) -> String {
+        match (&self.session, error) {
+            (None, FrameError::PayloadTooLarge { .. }) => format!(
+                "{error}: the largest setup this compute server's {} plan accepts \
+                 (is the trusted party running another scheme or model?)",
+                self.evaluator.scheme()
+            ),
+            _ => error.to_string(),
         }
     }
 

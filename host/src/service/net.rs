@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 
-use super::frame::{write_frame, Frame, Kind, ReadError};
+use super::frame::{write_frame, Frame, FrameError, Kind, ReadError};
 use super::message::{ErrorCode, ErrorReply, PayloadError};
 use super::tls::{Conn, TlsClient, TlsServer};
 
@@ -156,6 +156,12 @@ pub(crate) trait Handler {
         (config.idle_timeout, config.frame_timeout)
     }
 
+    /// What the peer is told when a header does not decode or announces more than
+    /// [`Handler::max_payload`]. By default, the error itself.
+    fn refusal(&self, error: &FrameError) -> String {
+        error.to_string()
+    }
+
     /// The answer to one frame.
     fn answer(&mut self, frame: Frame) -> Answer;
 }
@@ -186,7 +192,7 @@ pub(crate) fn serve_connection(
             Err(ReadError::Closed) => return,
             Err(ReadError::Frame(error)) => {
                 eprintln!("[{role}] {peer}: {error}; closing");
-                let reply = ErrorReply::new(ErrorCode::BadFrame, error.to_string());
+                let reply = ErrorReply::new(ErrorCode::BadFrame, handler.refusal(&error));
                 send_error(stream, 0, &reply);
                 return;
             }

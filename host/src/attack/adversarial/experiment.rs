@@ -308,7 +308,9 @@ fn correct(predictions: &[usize], labels: &[u8]) -> usize {
 }
 
 /// Runs the experiment. `aux` holds the transfer attack's auxiliary images (disjoint from
-/// `images`; unused without it). `progress` is called with each attack's name as it starts.
+/// `images`; unused without it). `progress` is called with each attack's name as it starts,
+/// then with `classify` before the one query that classifies the clean images and every
+/// attack's images through `oracle`.
 ///
 /// # Errors
 /// Invalid settings or labels; the oracle's failures.
@@ -327,11 +329,10 @@ pub fn run<O: Oracle>(
     let agree = |a: &[usize], b: &[usize]| a.iter().zip(b).filter(|(x, y)| x == y).count();
     let n = images.len();
     let start_queries = oracle.queries();
-    let clean_predictions = classify(oracle, images)?;
     let clean_plain = plain(images);
     let targets =
         attack_labels(&mut twin, images, labels, settings.labels).map_err(ExperimentError::Twin)?;
-    let mut outcomes = Vec::new();
+    let mut pending = Vec::new();
     let mut surrogate = None;
     for &kind in &settings.attacks {
         progress(kind.name());
@@ -340,7 +341,6 @@ pub fn run<O: Oracle>(
             source,
         };
         let m = settings.attacked(kind, n);
-        let (images, targets) = (&images[..m], &targets[..m]);
         let start = Instant::now();
         let before = oracle.queries();
         if kind == AttackKind::Transfer && surrogate.is_none() {
@@ -355,39 +355,56 @@ pub fn run<O: Oracle>(
             &mut twin,
             oracle,
             surrogate.as_ref(),
-            images,
-            targets,
+            &images[..m],
+            &targets[..m],
         )
         .map_err(wrap)?;
         let seconds = start.elapsed().as_secs_f64();
         let attack_queries = oracle.queries() - before;
-        for (name, x, found) in produced {
-            let predictions = classify(oracle, &x)?;
-            let plain_predictions = plain(&x);
-            let (l2, linf) = images
-                .iter()
-                .zip(&x)
-                .map(|(a, b)| distances(a, b))
-                .fold((0.0f64, 0.0f64), |(s2, si), (d2, di)| {
-                    (s2 + f64::from(d2), si + f64::from(di))
-                });
-            let per_image = |total: f64| if m == 0 { 0.0 } else { total / m as f64 };
-            outcomes.push(Outcome {
-                name,
-                attacked: m,
-                clean_accuracy: fraction(correct(&clean_predictions[..m], labels), m),
-                accuracy: fraction(correct(&predictions, labels), m),
-                plain_accuracy: fraction(correct(&plain_predictions, labels), m),
-                encrypted_plain_agreement: fraction(agree(&predictions, &plain_predictions), m),
-                mean_l2: per_image(l2),
-                mean_linf: per_image(linf),
-                found,
-                queries_per_image: per_image(attack_queries as f64),
-                seconds,
-                adversarial: x,
-                predictions,
+        pending.extend(
+            produced
+                .into_iter()
+                .map(|(name, x, found)| (name, x, found, m, seconds, attack_queries)),
+        );
+    }
+    // One query classifies the clean images and every attack's images: the encrypted
+    // service packs them into as few batches as they fill, where a query per attack
+    // would cost a whole batch each.
+    progress("classify");
+    let all: Vec<Image> = images
+        .iter()
+        .chain(pending.iter().flat_map(|p| p.1.iter()))
+        .cloned()
+        .collect();
+    let mut predicted = classify(oracle, &all)?.into_iter();
+    let clean_predictions: Vec<usize> = predicted.by_ref().take(n).collect();
+    let mut outcomes = Vec::new();
+    for (name, x, found, m, seconds, attack_queries) in pending {
+        let predictions: Vec<usize> = predicted.by_ref().take(x.len()).collect();
+        let plain_predictions = plain(&x);
+        let (l2, linf) = images
+            .iter()
+            .zip(&x)
+            .map(|(a, b)| distances(a, b))
+            .fold((0.0f64, 0.0f64), |(s2, si), (d2, di)| {
+                (s2 + f64::from(d2), si + f64::from(di))
             });
-        }
+        let per_image = |total: f64| if m == 0 { 0.0 } else { total / m as f64 };
+        outcomes.push(Outcome {
+            name,
+            attacked: m,
+            clean_accuracy: fraction(correct(&clean_predictions[..m], labels), m),
+            accuracy: fraction(correct(&predictions, labels), m),
+            plain_accuracy: fraction(correct(&plain_predictions, labels), m),
+            encrypted_plain_agreement: fraction(agree(&predictions, &plain_predictions), m),
+            mean_l2: per_image(l2),
+            mean_linf: per_image(linf),
+            found,
+            queries_per_image: per_image(attack_queries as f64),
+            seconds,
+            adversarial: x,
+            predictions,
+        });
     }
     Ok(Experiment {
         images: n,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::super::exit::{write_json, CliError, CliResult};
 use super::super::options::{use_threads, DataOptions, ModelOptions};
-use crate::attack::adversarial::cw::CwConfig;
+use crate::attack::adversarial::cw::{CwConfig, CwOptimizer};
 use crate::attack::adversarial::experiment::{
     self, AttackKind, EpsCurve, Experiment, Settings, PAPER_TABLE_4,
 };
@@ -115,10 +115,10 @@ pub struct SettingsArgs {
     /// C&W binary-search steps over c.
     #[arg(long, default_value_t = 10)]
     pub cw_steps: usize,
-    /// C&W Adam steps per value of c.
+    /// C&W steps per value of c.
     #[arg(long, default_value_t = 100)]
     pub cw_iters: usize,
-    /// C&W Adam learning rate.
+    /// C&W learning rate (line search: the initial per-image rate).
     #[arg(long, default_value_t = 0.1)]
     pub cw_lr: f64,
     /// C&W initial c (ART's default is 0.01 with its line search; with Adam and 10 × 100
@@ -128,6 +128,17 @@ pub struct SettingsArgs {
     /// C&W confidence κ.
     #[arg(long, default_value_t = 0.0)]
     pub cw_confidence: f64,
+    /// C&W optimiser: Adam (Carlini and Wagner's code) or IBM ART's line search. To repeat
+    /// ART's `CarliniL2Method` at its defaults: `--cw-optimizer line-search --cw-iters 10
+    /// --cw-lr 0.01 --cw-const 0.01`.
+    #[arg(long, value_enum, default_value_t = CwOptimizer::Adam)]
+    pub cw_optimizer: CwOptimizer,
+    /// C&W line search: most halvings of the learning rate per step (ART's max_halving).
+    #[arg(long, default_value_t = 5)]
+    pub cw_halving: usize,
+    /// C&W line search: most doublings of the learning rate per step (ART's max_doubling).
+    #[arg(long, default_value_t = 5)]
+    pub cw_doubling: usize,
     /// Square Attack iterations.
     #[arg(long, default_value_t = 100)]
     pub square_iters: usize,
@@ -167,6 +178,9 @@ impl SettingsArgs {
             lr: self.cw_lr,
             initial_const: self.cw_const,
             confidence: self.cw_confidence,
+            optimizer: self.cw_optimizer,
+            max_halving: self.cw_halving,
+            max_doubling: self.cw_doubling,
         }
     }
 
