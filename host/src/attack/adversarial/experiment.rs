@@ -445,11 +445,20 @@ pub struct EpsCurve {
     pub accuracy: Vec<f64>,
 }
 
+/// One point of an ε curve before the classifying query.
+enum CurvePoint {
+    /// ε = 0: the clean accuracy, already known.
+    Clean(f64),
+    /// The adversarial images, to classify.
+    Adversarial(Vec<Image>),
+}
+
 /// Re-runs every attack of `settings` that has an L∞ budget at each budget of `grid`, on
 /// the first `images.len()` images of `experiment`, and classifies the results through
 /// `oracle`. C&W has no budget: its unbounded images from `experiment` are projected onto
 /// each budget (`cw_projected`). The transfer attack reuses `experiment`'s surrogate, so
-/// no label is bought twice. `progress` is called as each budget starts.
+/// no label is bought twice. `progress` is called as each budget starts, then with
+/// `classify` before the one query that classifies every budget's images.
 ///
 /// # Errors
 /// A budget outside `[0, 1]`, more images than the experiment attacked, or an attack's or
@@ -493,6 +502,9 @@ pub fn eps_curve<O: Oracle>(
             accuracy: vec![accuracy],
         }),
     };
+    // Per point: the attack, its images, the budget, and its adversarial images (or, at
+    // ε = 0, the clean accuracy).
+    let mut pending: Vec<(&str, usize, f32, CurvePoint)> = Vec::new();
     for &eps in grid {
         progress(&format!("accuracy at ε = {eps}"));
         let at = settings.at_eps(eps);
@@ -516,7 +528,7 @@ pub fn eps_curve<O: Oracle>(
             };
             if eps == 0.0 {
                 let clean = fraction(correct(&experiment.clean_predictions[..m], labels), m);
-                point(name, m, eps, clean);
+                pending.push((name, m, eps, CurvePoint::Clean(clean)));
                 continue;
             }
             let (images, targets) = (&images[..m], &targets[..m]);
@@ -544,9 +556,29 @@ pub fn eps_curve<O: Oracle>(
                 .map(|(_, x, _)| x)
                 .ok_or_else(|| wrap("the attack produced no images".into()))?,
             };
-            let predictions = classify(oracle, &x)?;
-            point(name, m, eps, fraction(correct(&predictions, labels), m));
+            pending.push((name, m, eps, CurvePoint::Adversarial(x)));
         }
+    }
+    // One query classifies every budget's images (see `run`).
+    progress("classify");
+    let all: Vec<Image> = pending
+        .iter()
+        .flat_map(|p| match &p.3 {
+            CurvePoint::Adversarial(x) => x.as_slice(),
+            CurvePoint::Clean(_) => &[],
+        })
+        .cloned()
+        .collect();
+    let mut predicted = classify(oracle, &all)?.into_iter();
+    for (name, m, eps, x) in pending {
+        let accuracy = match x {
+            CurvePoint::Adversarial(x) => {
+                let predictions: Vec<usize> = predicted.by_ref().take(x.len()).collect();
+                fraction(correct(&predictions, labels), m)
+            }
+            CurvePoint::Clean(clean) => clean,
+        };
+        point(name, m, eps, accuracy);
     }
     Ok(curves)
 }
