@@ -36,7 +36,7 @@
 
 use core::arch::x86_64::*;
 
-use super::depth_first::{self, tw_range};
+use super::depth_first::{self, tw_range, Step};
 use super::{Scale, Table};
 
 /// The modulus in every lane, and the masks the products need.
@@ -532,11 +532,15 @@ unsafe fn forward<const R: bool>(a: &mut [u64], p: u64, t: &Table) {
     // SAFETY: AVX2 is available (this function's contract).
     unsafe {
         let c = consts(p);
-        depth_first::forward(
-            a,
-            |block, k| block_stage::<false>(&c, block, Stage::Forward(t.w[k], t.q[k])),
-            |leaf, d, h| fwd_leaf::<R>(&c, leaf, t, d, h),
-        );
+        for step in depth_first::forward(a.len()) {
+            match step {
+                Step::Join { block, k } => {
+                    let stage = Stage::Forward(t.w[k], t.q[k]);
+                    block_stage::<false>(&c, &mut a[block], stage);
+                }
+                Step::Leaf { block, d, h } => fwd_leaf::<R>(&c, &mut a[block], t, d, h),
+            }
+        }
     }
 }
 
@@ -556,23 +560,21 @@ unsafe fn inverse<const R: bool>(a: &mut [u64], p: u64, t: &Table, s: &Scale) {
             n_inv: Twiddle::broadcast(s.n_inv, s.n_inv_q),
             w1: Twiddle::broadcast(s.n_inv_w1, s.n_inv_w1_q),
         };
-        depth_first::inverse(
-            a,
-            |leaf, d, h| {
-                if d == 0 {
-                    inv_leaf::<R>(&c, leaf, t, (d, h), Some(&sv));
-                } else {
-                    inv_leaf::<false>(&c, leaf, t, (d, h), None);
+        for step in depth_first::inverse(a.len()) {
+            match step {
+                Step::Leaf { block, d: 0, h } => {
+                    inv_leaf::<R>(&c, &mut a[block], t, (0, h), Some(&sv))
                 }
-            },
-            |block, k| {
-                if k == 1 {
-                    block_stage::<R>(&c, block, Stage::InverseLast(&sv));
-                } else {
-                    block_stage::<false>(&c, block, Stage::Inverse(t.w[k], t.q[k]));
+                Step::Leaf { block, d, h } => inv_leaf::<false>(&c, &mut a[block], t, (d, h), None),
+                Step::Join { block, k: 1 } => {
+                    block_stage::<R>(&c, &mut a[block], Stage::InverseLast(&sv));
                 }
-            },
-        );
+                Step::Join { block, k } => {
+                    let stage = Stage::Inverse(t.w[k], t.q[k]);
+                    block_stage::<false>(&c, &mut a[block], stage);
+                }
+            }
+        }
     }
 }
 

@@ -24,7 +24,7 @@
 
 use core::arch::x86_64::*;
 
-use super::depth_first::{self, tw_range};
+use super::depth_first::{self, tw_range, Step};
 use super::{Scale, Table};
 /// `2^52 - 1`: the bits IFMA multiplies.
 const MASK52: i64 = (1 << 52) - 1;
@@ -471,14 +471,15 @@ unsafe fn forward<K: ShoupMul, const R: bool>(a: &mut [u64], p: u64, t: &Table) 
     // SAFETY: the CPU features are available (this function's contract).
     unsafe {
         let c = consts(p);
-        depth_first::forward(
-            a,
-            |block, k| {
-                let stage = Stage::Forward(t.w[k], t.q[k]);
-                block_stage::<K, false>(&c, block, stage);
-            },
-            |leaf, d, h| fwd_leaf::<K, R>(&c, leaf, t, d, h),
-        );
+        for step in depth_first::forward(a.len()) {
+            match step {
+                Step::Join { block, k } => {
+                    let stage = Stage::Forward(t.w[k], t.q[k]);
+                    block_stage::<K, false>(&c, &mut a[block], stage);
+                }
+                Step::Leaf { block, d, h } => fwd_leaf::<K, R>(&c, &mut a[block], t, d, h),
+            }
+        }
     }
 }
 
@@ -497,23 +498,23 @@ unsafe fn inverse<K: ShoupMul, const R: bool>(a: &mut [u64], p: u64, t: &Table, 
             w1: _mm512_set1_epi64(s.n_inv_w1 as i64),
             w1_q: _mm512_set1_epi64(s.n_inv_w1_q as i64),
         };
-        depth_first::inverse(
-            a,
-            |leaf, d, h| {
-                if d == 0 {
-                    inv_leaf::<K, R>(&c, leaf, t, d, h, Some(&sv));
-                } else {
-                    inv_leaf::<K, false>(&c, leaf, t, d, h, None);
+        for step in depth_first::inverse(a.len()) {
+            match step {
+                Step::Leaf { block, d: 0, h } => {
+                    inv_leaf::<K, R>(&c, &mut a[block], t, 0, h, Some(&sv))
                 }
-            },
-            |block, k| {
-                if k == 1 {
-                    block_stage::<K, R>(&c, block, Stage::InverseLast(&sv));
-                } else {
-                    block_stage::<K, false>(&c, block, Stage::Inverse(t.w[k], t.q[k]));
+                Step::Leaf { block, d, h } => {
+                    inv_leaf::<K, false>(&c, &mut a[block], t, d, h, None)
                 }
-            },
-        );
+                Step::Join { block, k: 1 } => {
+                    block_stage::<K, R>(&c, &mut a[block], Stage::InverseLast(&sv));
+                }
+                Step::Join { block, k } => {
+                    let stage = Stage::Inverse(t.w[k], t.q[k]);
+                    block_stage::<K, false>(&c, &mut a[block], stage);
+                }
+            }
+        }
     }
 }
 

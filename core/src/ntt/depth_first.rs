@@ -5,7 +5,7 @@
 //! A block longer than [`LEAF`] gets its top stage (forward) or its last stage (inverse)
 //! as one pass over the whole block; its two halves are transformed in turn, iteratively,
 //! in the order a recursion would take. The kernels supply the passes: these functions
-//! only decide which block gets which pass, with which twiddle.
+//! only list which block gets which pass, with which twiddle.
 
 use core::ops::Range;
 
@@ -20,66 +20,81 @@ pub(super) fn tw_range(m: usize, d: u32, h: usize) -> Range<usize> {
     base..base + m
 }
 
-/// Runs a forward transform depth first.
-///
-/// `top(block, k)` must apply the radix-2 stage that joins the two halves of `block`
-/// with twiddle index `k`; `leaf(block, d, h)` must apply every remaining stage of the
-/// `h`-th block of length `N >> d` (with `d = 0`, the whole transform). Both see
-/// disjoint, consecutive parts of `a` and are called in the order of the stages.
-#[inline(always)]
-pub(super) fn forward(
-    a: &mut [u64],
-    mut top: impl FnMut(&mut [u64], usize),
-    mut leaf: impl FnMut(&mut [u64], u32, usize),
-) {
-    let n = a.len();
-    if n <= LEAF {
-        return leaf(a, 0, 0);
-    }
-    let leaves = n / LEAF;
-    let bits = leaves.trailing_zeros();
-    for l in 0..leaves {
-        // Enter every block whose first leaf is `l`, outermost first.
-        for d in 0..bits {
-            let below = bits - d;
-            if l & ((1 << below) - 1) == 0 {
-                let b = l >> below;
-                let len = n >> d;
-                top(&mut a[b * len..(b + 1) * len], (1 << d) + b);
-            }
-        }
-        leaf(&mut a[l * LEAF..(l + 1) * LEAF], bits, l);
-    }
+/// One pass of a depth-first transform over the coefficients `block` of the transform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Step {
+    /// The radix-2 stage that joins the two halves of `block`, with twiddle index `k`
+    /// (`k = 1`: the first forward stage, the last inverse one).
+    Join { block: Range<usize>, k: usize },
+    /// Every remaining stage of the leaf `block`, the `h`-th block of length `N >> d`
+    /// (with `d = 0`, the whole transform).
+    Leaf {
+        block: Range<usize>,
+        d: u32,
+        h: usize,
+    },
 }
 
-/// Runs an inverse transform depth first: the mirror image of [`forward`].
-///
-/// `leaf(block, d, h)` must apply the first stages of the `h`-th block of length
-/// `N >> d` (with `d = 0`, the whole transform, last stage included); `top(block, k)`
-/// must apply the stage that joins the two halves of `block` with twiddle index `k`
-/// (`k = 1`: the last stage of the transform).
+/// The leaves of a transform of length `n`: their number and its base-2 logarithm.
 #[inline(always)]
-pub(super) fn inverse(
-    a: &mut [u64],
-    mut leaf: impl FnMut(&mut [u64], u32, usize),
-    mut top: impl FnMut(&mut [u64], usize),
-) {
-    let n = a.len();
-    if n <= LEAF {
-        return leaf(a, 0, 0);
-    }
-    let leaves = n / LEAF;
-    let bits = leaves.trailing_zeros();
-    for l in 0..leaves {
-        leaf(&mut a[l * LEAF..(l + 1) * LEAF], bits, l);
-        // Leave every block whose last leaf is `l`, innermost first.
-        for d in (0..bits).rev() {
-            let below = bits - d;
-            if (l + 1) & ((1 << below) - 1) == 0 {
-                let b = l >> below;
-                let len = n >> d;
-                top(&mut a[b * len..(b + 1) * len], (1 << d) + b);
+fn leaves(n: usize) -> (usize, u32) {
+    let leaves = (n / LEAF).max(1);
+    (leaves, leaves.trailing_zeros())
+}
+
+/// The passes of a forward transform of length `n`, in order: every block's
+/// [`Step::Join`] comes before the passes over its halves.
+///
+/// (The kernels run the passes in a loop of their own rather than in callbacks, so that
+/// the passes are compiled with the kernels' CPU features.)
+pub(super) fn forward(n: usize) -> impl Iterator<Item = Step> {
+    let (leaves, bits) = leaves(n);
+    let leaf = n / leaves;
+    (0..leaves).flat_map(move |l| {
+        // Enter every block whose first leaf is `l`, outermost first, then the leaf.
+        (0..=bits).filter_map(move |d| {
+            if d == bits {
+                return Some(Step::Leaf {
+                    block: l * leaf..(l + 1) * leaf,
+                    d,
+                    h: l,
+                });
             }
-        }
-    }
+            let below = bits - d;
+            (l & ((1 << below) - 1) == 0).then(|| {
+                let (b, len) = (l >> below, n >> d);
+                Step::Join {
+                    block: b * len..(b + 1) * len,
+                    k: (1 << d) + b,
+                }
+            })
+        })
+    })
+}
+
+/// The passes of an inverse transform of length `n`, in order: the mirror image of
+/// [`forward`], every block's [`Step::Join`] after the passes over its halves.
+pub(super) fn inverse(n: usize) -> impl Iterator<Item = Step> {
+    let (leaves, bits) = leaves(n);
+    let leaf = n / leaves;
+    (0..leaves).flat_map(move |l| {
+        // The leaf, then leave every block whose last leaf is `l`, innermost first.
+        (0..=bits).rev().filter_map(move |d| {
+            if d == bits {
+                return Some(Step::Leaf {
+                    block: l * leaf..(l + 1) * leaf,
+                    d,
+                    h: l,
+                });
+            }
+            let below = bits - d;
+            ((l + 1) & ((1 << below) - 1) == 0).then(|| {
+                let (b, len) = (l >> below, n >> d);
+                Step::Join {
+                    block: b * len..(b + 1) * len,
+                    k: (1 << d) + b,
+                }
+            })
+        })
+    })
 }
