@@ -98,3 +98,53 @@ pub(super) fn inverse(n: usize) -> impl Iterator<Item = Step> {
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Step, LEAF};
+    use alloc::vec::Vec;
+
+    /// The passes in the order of the obvious recursion over blocks `[start, start + len)`
+    /// with twiddle index `k`, at depth `d`.
+    fn recursive(out: &mut Vec<Step>, n: usize, start: usize, k: usize, d: u32, fwd: bool) {
+        let len = n >> d;
+        if len <= LEAF {
+            let h = start / len;
+            out.push(Step::Leaf {
+                block: start..start + len,
+                d,
+                h,
+            });
+            return;
+        }
+        let join = Step::Join {
+            block: start..start + len,
+            k,
+        };
+        if fwd {
+            out.push(join.clone());
+        }
+        recursive(out, n, start, 2 * k, d + 1, fwd);
+        recursive(out, n, start + len / 2, 2 * k + 1, d + 1, fwd);
+        if !fwd {
+            out.push(join);
+        }
+    }
+
+    #[test]
+    fn passes_follow_the_recursion() {
+        for log_n in 4..=17 {
+            let n = 1usize << log_n;
+            for fwd in [true, false] {
+                let mut expected = Vec::new();
+                recursive(&mut expected, n, 0, 1, 0, fwd);
+                let got: Vec<Step> = if fwd {
+                    super::forward(n).collect()
+                } else {
+                    super::inverse(n).collect()
+                };
+                assert_eq!(got, expected, "n={n} forward={fwd}");
+            }
+        }
+    }
+}
