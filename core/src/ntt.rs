@@ -39,6 +39,7 @@
 //! | [`Kernel::Portable`] | every target | `p < 2^62` | `floor(w·2^64/p)` | `[0, 4p)` / `[0, 2p)`, `4p < 2^64` |
 //! | [`Kernel::Avx512Ifma`] | x86-64 with AVX-512F/DQ/IFMA | `p < 2^50` | `floor(w·2^52/p)` | `[0, 4p)` / `[0, 2p)`, `4p < 2^52` |
 //! | [`Kernel::Avx512`] | x86-64 with AVX-512F/DQ | `p < 2^62` | `floor(w·2^64/p)` | `[0, 4p)` / `[0, 2p)`, `4p < 2^64` |
+//! | [`Kernel::Avx2`] | x86-64 with AVX2 | `p < 2^62` | `floor(w·2^64/p)` | `[0, 4p)` / `[0, 2p)`, `4p < 2^64` |
 //!
 //! All kernels compute the same function and give bit-identical outputs for every valid
 //! input (the lazy outputs of [`NttPlan::forward_lazy`] and [`NttPlan::inverse_lazy`] may
@@ -46,7 +47,11 @@
 //! kernel merges pairs of radix-2 stages into one pass over memory. The AVX-512 kernels
 //! work depth first on blocks that fit the L1 cache and do the stages with half-blocks of
 //! 4, 2 and 1 coefficients by transposing vectors in registers (the approach of
-//! `tfhe-ntt`/`concrete-ntt`). CPU features are detected at run time without `std`.
+//! `tfhe-ntt`/`concrete-ntt`). The AVX2 kernel works on four 64-bit lanes in the same
+//! depth-first order, builds the 64-bit products of Shoup's multiplication from 32-bit
+//! multiplies, and does its stages with half-blocks of 2 and 1 coefficients together, in
+//! registers; it is chosen after the AVX-512 kernels. CPU features are detected at run
+//! time without `std`.
 //! Building with `--cfg heist_ntt="portable"` removes the SIMD kernels altogether.
 //!
 //! # Twiddle tables
@@ -86,13 +91,19 @@ use crate::arith::{Modulus, ModulusError, MAX_MODULUS_BITS};
 use crate::primes::{is_prime, primitive_root};
 
 #[cfg(all(target_arch = "x86_64", not(heist_ntt = "portable")))]
+mod avx2;
+#[cfg(all(target_arch = "x86_64", not(heist_ntt = "portable")))]
 mod avx512;
+#[cfg(all(target_arch = "x86_64", not(heist_ntt = "portable")))]
+mod depth_first;
 mod portable;
 
 #[cfg(all(target_arch = "x86_64", not(heist_ntt = "portable")))]
 cpufeatures::new!(cpu_avx512, "avx512f", "avx512dq");
 #[cfg(all(target_arch = "x86_64", not(heist_ntt = "portable")))]
 cpufeatures::new!(cpu_avx512_ifma, "avx512f", "avx512dq", "avx512ifma");
+#[cfg(all(target_arch = "x86_64", not(heist_ntt = "portable")))]
+cpufeatures::new!(cpu_avx2, "avx2");
 
 /// The largest modulus bit length the IFMA kernel takes: `p < 2^50`, so `4p < 2^52`.
 pub const IFMA_MAX_MODULUS_BITS: u32 = 50;
@@ -187,6 +198,8 @@ pub enum Kernel {
     Avx512Ifma,
     /// AVX-512F/DQ: eight 64-bit lanes with an emulated 64×64 high product, for `p < 2^62`.
     Avx512,
+    /// AVX2: four 64-bit lanes, products built from 32×32-bit multiplies, for `p < 2^62`.
+    Avx2,
 }
 
 impl Kernel {
@@ -196,6 +209,7 @@ impl Kernel {
             Self::Portable => "portable (scalar Harvey/Shoup, radix-4 passes)",
             Self::Avx512Ifma => "avx512-ifma (52-bit lanes, p < 2^50)",
             Self::Avx512 => "avx512 (64-bit lanes, emulated high product)",
+            Self::Avx2 => "avx2 (4 x 64-bit lanes, products from 32-bit multiplies)",
         }
     }
 
@@ -205,7 +219,7 @@ impl Kernel {
         match self {
             Self::Portable => bits <= MAX_MODULUS_BITS,
             Self::Avx512Ifma => bits <= IFMA_MAX_MODULUS_BITS && simd_available(*self),
-            Self::Avx512 => bits <= MAX_MODULUS_BITS && simd_available(*self),
+            Self::Avx512 | Self::Avx2 => bits <= MAX_MODULUS_BITS && simd_available(*self),
         }
     }
 
@@ -213,7 +227,7 @@ impl Kernel {
     fn quotient_bits(&self) -> u32 {
         match self {
             Self::Avx512Ifma => 52,
-            Self::Portable | Self::Avx512 => 64,
+            Self::Portable | Self::Avx512 | Self::Avx2 => 64,
         }
     }
 
@@ -226,7 +240,7 @@ impl Kernel {
     }
 
     fn detect(bits: u32) -> Self {
-        [Self::Avx512Ifma, Self::Avx512]
+        [Self::Avx512Ifma, Self::Avx512, Self::Avx2]
             .into_iter()
             .find(|k| k.is_available(bits))
             .unwrap_or(Self::Portable)
@@ -239,6 +253,7 @@ fn simd_available(kernel: Kernel) -> bool {
     match kernel {
         Kernel::Avx512Ifma => cpu_avx512_ifma::get(),
         Kernel::Avx512 => cpu_avx512::get(),
+        Kernel::Avx2 => cpu_avx2::get(),
         Kernel::Portable => true,
     }
 }
@@ -505,8 +520,12 @@ impl NttPlan {
             // SAFETY: the plan chose this kernel only after detecting AVX-512F/DQ; every
             // modulus is below 2^62 and `t` holds 64-bit quotients.
             Kernel::Avx512 => unsafe { avx512::forward_wide(a, p, t, reduce) },
+            #[cfg(all(target_arch = "x86_64", not(heist_ntt = "portable")))]
+            // SAFETY: the plan chose this kernel only after detecting AVX2; every modulus
+            // is below 2^62 and `t` holds 64-bit quotients.
+            Kernel::Avx2 => unsafe { avx2::forward_avx2(a, p, t, reduce) },
             #[cfg(not(all(target_arch = "x86_64", not(heist_ntt = "portable"))))]
-            Kernel::Avx512Ifma | Kernel::Avx512 => {
+            Kernel::Avx512Ifma | Kernel::Avx512 | Kernel::Avx2 => {
                 unreachable!("SIMD kernels are never selected on this target")
             }
         }
@@ -532,8 +551,11 @@ impl NttPlan {
             #[cfg(all(target_arch = "x86_64", not(heist_ntt = "portable")))]
             // SAFETY: as in `forward_stages`.
             Kernel::Avx512 => unsafe { avx512::inverse_wide(a, p, t, s, reduce) },
+            #[cfg(all(target_arch = "x86_64", not(heist_ntt = "portable")))]
+            // SAFETY: as in `forward_stages`.
+            Kernel::Avx2 => unsafe { avx2::inverse_avx2(a, p, t, s, reduce) },
             #[cfg(not(all(target_arch = "x86_64", not(heist_ntt = "portable"))))]
-            Kernel::Avx512Ifma | Kernel::Avx512 => {
+            Kernel::Avx512Ifma | Kernel::Avx512 | Kernel::Avx2 => {
                 unreachable!("SIMD kernels are never selected on this target")
             }
         }

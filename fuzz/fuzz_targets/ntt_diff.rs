@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 /// Prime sizes: the IFMA bound (50), just above it, and the largest the plans take.
 const BITS: [u32; 6] = [20, 36, 50, 51, 60, 62];
 /// Every SIMD kernel; those this CPU lacks are skipped by `with_kernel`.
-const KERNELS: [Kernel; 2] = [Kernel::Avx512Ifma, Kernel::Avx512];
+const KERNELS: [Kernel; 3] = [Kernel::Avx512Ifma, Kernel::Avx512, Kernel::Avx2];
 
 /// Coefficient `i` from the input: a byte picks an extreme (0, `bound - 1`) or a value
 /// reduced below `bound`.

@@ -167,9 +167,39 @@ fn invalid_plans_are_rejected() {
 }
 
 /// Every kernel this crate has; the SIMD ones only run where the CPU has them.
-const KERNELS: [Kernel; 3] = [Kernel::Portable, Kernel::Avx512Ifma, Kernel::Avx512];
+const KERNELS: [Kernel; 4] = [
+    Kernel::Portable,
+    Kernel::Avx512Ifma,
+    Kernel::Avx512,
+    Kernel::Avx2,
+];
 
-/// The plan for `kernel`, or `None` with a message saying why the kernel is skipped.
+/// Whether `kernel` must run here: this CPU has its features (detected by the test, not by
+/// the crate under test) and the build contains the SIMD kernels.
+fn must_run(kernel: Kernel) -> bool {
+    #[cfg(all(target_arch = "x86_64", not(heist_ntt = "portable")))]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        let avx512 = has!("avx512f") && has!("avx512dq");
+        match kernel {
+            Kernel::Portable => true,
+            Kernel::Avx512Ifma => avx512 && has!("avx512ifma"),
+            Kernel::Avx512 => avx512,
+            Kernel::Avx2 => has!("avx2"),
+            _ => panic!("no CPU feature check for kernel {}", kernel.name()),
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(heist_ntt = "portable"))))]
+    {
+        kernel == Kernel::Portable
+    }
+}
+
+/// The plan for `kernel`, or `None` with a message saying why the kernel is not run.
+///
+/// # Panics
+/// If the kernel takes `p` and this CPU has its features, but the plan refuses it: a
+/// supported kernel that does not run fails the suite instead of being skipped.
 fn kernel_plan(n: usize, p: u64, kernel: Kernel) -> Option<NttPlan> {
     match NttPlan::with_kernel(n, p, kernel) {
         Ok(plan) => Some(plan),
@@ -181,6 +211,11 @@ fn kernel_plan(n: usize, p: u64, kernel: Kernel) -> Option<NttPlan> {
                     kernel.name()
                 );
             } else {
+                assert!(
+                    !must_run(kernel),
+                    "kernel {} refused n={n} p={p} although this CPU has its features",
+                    kernel.name()
+                );
                 println!(
                     "SKIPPED: kernel {} not run for n={n} p={p}: this CPU lacks its features \
                      or the build excludes it",
@@ -206,7 +241,7 @@ fn kernel_primes(n: usize) -> Vec<u64> {
 #[test]
 fn every_kernel_agrees_with_the_portable_one() {
     let mut rng = seeded_rng("ntt-kernels", 11);
-    let mut ran = [0usize; 3];
+    let mut ran = [0usize; KERNELS.len()];
     // Lengths below, at and above the SIMD kernels' leaf size (1024), up to 2^15.
     for log_n in 4..=15u32 {
         let n = 1usize << log_n;
@@ -230,8 +265,13 @@ fn every_kernel_agrees_with_the_portable_one() {
             }
         }
     }
-    for (kernel, count) in KERNELS.iter().zip(ran) {
+    for (&kernel, count) in KERNELS.iter().zip(ran) {
         println!("kernel {}: {count} (n, p) pairs checked", kernel.name());
+        assert!(
+            count > 0 || !must_run(kernel),
+            "kernel {} never ran although this CPU has its features",
+            kernel.name()
+        );
     }
     assert!(ran[0] > 0);
 }
@@ -239,7 +279,8 @@ fn every_kernel_agrees_with_the_portable_one() {
 #[test]
 fn every_kernel_keeps_its_lazy_ranges_at_the_extremes() {
     let mut rng = seeded_rng("ntt-kernel-lazy", 5);
-    for n in [16usize, 64, 1024, 4096] {
+    // Below, at and above the SIMD kernels' leaf size (1024), and N = 2^15.
+    for n in [16usize, 32, 64, 1024, 2048, 4096, 1 << 15] {
         for p in kernel_primes(n) {
             for kernel in KERNELS {
                 let Some(plan) = kernel_plan(n, p, kernel) else {
@@ -315,7 +356,7 @@ fn kernel_choice_follows_path_and_modulus() {
         }
     );
     assert_ne!(NttPlan::new(n, p51).unwrap().kernel(), Kernel::Avx512Ifma);
-    // Auto picks the first available of IFMA, AVX-512, portable.
+    // Auto picks the first available of IFMA, AVX-512, AVX2, portable.
     let auto = NttPlan::new(n, p50).unwrap().kernel();
     let expected = KERNELS[1..]
         .iter()
@@ -324,6 +365,13 @@ fn kernel_choice_follows_path_and_modulus() {
         .unwrap_or(Kernel::Portable);
     assert_eq!(auto, expected);
     println!("auto kernel for a 50-bit prime: {}", auto.name());
+    // With AVX2 and without AVX-512, auto runs AVX2 for every prime up to 62 bits.
+    if must_run(Kernel::Avx2) && !must_run(Kernel::Avx512) {
+        let p62 = primes_below(1 << 62, 2 * n as u64, 1, &[]).unwrap()[0];
+        for p in [p50, p51, p62] {
+            assert_eq!(NttPlan::new(n, p).unwrap().kernel(), Kernel::Avx2, "p={p}");
+        }
+    }
     for kernel in KERNELS {
         println!(
             "kernel {} available for 50-bit p: {}",

@@ -3,12 +3,11 @@
 //! 64×64 high product ([`Wide`], `p < 2^62`).
 //!
 //! # Structure
-//! Depth-first: blocks longer than [`LEAF`] coefficients get their top stage, then their
-//! two halves are transformed in turn (iteratively, in the order a recursion would take),
-//! so that the stage-by-stage work on each leaf block stays in the L1 cache. In a leaf,
-//! the stages with half-blocks of at least eight coefficients run on whole vectors with a
-//! broadcast twiddle; the last three forward stages (first three inverse stages), with
-//! half-blocks of 4, 2 and 1 coefficients, transpose pairs of vectors in registers.
+//! Depth first over leaves of at most [`LEAF`](depth_first::LEAF) coefficients (see
+//! [`depth_first`]). In a leaf, the stages with half-blocks of at least eight coefficients
+//! run on whole vectors with a broadcast twiddle; the last three forward stages (first
+//! three inverse stages), with half-blocks of 4, 2 and 1 coefficients, transpose pairs of
+//! vectors in registers.
 //!
 //! # Ranges
 //! As the portable kernel: forward coefficients in `[0, 4p)` between stages, inverse in
@@ -25,10 +24,8 @@
 
 use core::arch::x86_64::*;
 
+use super::depth_first::{self, tw_range, Step};
 use super::{Scale, Table};
-
-/// The largest block transformed stage by stage (8 KiB of coefficients).
-const LEAF: usize = 1024;
 /// `2^52 - 1`: the bits IFMA multiplies.
 const MASK52: i64 = (1 << 52) - 1;
 
@@ -378,13 +375,6 @@ unsafe fn short_stage<M: ShoupMul, const K: usize, const FWD: bool, const LAST_R
     }
 }
 
-/// Twiddle range of the stage with `m` local blocks in the leaf `h` at depth `d`.
-#[inline(always)]
-fn tw_range(m: usize, d: u32, h: usize) -> core::ops::Range<usize> {
-    let base = (m << d) + h * m;
-    base..base + m
-}
-
 /// All forward stages of a leaf block `a` (the `h`-th block of length `a.len()` at depth `d`).
 ///
 /// # Safety
@@ -472,45 +462,33 @@ unsafe fn consts(p: u64) -> Consts {
     }
 }
 
-/// Forward transform, depth first over leaves of [`LEAF`] coefficients.
+/// Forward transform, depth first over leaves of [`LEAF`](depth_first::LEAF) coefficients.
 ///
 /// # Safety
 /// See the module documentation.
 #[inline(always)]
 unsafe fn forward<K: ShoupMul, const R: bool>(a: &mut [u64], p: u64, t: &Table) {
-    let n = a.len();
     // SAFETY: the CPU features are available (this function's contract).
     unsafe {
         let c = consts(p);
-        if n <= LEAF {
-            return fwd_leaf::<K, R>(&c, a, t, 0, 0);
-        }
-        let leaves = n / LEAF;
-        let bits = leaves.trailing_zeros();
-        for l in 0..leaves {
-            // Enter every block whose first leaf is `l`, outermost first.
-            for d in 0..bits {
-                let below = bits - d;
-                if l & ((1 << below) - 1) == 0 {
-                    let b = l >> below;
-                    let len = n >> d;
-                    let idx = (1 << d) + b;
-                    let stage = Stage::Forward(t.w[idx], t.q[idx]);
-                    block_stage::<K, false>(&c, &mut a[b * len..(b + 1) * len], stage);
+        for step in depth_first::forward(a.len()) {
+            match step {
+                Step::Join { block, k } => {
+                    let stage = Stage::Forward(t.w[k], t.q[k]);
+                    block_stage::<K, false>(&c, &mut a[block], stage);
                 }
+                Step::Leaf { block, d, h } => fwd_leaf::<K, R>(&c, &mut a[block], t, d, h),
             }
-            fwd_leaf::<K, R>(&c, &mut a[l * LEAF..(l + 1) * LEAF], t, bits, l);
         }
     }
 }
 
-/// Inverse transform, depth first over leaves of [`LEAF`] coefficients.
+/// Inverse transform, depth first over leaves of [`LEAF`](depth_first::LEAF) coefficients.
 ///
 /// # Safety
 /// See the module documentation.
 #[inline(always)]
 unsafe fn inverse<K: ShoupMul, const R: bool>(a: &mut [u64], p: u64, t: &Table, s: &Scale) {
-    let n = a.len();
     // SAFETY: the CPU features are available (this function's contract).
     unsafe {
         let c = consts(p);
@@ -520,26 +498,20 @@ unsafe fn inverse<K: ShoupMul, const R: bool>(a: &mut [u64], p: u64, t: &Table, 
             w1: _mm512_set1_epi64(s.n_inv_w1 as i64),
             w1_q: _mm512_set1_epi64(s.n_inv_w1_q as i64),
         };
-        if n <= LEAF {
-            return inv_leaf::<K, R>(&c, a, t, 0, 0, Some(&sv));
-        }
-        let leaves = n / LEAF;
-        let bits = leaves.trailing_zeros();
-        for l in 0..leaves {
-            inv_leaf::<K, false>(&c, &mut a[l * LEAF..(l + 1) * LEAF], t, bits, l, None);
-            // Leave every block whose last leaf is `l`, innermost first.
-            for d in (0..bits).rev() {
-                let below = bits - d;
-                if (l + 1) & ((1 << below) - 1) == 0 {
-                    let b = l >> below;
-                    let len = n >> d;
-                    let block = &mut a[b * len..(b + 1) * len];
-                    if d == 0 {
-                        block_stage::<K, R>(&c, block, Stage::InverseLast(&sv));
-                    } else {
-                        let idx = (1 << d) + b;
-                        block_stage::<K, false>(&c, block, Stage::Inverse(t.w[idx], t.q[idx]));
-                    }
+        for step in depth_first::inverse(a.len()) {
+            match step {
+                Step::Leaf { block, d: 0, h } => {
+                    inv_leaf::<K, R>(&c, &mut a[block], t, 0, h, Some(&sv))
+                }
+                Step::Leaf { block, d, h } => {
+                    inv_leaf::<K, false>(&c, &mut a[block], t, d, h, None)
+                }
+                Step::Join { block, k: 1 } => {
+                    block_stage::<K, R>(&c, &mut a[block], Stage::InverseLast(&sv));
+                }
+                Step::Join { block, k } => {
+                    let stage = Stage::Inverse(t.w[k], t.q[k]);
+                    block_stage::<K, false>(&c, &mut a[block], stage);
                 }
             }
         }

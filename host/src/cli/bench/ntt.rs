@@ -6,7 +6,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use heist_core::ntt::{NttPath, NttPlan, MAX_N, MIN_N};
+use heist_core::ntt::{Kernel, NttError, NttPath, NttPlan, MAX_N, MIN_N};
 use heist_core::primes::primes_below;
 use rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
@@ -28,7 +28,8 @@ pub struct NttArgs {
         default_value = "1024,2048,4096,8192,16384,32768"
     )]
     sizes: Vec<usize>,
-    /// Kernel choice: the fastest this CPU runs, or the portable one.
+    /// Kernel choice: the fastest this CPU runs, the portable one, or the AVX2 one (an
+    /// error on a CPU without AVX2).
     #[arg(long, value_enum, default_value = "auto")]
     path: PathArg,
     /// Also write the results as JSON to this file (`-` for stdout).
@@ -46,13 +47,16 @@ enum PathArg {
     Auto,
     /// The portable kernel (no intrinsics).
     Portable,
+    /// The AVX2 kernel, even where an AVX-512 one is faster.
+    Avx2,
 }
 
 impl PathArg {
-    fn ntt_path(self) -> NttPath {
+    fn plan(self, n: usize, p: u64) -> Result<NttPlan, NttError> {
         match self {
-            Self::Auto => NttPath::Auto,
-            Self::Portable => NttPath::Portable,
+            Self::Auto => NttPlan::with_path(n, p, NttPath::Auto),
+            Self::Portable => NttPlan::with_path(n, p, NttPath::Portable),
+            Self::Avx2 => NttPlan::with_kernel(n, p, Kernel::Avx2),
         }
     }
 
@@ -60,6 +64,7 @@ impl PathArg {
         match self {
             Self::Auto => "auto",
             Self::Portable => "portable",
+            Self::Avx2 => "avx2",
         }
     }
 }
@@ -116,7 +121,9 @@ pub fn run(args: NttArgs) -> CliResult {
         for bits in PRIME_BITS {
             let p = primes_below(1 << bits, 2 * n as u64, 1, &[])
                 .with_context(|| format!("no NTT prime below 2^{bits} for N = {n}"))?[0];
-            let plan = NttPlan::with_path(n, p, args.path.ntt_path())
+            let plan = args
+                .path
+                .plan(n, p)
                 .with_context(|| format!("NTT plan for N = {n}, p = {p}"))?;
             let mut fwd: Vec<u64> = (0..n).map(|_| rng.next_u64() % p).collect();
             let mut inv = fwd.clone();
