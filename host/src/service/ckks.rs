@@ -392,8 +392,7 @@ fn check_form(
                 Some(r) if !used => (*z - Complex::new(r, 0.0)).abs(),
                 _ => z.im.abs(),
             };
-            // Written positively so that NaN is refused.
-            if !(deviation <= bound) {
+            if deviation.is_nan() || deviation > bound {
                 return Err(HeBatchError::IllFormed {
                     slot,
                     class,
