@@ -475,7 +475,7 @@ impl CkksCodec {
             rng,
             exec: Rayon::default(),
             context,
-            release: ReleasePolicy::default(),
+            release: ReleasePolicy::Exact,
             noise,
             blank: None,
         })
