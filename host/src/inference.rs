@@ -153,9 +153,9 @@ pub fn calibrated_ckks_plan(model: &Model, train: &Images) -> anyhow::Result<Ckk
 }
 
 /// The trusted party's CKKS codec for `plan` (calibrated on `train`), releasing under
-/// `release`, with fresh keys from the OS; for [`ReleasePolicy::Flooded`] its noise
-/// estimate is measured at setup on the plan's calibration images
-/// ([`CkksCodec::with_measured_noise`]).
+/// `release`, with fresh keys from the OS; its noise estimate, which the well-formedness
+/// check of every reply and the flooding deviation are multiples of, is measured at setup
+/// on the plan's calibration images ([`CkksCodec::with_measured_noise`]).
 ///
 /// # Errors
 /// Images outside `[0, 1]`; codec failures.
@@ -164,13 +164,9 @@ pub fn trusted_ckks_codec(
     train: &Images,
     release: ReleasePolicy,
 ) -> anyhow::Result<CkksCodec> {
-    let codec = CkksCodec::new(plan, &mut rand_core::OsRng)?.with_release(release);
-    Ok(match release {
-        ReleasePolicy::Flooded { .. } => {
-            codec.with_measured_noise(&to_images(&train.truncated(CALIBRATION_IMAGES))?)?
-        }
-        _ => codec,
-    })
+    Ok(CkksCodec::new(plan, &mut rand_core::OsRng)?
+        .with_release(release)
+        .with_measured_noise(&to_images(&train.truncated(CALIBRATION_IMAGES))?)?)
 }
 
 /// Starts an in-process service for `model` with `scheme`. For CKKS the plan is calibrated

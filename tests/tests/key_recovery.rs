@@ -308,10 +308,11 @@ fn trusted_party_refuses_replies_off_the_plan() {
 }
 
 /// An active server that multiplies its crafted pair by a gain chosen from the policy
-/// (Li and Micciancio's counter) defeats rounding alone, since no bound on the released
-/// scores is enforced.
+/// (Li and Micciancio's counter to rounding) is refused by the well-formedness check: the
+/// imaginary parts of its slots are far beyond the measured decryption error, and
+/// nothing is released.
 #[test]
-fn an_amplifying_server_defeats_rounding_alone() {
+fn the_well_formedness_check_refuses_an_amplifying_server() {
     let plan = ckks_plan();
     let images = mnist_test_images(12);
     let (filler, victim) = images.split_at(8);
@@ -320,11 +321,191 @@ fn an_amplifying_server_defeats_rounding_alone() {
         let release: ReleasePolicy = release.parse().unwrap();
         let outcome = active::ckks(&plan, release, true, filler, victim, &mut rng).unwrap();
         assert!(outcome.gain > 1, "{outcome:?}");
+        assert_eq!(outcome.refused_batches, 1, "{outcome:?}");
         assert!(
-            outcome.recovered && outcome.verified_on_unseen,
+            !outcome.recovered && !outcome.verified_on_unseen && outcome.reencoding_error.is_none(),
             "{outcome:?}"
         );
     }
+}
+
+/// The adaptive server scales its crafted ciphertexts to pass the well-formedness check:
+/// through an exact release (only the `f32` conversion) one batch gives the key; through
+/// noise far above what the check lets it leak, averaging over a few batches does not.
+#[test]
+fn the_adaptive_server_passes_the_check_and_drowns_in_release_noise() {
+    let plan = calibrated_ckks_plan();
+    let images = mnist_test_images(12);
+    let (filler, victim) = images.split_at(8);
+    let mut rng = seeded_rng("key-recovery-adaptive", 14);
+    let exact =
+        active::ckks_adaptive(&plan, ReleasePolicy::Exact, &[1], filler, victim, &mut rng).unwrap();
+    assert_eq!(exact.len(), 1);
+    let o = &exact[0];
+    assert!(o.adaptive && o.gain > 1, "{o:?}");
+    assert_eq!(
+        (o.batches, o.refused_batches, o.ciphertexts_used),
+        (1, 0, 10)
+    );
+    assert!(o.recovered && o.verified_on_unseen, "{o:?}");
+    assert!(o.reencoding_error.unwrap() < 0.1, "{o:?}");
+    let noised: ReleasePolicy = "noised:1".parse().unwrap();
+    let outcomes = active::ckks_adaptive(&plan, noised, &[4, 1], filler, victim, &mut rng).unwrap();
+    assert_eq!(
+        outcomes.iter().map(|o| o.batches).collect::<Vec<_>>(),
+        vec![1, 4]
+    );
+    for o in &outcomes {
+        assert!(!o.recovered && !o.verified_on_unseen, "{o:?}");
+        // Some coefficient lands about half-way between integers: the average is noise.
+        assert!(o.reencoding_error.unwrap() > 0.45, "{o:?}");
+        assert_eq!(o.refused_batches, 0, "{o:?}");
+    }
+}
+
+/// The trusted party's well-formedness check: an honest reply passes (and its largest
+/// deviation stays below the factor), while a crafted `(0, G·X^k)` beyond the adaptive
+/// gain, an honest reply amplified by 8 (above the factor 4) and an honest reply with a
+/// value in an unused slot are refused with the typed error, nothing released.
+#[test]
+fn the_trusted_party_refuses_ill_formed_replies() {
+    use heist::attack::key_recovery::{MaliciousCompute, Reply};
+    use heist::oracle::Oracle;
+    use heist::service::ckks::WELL_FORMED_FACTOR;
+    use heist::service::{
+        BatchCodec, BatchConfig, BatchEvaluator, CkksCodec, CkksEvaluator, InProcessService,
+    };
+    use heist_he::ckks::{Ciphertext, Encoder};
+    let plan = calibrated_ckks_plan();
+    let mut rng = seeded_rng("key-recovery-form", 15);
+    let images = mnist_test_images(8);
+    let mut codec = CkksCodec::new(plan.clone(), &mut rng)
+        .unwrap()
+        .with_measured_noise(&images)
+        .unwrap();
+    let noise = codec.noise().value();
+    // Honest batches of other images pass, well below the factor.
+    let evaluator = CkksEvaluator::new(plan.clone()).unwrap();
+    let session = evaluator
+        .open_session(&codec.evaluation_context().unwrap())
+        .unwrap();
+    let others = mnist_test_images(40);
+    for batch in [&others[8..40], &others[10..12]] {
+        let reply = evaluator
+            .evaluate(&session, &codec.encrypt_batch(batch).unwrap())
+            .unwrap();
+        let (rows, ratio) = codec.decrypt_measured(&reply, batch.len()).unwrap();
+        assert_eq!(rows.len(), batch.len());
+        assert!(0.0 < ratio && ratio < WELL_FORMED_FACTOR / 2.0, "{ratio}");
+    }
+    let (server, control) = MaliciousCompute::new(CkksEvaluator::new(plan.clone()).unwrap());
+    let service = InProcessService::start(codec, server, &BatchConfig::default()).unwrap();
+    let mut client = service.client();
+    let query = &others[20..22];
+    assert_eq!(client.query(query).unwrap().len(), 2);
+    let params = plan.params().clone();
+    let basis = params.he().basis().clone();
+    let (level, scale) = plan.output_level_scale();
+    let n = params.he().n();
+    let refused = |error: String, what: &str| {
+        assert!(
+            error.contains("well-formedness bound") && error.contains(what),
+            "{what}: {error}"
+        );
+    };
+    // (0, G·X) with G ten times the adaptive gain.
+    let gain = 10 * active::adaptive_gain(&plan, noise);
+    let mut x = vec![0i64; n];
+    x[1] = gain;
+    let c1 = heist_core::rns::RnsPoly::<heist_core::rns::Coeff>::from_signed(&x, level, &basis)
+        .into_eval(&basis);
+    let crafted = Ciphertext::from_parts(
+        &params,
+        heist_core::rns::RnsPoly::zero(n, level),
+        c1,
+        scale,
+        1.0,
+        1.0,
+    )
+    .unwrap();
+    // Full batches: every slot used, so the imaginary parts are what is refused.
+    let full: Vec<_> = others.iter().cycle().take(plan.batch()).cloned().collect();
+    control.push(Reply::Fixed(join(&vec![crafted; 10])));
+    refused(client.query(&full).unwrap_err().to_string(), "of used slot");
+    // Honest ciphertexts times 8: both parts doubled three times.
+    let (p, b) = (params.clone(), basis.clone());
+    control.push(Reply::Crafted(Box::new(move |honest| {
+        let cts = split(&p, &honest)
+            .into_iter()
+            .map(|ct| {
+                let (mut c0, mut c1) = (ct.c0().clone(), ct.c1().clone());
+                for part in [&mut c0, &mut c1] {
+                    for _ in 0..3 {
+                        let twice = part.clone();
+                        part.add_assign(&twice, &b);
+                    }
+                }
+                Ciphertext::from_parts(&p, c0, c1, ct.scale(), ct.msg_bound(), ct.err_bound())
+                    .unwrap()
+            })
+            .collect::<Vec<_>>();
+        Ok(join(&cts))
+    })));
+    refused(client.query(&full).unwrap_err().to_string(), "of used slot");
+    // An honest reply whose score 3 holds a real value in unused slot 5.
+    let p = params.clone();
+    control.push(Reply::Crafted(Box::new(move |honest| {
+        let mut cts = split(&p, &honest);
+        let mut values = vec![0.0; 6];
+        values[5] = 10.0 * WELL_FORMED_FACTOR * noise;
+        let pt = Encoder::new(&p).encode(&values, scale, level).unwrap();
+        let ct = &cts[3];
+        let mut c0 = ct.c0().clone();
+        c0.add_assign(pt.poly(), p.he().basis());
+        cts[3] = Ciphertext::from_parts(
+            &p,
+            c0,
+            ct.c1().clone(),
+            ct.scale(),
+            ct.msg_bound(),
+            ct.err_bound(),
+        )
+        .unwrap();
+        Ok(join(&cts))
+    })));
+    refused(
+        client.query(query).unwrap_err().to_string(),
+        "decrypted score 3 of unused slot 5",
+    );
+    // The service goes on answering honest batches.
+    assert_eq!(client.query(query).unwrap().len(), 2);
+}
+
+/// The ciphertexts of a payload of the service's list layout (count, then length-prefixed
+/// ciphertexts).
+fn split(params: &heist_he::ckks::CkksParams, payload: &[u8]) -> Vec<heist_he::ckks::Ciphertext> {
+    let word = |at: usize| u32::from_le_bytes(payload[at..at + 4].try_into().unwrap()) as usize;
+    let (count, mut at) = (word(0), 4);
+    (0..count)
+        .map(|_| {
+            let len = word(at);
+            let ct =
+                heist_he::ckks::Ciphertext::decode(params, &payload[at + 4..at + 4 + len]).unwrap();
+            at += 4 + len;
+            ct
+        })
+        .collect()
+}
+
+/// `cts` in the service's list layout.
+fn join(cts: &[heist_he::ckks::Ciphertext]) -> Vec<u8> {
+    let mut out = (cts.len() as u32).to_le_bytes().to_vec();
+    for ct in cts {
+        let bytes = ct.encode();
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&bytes);
+    }
+    out
 }
 
 /// A CKKS plan calibrated on MNIST images (margin 4, as the service's): its score bounds

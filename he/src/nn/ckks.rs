@@ -11,6 +11,7 @@ use rand_core::{CryptoRng, RngCore};
 use super::layout::Blocks;
 use super::plan::{fresh_error, CkksPlan, CompiledLinear, CompiledOp};
 use super::{check_batch, job_seeds, Executor, NnError};
+use crate::ckks::fft::Complex;
 use crate::ckks::{decrypt, encrypt_sk, Ciphertext, CkksError, Encoder, Evaluator};
 use crate::keys::{RelinKey, SecretKey};
 
@@ -97,15 +98,29 @@ impl CkksClient {
             });
         }
         let mut out = vec![vec![0.0; scores.len()]; images];
-        for (j, ct) in scores.iter().enumerate() {
-            let slots = self
-                .encoder
-                .decode(&decrypt(self.plan.params(), &self.sk, ct)?)?;
-            for (row, &v) in out.iter_mut().zip(&slots) {
-                row[j] = v;
+        for (j, slots) in self.decrypt_slots(scores)?.iter().enumerate() {
+            for (row, v) in out.iter_mut().zip(slots) {
+                row[j] = v.re;
             }
         }
         Ok(out)
+    }
+
+    /// Decrypts every score ciphertext and decodes all its slots, real and imaginary
+    /// parts (`out[class][slot]`): what a check of the whole decryption needs, beyond
+    /// the released real parts of the used slots.
+    ///
+    /// # Errors
+    /// [`NnError::Ckks`] for ciphertexts of other parameters.
+    pub fn decrypt_slots(&self, scores: &[Ciphertext]) -> Result<Vec<Vec<Complex>>, NnError> {
+        scores
+            .iter()
+            .map(|ct| {
+                Ok(self
+                    .encoder
+                    .decode_complex(&decrypt(self.plan.params(), &self.sk, ct)?)?)
+            })
+            .collect()
     }
 
     /// The error of decrypted scores measured on their imaginary parts, which carry no
@@ -129,10 +144,7 @@ impl CkksClient {
             });
         }
         let (mut sum_sq, mut max, mut count) = (0.0f64, 0.0f64, 0usize);
-        for ct in scores {
-            let slots = self
-                .encoder
-                .decode_complex(&decrypt(self.plan.params(), &self.sk, ct)?)?;
+        for slots in self.decrypt_slots(scores)? {
             for z in slots.iter().take(images) {
                 sum_sq += z.im * z.im;
                 max = f64::max(max, libm::fabs(z.im));

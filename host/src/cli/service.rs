@@ -125,10 +125,11 @@ enum Role {
         #[arg(long, value_name = "MS", default_value_t = 20)]
         window_ms: u64,
         /// What is released of each decrypted score: `exact`, `rounded:BITS`,
-        /// `noised:SIGMA` or `flooded[:S[:TAU]]` (the last two CKKS only; `flooded` measures
-        /// its noise estimate at setup); see `docs/threat-model.md`.
-        #[arg(long, default_value = "exact", value_parser = parse_release)]
-        release: ReleasePolicy,
+        /// `noised:SIGMA` or `flooded[:S[:TAU]]` (the last two CKKS only); see
+        /// `docs/threat-model.md`. Default: CKKS `noised:0.1` (the default policy), BFV
+        /// `exact`.
+        #[arg(long, value_parser = parse_release)]
+        release: Option<ReleasePolicy>,
         /// Longest to wait for the compute server's answer to a batch, in seconds.
         #[arg(long, value_name = "S", default_value_t = 600)]
         compute_timeout_s: u64,
@@ -267,14 +268,14 @@ pub fn serve(args: ServeArgs) -> CliResult {
             match scheme.scheme {
                 Scheme::Ckks => {
                     let model = model(Scheme::Ckks)?;
-                    let codec = plan.ckks_codec(&model, release)?;
+                    let codec = plan.ckks_codec(&model, release.unwrap_or_default())?;
                     start_trusted(codec, trusted)?;
                 }
                 Scheme::Bfv => {
                     let (quant, plan) = bfv_plan(&model(Scheme::Bfv)?)?;
                     let codec = BfvCodec::new(quant, plan, &mut rand_core::OsRng)
                         .map_err(|e| CliError::Failure(e.into()))?
-                        .with_release(release)
+                        .with_release(release.unwrap_or(ReleasePolicy::Exact))
                         .map_err(CliError::bad_input)?;
                     start_trusted(codec, trusted)?;
                 }

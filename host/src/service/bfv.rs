@@ -185,7 +185,7 @@ impl BfvCodec {
             rng,
             exec: Rayon::default(),
             context,
-            release: ReleasePolicy::default(),
+            release: ReleasePolicy::Exact,
         })
     }
 

@@ -15,7 +15,6 @@
 //! through the 24-bit mantissa digit by digit ([`super::solve::refine_residues`]); the
 //! inverse slot transform gives `s mod t`. One batch.
 
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use heist_core::nn::QuantizedModel;
@@ -30,11 +29,12 @@ use rand_core::{CryptoRng, RngCore};
 
 use super::solve::{multipliers, refine_residues, symmetric_part, ternary, Equation};
 use super::{
-    conclude_ckks, fill, verify_bfv, Adversary, AttackError, CkksRun, MaliciousCompute, Outcome,
-    Reply,
+    conclude_ckks, fill, released, verify_bfv, Adversary, AttackError, CkksRun, ControlHandle,
+    Cost, MaliciousCompute, Outcome, Reply,
 };
 use crate::oracle::{Image, Oracle};
 use crate::service::bfv::encode_ciphertexts as bfv_payload;
+use crate::service::ckks::WELL_FORMED_FACTOR;
 use crate::service::ckks::{decode_ciphertexts, encode_ciphertexts as ckks_payload};
 use crate::service::{
     BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator, CodecError, InProcessService,
@@ -54,14 +54,9 @@ fn monomial_pair(
     (RnsPoly::zero(he.n(), level), c1)
 }
 
-/// Replaces the scores of classes 0 and 1 in an honest CKKS reply by `(0, 1)` and
-/// `(0, X)`, with the honest level, scale and bounds; returns the reply, the level and
-/// the scale.
-fn craft_ckks(
-    plan: &CkksPlan,
-    honest: &[u8],
-    gain: i64,
-) -> Result<(Vec<u8>, usize, f64), CodecError> {
+/// Replaces the scores of classes 0 and 1 in an honest CKKS reply by `(0, gain)` and
+/// `(0, gain·X)`, with the honest level, scale and bounds.
+fn craft_ckks(plan: &CkksPlan, honest: &[u8], gain: i64) -> Result<Vec<u8>, CodecError> {
     let backend = |error: Box<dyn std::error::Error + Send + Sync>| CodecError::Backend {
         scheme: Scheme::Ckks,
         error,
@@ -69,21 +64,19 @@ fn craft_ckks(
     let mut cts =
         decode_ciphertexts(plan, honest, plan.output_len()).map_err(|e| backend(Box::new(e)))?;
     let he = plan.params().he();
-    let (mut level, mut scale) = (0, 0.0);
     for (k, ct) in cts.iter_mut().take(2).enumerate() {
-        (level, scale) = (ct.level(), ct.scale());
-        let (c0, c1) = monomial_pair(he, k, level, gain);
+        let (c0, c1) = monomial_pair(he, k, ct.level(), gain);
         *ct = CkksCiphertext::from_parts(
             plan.params(),
             c0,
             c1,
-            scale,
+            ct.scale(),
             ct.msg_bound(),
             ct.err_bound(),
         )
         .map_err(|e| backend(Box::new(e)))?;
     }
-    Ok((ckks_payload(&cts)?, level, scale))
+    ckks_payload(&cts)
 }
 
 /// The factor an amplifying server multiplies its crafted pair by (Li and Micciancio's
@@ -120,10 +113,59 @@ pub fn gain(plan: &CkksPlan, release: ReleasePolicy, noise: f64) -> i64 {
     wanted.min(cap).floor().clamp(1.0, (1u64 << 62) as f64) as i64
 }
 
+/// The largest gain of the adaptive server ([`ckks_adaptive`]): its crafted slots are
+/// `gain·ζ^k·s(ζ)/Δ`, whose imaginary parts have a deviation of `gain·√(N/3)/Δ`
+/// (ternary `s`), and the trusted party refuses an imaginary part beyond
+/// [`WELL_FORMED_FACTOR`] times its noise estimate `noise` (public, as the plan). Five
+/// deviations within that bound keep all `N` imaginary parts of the two crafted
+/// ciphertexts within it with probability about 99.5 %.
+pub fn adaptive_gain(plan: &CkksPlan, noise: f64) -> i64 {
+    let (_, scale) = plan.output_level_scale();
+    let deviation = (plan.params().he().n() as f64 / 3.0).sqrt() / scale;
+    (WELL_FORMED_FACTOR * noise / (5.0 * deviation))
+        .floor()
+        .clamp(1.0, (1u64 << 62) as f64) as i64
+}
+
+/// A CKKS service of `plan` releasing under `release` whose compute server the attack
+/// controls; the trusted party measures its noise estimate at setup on `filler` (known
+/// inputs). Returns the service, the server's control and the estimate.
+fn ckks_service<R: RngCore + CryptoRng>(
+    plan: &CkksPlan,
+    release: ReleasePolicy,
+    filler: &[Image],
+    rng: &mut R,
+) -> Result<(InProcessService, ControlHandle, f64), AttackError> {
+    let codec = CkksCodec::new(plan.clone(), rng)?
+        .with_release(release)
+        .with_measured_noise(filler)?;
+    let noise = codec.noise().value();
+    let (server, control) = MaliciousCompute::new(CkksEvaluator::new(plan.clone())?);
+    let service = InProcessService::start(codec, server, &BatchConfig::default())?;
+    Ok((service, control, noise))
+}
+
+/// The equation of the crafted `(0, X^k)` and its re-encoded release: `values` are the
+/// released real parts of all slots divided by the gain, so re-encoding them at the
+/// output `scale` gives `σ(X^k·s)`; also the re-encoding error.
+fn crafted_equation(
+    plan: &CkksPlan,
+    encoder: &Encoder,
+    k: usize,
+    values: &[f64],
+) -> Result<(Equation, f64), AttackError> {
+    let (level, scale) = plan.output_level_scale();
+    let (symmetric, error) = symmetric_part(encoder, values, scale)?;
+    let (c0, c1) = monomial_pair(plan.params().he(), k, level, 1);
+    Ok((Equation::new(&c0, &c1, symmetric), error))
+}
+
 /// Runs the active attack on a CKKS service of `plan`: the colluding client fills one
-/// batch with `filler` (repeated), the server answers it with `(0, 1)` and `(0, X)`; the
-/// recovered key is then checked on the encrypted batch of `victim`. The trusted party
-/// measures its noise estimate at setup on `filler` (known inputs).
+/// batch with `filler` (repeated), the server answers it with `(0, gain)` and
+/// `(0, gain·X)` (`gain` 1, or [`gain`] when amplifying); the recovered key is then
+/// checked on the encrypted batch of `victim`. The trusted party measures its noise
+/// estimate at setup on `filler` (known inputs). A refused reply is an outcome with
+/// nothing recovered and one refused batch.
 ///
 /// # Errors
 /// When the service cannot start or a query fails ([`AttackError`]); a failed recovery is
@@ -136,12 +178,7 @@ pub fn ckks<R: RngCore + CryptoRng>(
     victim: &[Image],
     rng: &mut R,
 ) -> Result<Outcome, AttackError> {
-    let codec = CkksCodec::new(plan.clone(), rng)?
-        .with_release(release)
-        .with_measured_noise(filler)?;
-    let noise = codec.noise().value();
-    let (server, control) = MaliciousCompute::new(CkksEvaluator::new(plan.clone())?);
-    let service = InProcessService::start(codec, server, &BatchConfig::default())?;
+    let (service, control, noise) = ckks_service(plan, release, filler, rng)?;
     let mut client = service.client();
     let start = Instant::now();
     let gain = if amplify {
@@ -149,37 +186,35 @@ pub fn ckks<R: RngCore + CryptoRng>(
     } else {
         1
     };
-    let meta = Arc::new(Mutex::new(None));
-    let (crafted, out) = (plan.clone(), Arc::clone(&meta));
+    let crafted = plan.clone();
     control.push(Reply::Crafted(Box::new(move |honest| {
-        let (reply, level, scale) = craft_ckks(&crafted, &honest, gain)?;
-        *out.lock().unwrap_or_else(PoisonError::into_inner) = Some((level, scale));
-        Ok(reply)
+        craft_ckks(&crafted, &honest, gain)
     })));
-    let scores = client.query(&fill(filler, plan.batch()))?;
-    let (level, scale) = meta
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .ok_or(AttackError::NotCrafted)?;
+    let scores = released(&mut client, &fill(filler, plan.batch()))?;
     let encoder = Encoder::new(plan.params());
-    let he = plan.params().he();
-    let mut worst = 0.0f64;
-    let mut equations = Vec::with_capacity(2);
-    for k in 0..2 {
-        let re: Vec<f64> = scores.iter().map(|row| f64::from(row[k])).collect();
-        // The slots carry gain·s: re-encoding at scale/gain gives σ(s) directly.
-        let (symmetric, err) = symmetric_part(&encoder, &re, scale / gain as f64)?;
-        worst = worst.max(err);
-        let (c0, c1) = monomial_pair(he, k, level, 1);
-        equations.push(Equation::new(&c0, &c1, symmetric));
-    }
+    let equations = scores
+        .map(|scores| {
+            (0..2)
+                .map(|k| {
+                    let values: Vec<f64> = scores
+                        .iter()
+                        .map(|row| f64::from(row[k]) / gain as f64)
+                        .collect();
+                    crafted_equation(plan, &encoder, k, &values)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let mut cost = Cost::one_batch(gain);
+    cost.refused = usize::from(equations.is_none());
     conclude_ckks(
         plan,
         (release, noise),
         Adversary::Active,
-        gain,
-        (&equations[0], &equations[1]),
-        worst,
+        cost,
+        equations
+            .as_ref()
+            .map(|e| (&e[0].0, &e[1].0, e[0].1.max(e[1].1))),
         CkksRun {
             client: &mut client,
             control: &control,
@@ -187,6 +222,110 @@ pub fn ckks<R: RngCore + CryptoRng>(
             victim,
         },
     )
+}
+
+/// The adaptive active attack on a CKKS service of `plan`: the server knows the trusted
+/// party's well-formedness check and its noise estimate, so it scales its crafted
+/// ciphertexts by [`adaptive_gain`] to pass it, and answers every batch the colluding
+/// client fills with `(0, gain)` for the even classes and `(0, gain·X)` for the odd ones
+/// (five releases of each per batch). The released values, divided by the gain, are
+/// averaged over the batches; after each budget of `budgets` batches the averages are
+/// solved for `s` and a recovered key is checked on the encrypted batch of `victim`. A
+/// refused batch releases nothing, and the server lowers its gain by a fifth. One outcome
+/// per budget, in increasing order.
+///
+/// # Errors
+/// As [`ckks`].
+pub fn ckks_adaptive<R: RngCore + CryptoRng>(
+    plan: &CkksPlan,
+    release: ReleasePolicy,
+    budgets: &[usize],
+    filler: &[Image],
+    victim: &[Image],
+    rng: &mut R,
+) -> Result<Vec<Outcome>, AttackError> {
+    let (service, control, noise) = ckks_service(plan, release, filler, rng)?;
+    let mut client = service.client();
+    let start = Instant::now();
+    let mut budgets = budgets.to_vec();
+    budgets.sort_unstable();
+    budgets.dedup();
+    let mut gain = adaptive_gain(plan, noise);
+    let encoder = Encoder::new(plan.params());
+    let batch = fill(filler, plan.batch());
+    // sums[k][slot]: the released values of (0, gain·X^k) over the gain, summed.
+    let mut sums = vec![vec![0.0f64; plan.batch()]; 2];
+    let mut counts = [0usize; 2];
+    let (mut refused, mut outcomes) = (0, Vec::with_capacity(budgets.len()));
+    for spent in 1..=budgets.last().copied().unwrap_or(0) {
+        control.push(Reply::Fixed(crafted_reply(plan, gain)?));
+        match released(&mut client, &batch)? {
+            Some(scores) => {
+                for class in 0..plan.output_len() {
+                    let k = class % 2;
+                    for (sum, row) in sums[k].iter_mut().zip(&scores) {
+                        *sum += f64::from(row[class]) / gain as f64;
+                    }
+                    counts[k] += 1;
+                }
+            }
+            None => {
+                refused += 1;
+                gain = (gain - gain / 5).max(1);
+            }
+        }
+        if budgets.binary_search(&spent).is_err() {
+            continue;
+        }
+        let equations = if counts.iter().all(|&c| c > 0) {
+            let solved = (0..2)
+                .map(|k| {
+                    let mean: Vec<f64> = sums[k].iter().map(|v| v / counts[k] as f64).collect();
+                    crafted_equation(plan, &encoder, k, &mean)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(solved)
+        } else {
+            None
+        };
+        let cost = Cost {
+            gain,
+            adaptive: true,
+            ciphertexts: counts.iter().sum(),
+            batches: spent,
+            refused,
+        };
+        outcomes.push(conclude_ckks(
+            plan,
+            (release, noise),
+            Adversary::Active,
+            cost,
+            equations
+                .as_ref()
+                .map(|e| (&e[0].0, &e[1].0, e[0].1.max(e[1].1))),
+            CkksRun {
+                client: &mut client,
+                control: &control,
+                start,
+                victim,
+            },
+        )?);
+    }
+    Ok(outcomes)
+}
+
+/// The adaptive server's reply: `(0, gain·X^(c mod 2))` for every class `c`, at the
+/// plan's output level and scale.
+fn crafted_reply(plan: &CkksPlan, gain: i64) -> Result<Vec<u8>, AttackError> {
+    let (level, scale) = plan.output_level_scale();
+    let he = plan.params().he();
+    let cts = (0..plan.output_len())
+        .map(|class| {
+            let (c0, c1) = monomial_pair(he, class % 2, level, gain);
+            CkksCiphertext::from_parts(plan.params(), c0, c1, scale, 1.0, 1.0)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ckks_payload(&cts)?)
 }
 
 /// The crafted BFV reply: for the first plaintext prime, `(0, round(Q·μ_c·T'/t))` for the
@@ -275,6 +414,8 @@ pub fn bfv<R: RngCore + CryptoRng>(
         ciphertexts_used: mus.len(),
         batches: 1,
         gain: 1,
+        adaptive: false,
+        refused_batches: 0,
         client_queries,
         reencoding_error: None,
         seconds,

@@ -42,7 +42,8 @@ use crate::oracle::{Image, Oracle};
 use crate::service::bfv::decode_prime_of;
 use crate::service::ckks::decode_ciphertexts;
 use crate::service::{
-    BatchEvaluator, CodecError, HeBatchError, InProcessClient, Scheme, ServiceError, SetupError,
+    BatchEvaluator, BatchFailure, CodecError, HeBatchError, InProcessClient, Scheme, ServiceError,
+    SetupError,
 };
 
 /// Which adversary runs the attack.
@@ -79,10 +80,15 @@ pub struct Outcome {
     /// Ciphertexts whose decryptions the attack used.
     pub ciphertexts_used: usize,
     /// The factor the crafted ciphertexts were multiplied by (1: none; see
-    /// [`active::gain`]).
+    /// [`active::gain`] and [`active::adaptive_gain`]; the last one used when adaptive).
     pub gain: i64,
-    /// Batches the attack spent (crafted or kept).
+    /// Whether the active server adapted its gain to the trusted party's well-formedness
+    /// check and averaged the releases of several batches ([`active::ckks_adaptive`]).
+    pub adaptive: bool,
+    /// Batches the attack spent (crafted or kept), refused ones included.
     pub batches: usize,
+    /// Batches whose reply the trusted party refused (nothing released).
+    pub refused_batches: usize,
     /// Images the colluding client submitted (the service counts one query per image).
     pub client_queries: u64,
     /// Largest distance of a re-encoded released value to the integer it should be (CKKS;
@@ -285,6 +291,21 @@ fn victim_batch(
         .ok_or(AttackError::NothingSeen)
 }
 
+/// The scores the trusted party released for `images`, or `None` when it refused to
+/// decrypt the reply (all a client sees of a failed check: the query's error).
+pub(crate) fn released(
+    client: &mut InProcessClient,
+    images: &[Image],
+) -> Result<Option<Vec<crate::oracle::Scores>>, AttackError> {
+    match client.query(images) {
+        Ok(scores) => Ok(Some(scores)),
+        Err(ServiceError::Batch(failure)) if matches!(*failure, BatchFailure::Decrypt(_)) => {
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// Half a grey level: a decrypted pixel within this of the image's pixel is the pixel.
 const PIXEL_TOLERANCE: f64 = 0.5 / 255.0;
 
@@ -366,10 +387,38 @@ pub(crate) struct CkksRun<'a> {
     pub victim: &'a [Image],
 }
 
+/// What a CKKS attack spent.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cost {
+    /// The gain of the crafted ciphertexts (1 for the passive adversary).
+    pub(crate) gain: i64,
+    /// Whether the active server was adaptive.
+    pub(crate) adaptive: bool,
+    /// Ciphertexts whose decryptions were used.
+    pub(crate) ciphertexts: usize,
+    /// Batches spent.
+    pub(crate) batches: usize,
+    /// Batches refused by the trusted party.
+    pub(crate) refused: usize,
+}
+
+impl Cost {
+    /// One batch, two ciphertexts, nothing refused.
+    pub(crate) fn one_batch(gain: i64) -> Self {
+        Self {
+            gain,
+            adaptive: false,
+            ciphertexts: 2,
+            batches: 1,
+            refused: 0,
+        }
+    }
+}
+
 /// The end both CKKS attacks share (`noise`: the trusted party's noise estimate): a
-/// ternary key solved from the two `equations`, its
-/// check on the victim's encrypted batch, and the outcome (`seconds` run from the batch to
-/// the solved key, the check excluded; two ciphertexts, one batch).
+/// ternary key solved from the two `equations` with the largest re-encoding error (none:
+/// nothing was released), its check on the victim's encrypted batch, and the outcome
+/// (`seconds` run from the first batch to the solved key, the check excluded).
 ///
 /// # Errors
 /// Failures of the check's query or decryption; an unsolvable system is an outcome with
@@ -378,14 +427,13 @@ pub(crate) fn conclude_ckks(
     plan: &CkksPlan,
     (release, noise): (crate::service::ReleasePolicy, f64),
     adversary: Adversary,
-    gain: i64,
-    equations: (&solve::Equation, &solve::Equation),
-    reencoding_error: f64,
+    cost: Cost,
+    equations: Option<(&solve::Equation, &solve::Equation, f64)>,
     run: CkksRun<'_>,
 ) -> Result<Outcome, AttackError> {
     let he = plan.params().he();
-    let key = solve::solve_ternary(he.basis(), equations.0, equations.1)
-        .ok()
+    let key = equations
+        .and_then(|(first, second, _)| solve::solve_ternary(he.basis(), first, second).ok())
         .map(|s| SecretKey::from_ternary(he, &s))
         .transpose()?;
     let seconds = run.start.elapsed().as_secs_f64();
@@ -402,11 +450,13 @@ pub(crate) fn conclude_ckks(
         noise_estimate: Some(noise),
         recovered: key.is_some(),
         verified_on_unseen: verified,
-        ciphertexts_used: 2,
-        batches: 1,
-        gain,
+        ciphertexts_used: cost.ciphertexts,
+        batches: cost.batches,
+        gain: cost.gain,
+        adaptive: cost.adaptive,
+        refused_batches: cost.refused,
         client_queries,
-        reencoding_error: Some(reencoding_error),
+        reencoding_error: equations.map(|(_, _, error)| error),
         seconds,
         ring_degree: he.n(),
         slots: plan.batch(),

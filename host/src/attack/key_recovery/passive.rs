@@ -33,7 +33,9 @@ use heist_he::ring;
 use rand_core::{CryptoRng, RngCore};
 
 use super::solve::{solve_ternary, symmetric_part, ternary, Equation};
-use super::{conclude_ckks, fill, Adversary, AttackError, CkksRun, MaliciousCompute, Outcome};
+use super::{
+    conclude_ckks, fill, Adversary, AttackError, CkksRun, Cost, MaliciousCompute, Outcome,
+};
 use crate::oracle::{Image, Oracle};
 use crate::service::bfv::decode_prime_of;
 use crate::service::ckks::decode_ciphertexts;
@@ -94,9 +96,8 @@ pub fn ckks<R: RngCore + CryptoRng>(
         plan,
         (release, noise),
         Adversary::Passive,
-        1,
-        (&eqs[0], &eqs[1]),
-        worst,
+        Cost::one_batch(1),
+        Some((&eqs[0], &eqs[1], worst)),
         CkksRun {
             client: &mut client,
             control: &control,
@@ -164,6 +165,8 @@ pub fn ckks_f64<R: RngCore + CryptoRng>(
         ciphertexts_used: 2,
         batches: 1,
         gain: 1,
+        adaptive: false,
+        refused_batches: 0,
         client_queries: plan.batch() as u64,
         reencoding_error: Some(worst),
         seconds,
@@ -272,6 +275,8 @@ pub fn bfv<R: RngCore + CryptoRng>(
         ciphertexts_used: 1,
         batches: 1,
         gain: 1,
+        adaptive: false,
+        refused_batches: 0,
         client_queries,
         reencoding_error: None,
         seconds,

@@ -1,7 +1,9 @@
 //! The measured curve the default release policy is chosen from: for each candidate
-//! policy, whether the two CKKS adversaries recover the key through the service (the
-//! active one amplifying its crafted pair as far as the plan's score bounds let it), and
-//! what the policy costs the service in accuracy and in agreement with plaintext.
+//! policy, whether the CKKS adversaries recover the key through the service (the active
+//! one amplifying its crafted pair as far as the plan's score bounds let it, which the
+//! well-formedness check refuses, and adaptive: scaled to pass the check and averaged over
+//! budgets of batches), and what the policy costs the service in accuracy and in
+//! agreement with plaintext.
 //!
 //! The attacks run through a fresh in-process service per policy, as
 //! [`super::active::ckks`] and [`super::passive::ckks`]. The accuracy is measured once on
@@ -29,6 +31,8 @@ pub struct SweepPoint {
     pub step: f64,
     /// The active adversary, amplifying.
     pub active: Outcome,
+    /// The adaptive active adversary, one outcome per budget of batches.
+    pub adaptive: Vec<Outcome>,
     /// The passive adversary.
     pub passive: Outcome,
     /// Accuracy of the released scores on the test images.
@@ -44,6 +48,8 @@ pub struct HonestScores {
     labels: Vec<u8>,
     plain: Vec<usize>,
     noise: f64,
+    batches: usize,
+    worst_ratio: f64,
 }
 
 impl HonestScores {
@@ -74,22 +80,34 @@ impl HonestScores {
         let mut codec = CkksCodec::new(plan.clone(), rng)?.with_measured_noise(setup)?;
         let evaluator = CkksEvaluator::new(plan.clone())?;
         let session = evaluator.open_session(&codec.evaluation_context()?)?;
-        let mut rows = Vec::with_capacity(images.len());
+        let (mut rows, mut batches, mut worst_ratio) = (Vec::with_capacity(images.len()), 0, 0.0);
         for batch in images.chunks(plan.batch()) {
             let reply = evaluator.evaluate(&session, &codec.encrypt_batch(batch)?)?;
-            rows.extend(codec.decrypt_checked(&reply, batch.len())?);
+            let (scores, ratio) = codec.decrypt_measured(&reply, batch.len())?;
+            rows.extend(scores);
+            batches += 1;
+            worst_ratio = f64::max(worst_ratio, ratio);
         }
         Ok(Self {
             rows,
             labels: labels.to_vec(),
             plain: plain.to_vec(),
             noise: codec.noise().value(),
+            batches,
+            worst_ratio,
         })
     }
 
     /// The trusted party's measured noise estimate.
     pub fn noise(&self) -> f64 {
         self.noise
+    }
+
+    /// The honest batches decrypted, and the largest deviation of their decryptions from
+    /// well-formed scores over the noise estimate (the well-formedness check refuses
+    /// above [`crate::service::ckks::WELL_FORMED_FACTOR`]).
+    pub fn well_formedness(&self) -> (usize, f64) {
+        (self.batches, self.worst_ratio)
     }
 
     /// Accuracy and agreement with plaintext of the scores released under `release`.
@@ -108,14 +126,16 @@ impl HonestScores {
     }
 }
 
-/// Runs both adversaries against a service under each of `policies` and scores the
-/// policy on `honest`: one [`SweepPoint`] per policy, in order.
+/// Runs the adversaries against a service under each of `policies` (the adaptive one
+/// for each of `budgets` batches) and scores the policy on `honest`: one [`SweepPoint`]
+/// per policy, in order.
 ///
 /// # Errors
-/// As [`active::ckks`] and [`passive::ckks`].
+/// As [`active::ckks`], [`active::ckks_adaptive`] and [`passive::ckks`].
 pub fn sweep<R: RngCore + CryptoRng>(
     plan: &CkksPlan,
     policies: &[ReleasePolicy],
+    budgets: &[usize],
     (filler, victim): (&[Image], &[Image]),
     honest: &HonestScores,
     rng: &mut R,
@@ -124,6 +144,7 @@ pub fn sweep<R: RngCore + CryptoRng>(
         .iter()
         .map(|&release| {
             let active = active::ckks(plan, release, true, filler, victim, rng)?;
+            let adaptive = active::ckks_adaptive(plan, release, budgets, filler, victim, rng)?;
             let passive = passive::ckks(plan, release, filler, victim, rng)?;
             let (accuracy, agreement) = honest.score(release, rng);
             Ok(SweepPoint {
@@ -134,6 +155,7 @@ pub fn sweep<R: RngCore + CryptoRng>(
                     _ => 0.0,
                 },
                 active,
+                adaptive,
                 passive,
                 accuracy,
                 agreement,

@@ -13,6 +13,7 @@ use crate::cli::options::{use_threads, DataOptions, ModelOptions};
 use crate::inference::{calibrated_ckks_plan, compare_releasing, to_images, Comparison};
 use crate::model::Model;
 use crate::plot::{LineChart, Series};
+use crate::service::ckks::WELL_FORMED_FACTOR;
 use crate::service::{bfv_plan, ReleasePolicy, Scheme};
 
 /// Images of the victim whose encrypted batch checks the recovered key.
@@ -22,6 +23,8 @@ const VICTIM_IMAGES: usize = 8;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     heist attack key-recovery --scheme ckks --adversary active\n  \
+    heist attack key-recovery --scheme ckks --adversary active --adaptive 1,10,100 \
+    --release noised:0.1\n  \
     heist attack key-recovery --scheme bfv --adversary active --json key.json\n  \
     heist attack key-recovery --scheme ckks --adversary passive --limit 0")]
 pub struct KeyRecoveryArgs {
@@ -45,6 +48,12 @@ pub struct KeyRecoveryArgs {
     /// release policy (Li and Micciancio's counter to rounding; CKKS only).
     #[arg(long)]
     amplify: bool,
+    /// The active server adapts to the trusted party's well-formedness check (CKKS): it
+    /// scales its crafted ciphertexts to pass it and averages the releases of several
+    /// batches; the key is solved after each of these numbers of batches,
+    /// comma-separated (with `--sweep`: for every policy; empty: not run).
+    #[arg(long, value_name = "TAU,...", value_delimiter = ',')]
+    adaptive: Vec<usize>,
     #[command(flatten)]
     model: ModelOptions,
     /// Seed of the keys, the service's randomness and the training run.
@@ -62,7 +71,8 @@ pub struct KeyRecoveryArgs {
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
     /// Sweep the release policies of `--policies` instead of one attack (CKKS): both
-    /// adversaries (the active one amplifying) through a service per policy, and the
+    /// adversaries (the active one amplifying, and adaptive for the budgets of
+    /// `--adaptive`) through a service per policy, and the
     /// accuracy and agreement of the first `--limit` test images under each.
     #[arg(long)]
     sweep: bool,
@@ -121,7 +131,7 @@ pub fn run(args: KeyRecoveryArgs) -> CliResult {
     }
     let start = Instant::now();
     let scheme = Scheme::from(args.scheme);
-    let (outcome, hypothetical) = attack(&args, &model, &data.train, filler, victim)?;
+    let (outcome, hypothetical, adaptive) = attack(&args, &model, &data.train, filler, victim)?;
     let attack_seconds = start.elapsed().as_secs_f64();
     let comparison: Option<Comparison> = if args.limit > 0 {
         Some(compare_releasing(
@@ -135,6 +145,10 @@ pub fn run(args: KeyRecoveryArgs) -> CliResult {
         None
     };
     if !quiet {
+        for o in &adaptive {
+            println!("after {} batch(es):", o.batches);
+            print_outcome(o, None, None);
+        }
         print_outcome(&outcome, hypothetical.as_ref(), comparison.as_ref());
     }
     if let Some(path) = &args.json {
@@ -156,6 +170,12 @@ pub fn run(args: KeyRecoveryArgs) -> CliResult {
                 "accuracy_images".to_owned(),
                 comparison.as_ref().map(|c| c.images).into(),
             );
+            if !adaptive.is_empty() {
+                obj.insert(
+                    "adaptive".to_owned(),
+                    serde_json::to_value(&adaptive).map_err(anyhow::Error::from)?,
+                );
+            }
             if let Some(h) = &hypothetical {
                 obj.insert(
                     "f64_release".to_owned(),
@@ -176,18 +196,40 @@ pub fn run(args: KeyRecoveryArgs) -> CliResult {
     Ok(())
 }
 
-/// Runs the chosen adversary on the chosen scheme; for the passive CKKS adversary, also
-/// the release of full `f64` values (without a service).
+/// The outcome of one attack; for the passive CKKS adversary, also that of a release of
+/// full `f64` values (without a service); for the adaptive active one, the outcome after
+/// each budget (the last is the main outcome).
+type Attacked = (Outcome, Option<Outcome>, Vec<Outcome>);
+
+/// Runs the chosen adversary on the chosen scheme.
 fn attack(
     args: &KeyRecoveryArgs,
     model: &Model,
     train: &crate::data::Images,
     filler: &[crate::oracle::Image],
     victim: &[crate::oracle::Image],
-) -> anyhow::Result<(Outcome, Option<Outcome>)> {
+) -> anyhow::Result<Attacked> {
     let mut rng = ChaCha20Rng::seed_from_u64(args.seed);
     let release = args.release;
-    Ok(match (args.scheme, args.adversary) {
+    if !args.adaptive.is_empty()
+        && (args.scheme, args.adversary) != (KeyScheme::Ckks, Adversary::Active)
+    {
+        anyhow::bail!("--adaptive is an active CKKS adversary (--scheme ckks --adversary active)");
+    }
+    let (outcome, hypothetical) = match (args.scheme, args.adversary) {
+        (KeyScheme::Ckks, Adversary::Active) if !args.adaptive.is_empty() => {
+            let plan = calibrated_ckks_plan(model, train)?;
+            let mut outcomes =
+                active::ckks_adaptive(&plan, release, &args.adaptive, filler, victim, &mut rng)?;
+            let last = outcomes
+                .pop()
+                .ok_or_else(|| anyhow::anyhow!("--adaptive needs a budget"))?;
+            return Ok((
+                last.clone(),
+                None,
+                outcomes.into_iter().chain([last]).collect(),
+            ));
+        }
         (KeyScheme::Ckks, Adversary::Active) => {
             let plan = calibrated_ckks_plan(model, train)?;
             (
@@ -217,7 +259,8 @@ fn attack(
                 None,
             )
         }
-    })
+    };
+    Ok((outcome, hypothetical, Vec::new()))
 }
 
 /// Prints one line per figure.
@@ -229,8 +272,14 @@ fn print_outcome(o: &Outcome, f64_release: Option<&Outcome>, c: Option<&Comparis
     println!("key recovered         {}", o.recovered);
     println!("verified on unseen    {}", o.verified_on_unseen);
     println!(
-        "cost                  {} ciphertexts (gain {}), {} batch(es), {} client queries, {:.2} s",
-        o.ciphertexts_used, o.gain, o.batches, o.client_queries, o.seconds
+        "cost                  {} ciphertexts (gain {}{}), {} batch(es), {} refused, {} client queries, {:.2} s",
+        o.ciphertexts_used,
+        o.gain,
+        if o.adaptive { ", adaptive" } else { "" },
+        o.batches,
+        o.refused_batches,
+        o.client_queries,
+        o.seconds
     );
     if let Some(noise) = o.noise_estimate {
         println!("noise estimate        {noise:.3e} (measured at setup)");
@@ -293,8 +342,16 @@ fn run_sweep(
         / plain.len().max(1) as f64;
     let honest = HonestScores::measure(&plan, filler, &images, &test.labels, &plain, &mut rng)
         .map_err(anyhow::Error::from)?;
-    let points = sweep(&plan, &args.policies, (filler, victim), &honest, &mut rng)
-        .map_err(anyhow::Error::from)?;
+    let points = sweep(
+        &plan,
+        &args.policies,
+        &args.adaptive,
+        (filler, victim),
+        &honest,
+        &mut rng,
+    )
+    .map_err(anyhow::Error::from)?;
+    let (honest_batches, worst_ratio) = honest.well_formedness();
     let seconds = start.elapsed().as_secs_f64();
     if !quiet {
         println!(
@@ -305,11 +362,15 @@ fn run_sweep(
             plan.score_bounds()
         );
         println!(
-            "{:<14} {:>10} {:>10} {:>16} {:>9} {:>9} {:>9} {:>9}",
+            "honest replies: {honest_batches} batch(es), largest deviation {worst_ratio:.3} times the estimate (refused above {WELL_FORMED_FACTOR})"
+        );
+        println!(
+            "{:<14} {:>10} {:>10} {:>16} {:>7} {:>9} {:>9} {:>9} {:>9}",
             "release",
             "sigma",
             "gain",
             "active recovered",
+            "refused",
             "re-enc",
             "passive",
             "accuracy",
@@ -317,16 +378,36 @@ fn run_sweep(
         );
         for p in &points {
             println!(
-                "{:<14} {:>10.3e} {:>10.3e} {:>16} {:>9.3} {:>9} {:>9.4} {:>9.4}",
+                "{:<14} {:>10.3e} {:>10.3e} {:>16} {:>7} {:>9.3} {:>9} {:>9.4} {:>9.4}",
                 p.release,
                 p.sigma,
                 p.active.gain as f64,
                 p.active.recovered && p.active.verified_on_unseen,
+                p.active.refused_batches,
                 p.active.reencoding_error.unwrap_or(f64::NAN),
                 p.passive.recovered && p.passive.verified_on_unseen,
                 p.accuracy,
                 p.agreement
             );
+        }
+        if !args.adaptive.is_empty() {
+            println!(
+                "{:<14} {:>7} {:>10} {:>8} {:>16} {:>9}",
+                "adaptive", "batches", "gain", "refused", "recovered", "re-enc"
+            );
+            for p in &points {
+                for o in &p.adaptive {
+                    println!(
+                        "{:<14} {:>7} {:>10.3e} {:>8} {:>16} {:>9.3}",
+                        p.release,
+                        o.batches,
+                        o.gain as f64,
+                        o.refused_batches,
+                        o.recovered && o.verified_on_unseen,
+                        o.reencoding_error.unwrap_or(f64::NAN)
+                    );
+                }
+            }
         }
         println!(
             "plaintext accuracy {plain_accuracy:.4} on {} images; {seconds:.1} s",
@@ -343,6 +424,9 @@ fn run_sweep(
             "noise_estimate": honest.noise(),
             "predicted_error": plan.predicted_error(),
             "score_bounds": plan.score_bounds(),
+            "well_formed_factor": WELL_FORMED_FACTOR,
+            "honest_batches": honest_batches,
+            "honest_worst_ratio": worst_ratio,
             "ring_degree": plan.params().he().n(),
             "images": images.len(),
             "plain_accuracy": plain_accuracy,
@@ -373,6 +457,9 @@ fn sweep_figures(dir: &std::path::Path, points: &[SweepPoint]) -> CliResult {
         };
         vec![
             curve("active (amplified) recovers", &|p| success(&p.active)),
+            curve("active (adaptive, largest budget) recovers", &|p| {
+                p.adaptive.last().map_or(0.0, success)
+            }),
             curve("passive recovers", &|p| success(&p.passive)),
             curve("accuracy", &|p| p.accuracy),
             curve("agreement with plaintext", &|p| p.agreement),
