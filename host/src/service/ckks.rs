@@ -160,6 +160,19 @@ pub enum HeBatchError {
     },
 }
 
+impl HeBatchError {
+    /// Whether the reply was valid on the wire and only what it decrypts to was refused
+    /// (a score beyond the plan's bound, not finite, or not a real score). A compute
+    /// server cannot tell these apart from honest replies: an input ciphertext's content
+    /// is hidden from it, so a batch it accepts may still earn such a refusal.
+    pub fn is_content(&self) -> bool {
+        matches!(
+            self,
+            Self::OutOfBound { .. } | Self::NonFinite { .. } | Self::IllFormed { .. }
+        )
+    }
+}
+
 /// Wraps an error of `scheme`'s implementation as a [`CodecError::Backend`].
 pub(super) fn backend<E: Into<HeBatchError>>(scheme: Scheme) -> impl Fn(E) -> CodecError {
     move |error| CodecError::Backend {
