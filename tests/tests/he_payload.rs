@@ -124,8 +124,8 @@ fn payload_corpus_replays_with_expected_outcomes() {
 /// batch with well-formed metadata whose ciphertext coefficients the fuzzer changed: it
 /// decrypts to values far beyond the plan's range, which no server can see (the content of
 /// a ciphertext is hidden from it), so the trusted party's refusal of the scores
-/// (`HeBatchError::IllFormed` or `OutOfBound`) is the right answer and the invariant allows it; refusals
-/// of the wire format still break it.
+/// (`HeBatchError::IllFormed` or `OutOfBound`) is the right answer and the invariant
+/// allows it; refusals of the wire format still break it.
 #[test]
 fn fuzz_findings_replay_without_violating_the_invariant() {
     let mut files: Vec<_> = std::fs::read_dir(regressions_dir())
