@@ -29,16 +29,15 @@ use rand_core::{CryptoRng, RngCore};
 
 use super::solve::{multipliers, refine_residues, symmetric_part, ternary, Equation};
 use super::{
-    conclude_ckks, fill, released, verify_bfv, Adversary, AttackError, CkksRun, ControlHandle,
-    Cost, MaliciousCompute, Outcome, Reply,
+    ckks_service, conclude_ckks, fill, released, verify_bfv, Adversary, AttackError, CkksRun, Cost,
+    MaliciousCompute, Outcome, Reply,
 };
 use crate::oracle::{Image, Oracle};
 use crate::service::bfv::encode_ciphertexts as bfv_payload;
 use crate::service::ckks::WELL_FORMED_FACTOR;
 use crate::service::ckks::{decode_ciphertexts, encode_ciphertexts as ckks_payload};
 use crate::service::{
-    BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator, CodecError, InProcessService,
-    ReleasePolicy, Scheme,
+    BatchConfig, BfvCodec, BfvEvaluator, CodecError, InProcessService, ReleasePolicy, Scheme,
 };
 
 /// `(0, gain·X^k)` at `level`, in evaluation form.
@@ -127,22 +126,17 @@ pub fn adaptive_gain(plan: &CkksPlan, noise: f64) -> i64 {
         .clamp(1.0, (1u64 << 62) as f64) as i64
 }
 
-/// A CKKS service of `plan` releasing under `release` whose compute server the attack
-/// controls; the trusted party measures its noise estimate at setup on `filler` (known
-/// inputs). Returns the service, the server's control and the estimate.
-fn ckks_service<R: RngCore + CryptoRng>(
+/// Concludes an active CKKS attack from the equations of its two crafted ciphertexts
+/// (none when nothing was released).
+fn conclude_crafted(
     plan: &CkksPlan,
-    release: ReleasePolicy,
-    filler: &[Image],
-    rng: &mut R,
-) -> Result<(InProcessService, ControlHandle, f64), AttackError> {
-    let codec = CkksCodec::new(plan.clone(), rng)?
-        .with_release(release)
-        .with_measured_noise(filler)?;
-    let noise = codec.noise().value();
-    let (server, control) = MaliciousCompute::new(CkksEvaluator::new(plan.clone())?);
-    let service = InProcessService::start(codec, server, &BatchConfig::default())?;
-    Ok((service, control, noise))
+    policy: (ReleasePolicy, f64),
+    cost: Cost,
+    equations: Option<&[(Equation, f64)]>,
+    run: CkksRun<'_>,
+) -> Result<Outcome, AttackError> {
+    let pair = equations.map(|e| (&e[0].0, &e[1].0, e[0].1.max(e[1].1)));
+    conclude_ckks(plan, policy, Adversary::Active, cost, pair, run)
 }
 
 /// The equation of the crafted `(0, X^k)` and its re-encoded release: `values` are the
@@ -207,14 +201,11 @@ pub fn ckks<R: RngCore + CryptoRng>(
         .transpose()?;
     let mut cost = Cost::one_batch(gain);
     cost.refused = usize::from(equations.is_none());
-    conclude_ckks(
+    conclude_crafted(
         plan,
         (release, noise),
-        Adversary::Active,
         cost,
-        equations
-            .as_ref()
-            .map(|e| (&e[0].0, &e[1].0, e[0].1.max(e[1].1))),
+        equations.as_deref(),
         CkksRun {
             client: &mut client,
             control: &control,
@@ -295,14 +286,11 @@ pub fn ckks_adaptive<R: RngCore + CryptoRng>(
             batches: spent,
             refused,
         };
-        outcomes.push(conclude_ckks(
+        outcomes.push(conclude_crafted(
             plan,
             (release, noise),
-            Adversary::Active,
             cost,
-            equations
-                .as_ref()
-                .map(|e| (&e[0].0, &e[1].0, e[0].1.max(e[1].1))),
+            equations.as_deref(),
             CkksRun {
                 client: &mut client,
                 control: &control,

@@ -373,6 +373,29 @@ pub(crate) fn verify_bfv(
     Ok(true)
 }
 
+/// A CKKS service of `plan` releasing under `release` whose compute server the attack
+/// controls; the trusted party measures its noise estimate at setup on `filler` (known
+/// inputs). Returns the service, the server's control and the estimate.
+pub(crate) fn ckks_service<R: rand_core::RngCore + rand_core::CryptoRng>(
+    plan: &heist_he::nn::CkksPlan,
+    release: crate::service::ReleasePolicy,
+    filler: &[crate::oracle::Image],
+    rng: &mut R,
+) -> Result<(crate::service::InProcessService, ControlHandle, f64), AttackError> {
+    let codec = crate::service::CkksCodec::new(plan.clone(), rng)?
+        .with_release(release)
+        .with_measured_noise(filler)?;
+    let noise = codec.noise().value();
+    let (server, control) =
+        MaliciousCompute::new(crate::service::CkksEvaluator::new(plan.clone())?);
+    let service = crate::service::InProcessService::start(
+        codec,
+        server,
+        &crate::service::BatchConfig::default(),
+    )?;
+    Ok((service, control, noise))
+}
+
 /// What a CKKS attack holds once its batch is answered: the client it queried through, the
 /// handle on the malicious compute server, when the batch was sent, and the victim whose
 /// batch checks a recovered key.

@@ -34,14 +34,14 @@ use rand_core::{CryptoRng, RngCore};
 
 use super::solve::{solve_ternary, symmetric_part, ternary, Equation};
 use super::{
-    conclude_ckks, fill, Adversary, AttackError, CkksRun, Cost, MaliciousCompute, Outcome,
+    ckks_service, conclude_ckks, fill, Adversary, AttackError, CkksRun, Cost, MaliciousCompute,
+    Outcome,
 };
 use crate::oracle::{Image, Oracle};
 use crate::service::bfv::decode_prime_of;
 use crate::service::ckks::decode_ciphertexts;
 use crate::service::{
-    BatchConfig, BfvCodec, BfvEvaluator, CkksCodec, CkksEvaluator, InProcessService, ReleasePolicy,
-    Scheme,
+    BatchConfig, BfvCodec, BfvEvaluator, InProcessService, ReleasePolicy, Scheme,
 };
 
 /// The equations of classes 0 and 1 from kept ciphertexts and the released real parts of
@@ -75,12 +75,7 @@ pub fn ckks<R: RngCore + CryptoRng>(
     victim: &[Image],
     rng: &mut R,
 ) -> Result<Outcome, AttackError> {
-    let codec = CkksCodec::new(plan.clone(), rng)?
-        .with_release(release)
-        .with_measured_noise(filler)?;
-    let noise = codec.noise().value();
-    let (server, control) = MaliciousCompute::new(CkksEvaluator::new(plan.clone())?);
-    let service = InProcessService::start(codec, server, &BatchConfig::default())?;
+    let (service, control, noise) = ckks_service(plan, release, filler, rng)?;
     let mut client = service.client();
     let start = Instant::now();
     let scores = client.query(&fill(filler, plan.batch()))?;
