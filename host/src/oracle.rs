@@ -8,6 +8,8 @@
 //! [`Released`] wraps any oracle and hands back only what a [`Release`] policy lets out
 //! (rounded scores, or the top-1 label): the countermeasure the attacks are measured against.
 
+use rayon::prelude::*;
+
 use crate::model::Model;
 
 pub use crate::data::{CLASSES, IMAGE_PIXELS, IMAGE_SIDE};
@@ -127,7 +129,11 @@ fn first(batch: Vec<Scores>) -> Scores {
 
 /// The pixels of `images`, one image after another.
 pub fn flat_pixels(images: &[Image]) -> Vec<f32> {
-    images.iter().flat_map(|image| *image.pixels()).collect()
+    let mut flat = vec![0.0; images.len() * IMAGE_PIXELS];
+    flat.par_chunks_exact_mut(IMAGE_PIXELS)
+        .zip(images)
+        .for_each(|(out, image)| out.copy_from_slice(image.pixels()));
+    flat
 }
 
 /// Consecutive score vectors of [`CLASSES`] values each (a trailing partial vector is
@@ -323,7 +329,7 @@ impl<C: Differentiable> GradientOracle for PlainOracle<C> {
         Ok((
             split_scores(&scores),
             grads
-                .chunks_exact(IMAGE_PIXELS)
+                .par_chunks_exact(IMAGE_PIXELS)
                 .map(|chunk| {
                     let mut gradient = Box::new([0.0; IMAGE_PIXELS]);
                     gradient.copy_from_slice(chunk);

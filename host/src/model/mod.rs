@@ -359,23 +359,23 @@ impl Model {
             "image buffer length {} is not a multiple of {IMAGE_PIXELS}",
             images.len()
         );
-        let parts: Vec<(Vec<f32>, Vec<f32>)> = images
+        let mut scores = vec![0.0; images.len() / IMAGE_PIXELS * CLASSES];
+        let mut grads = vec![0.0; images.len()];
+        images
             .par_chunks(INFER_CHUNK * IMAGE_PIXELS)
+            .zip(scores.par_chunks_mut(INFER_CHUNK * CLASSES))
+            .zip(grads.par_chunks_mut(INFER_CHUNK * IMAGE_PIXELS))
             .enumerate()
-            .map(|(c, chunk)| {
+            .for_each(|(c, ((chunk, z_out), g_out))| {
                 let first = c * INFER_CHUNK;
-                self.network
-                    .vjp(&self.params, chunk, chunk.len() / IMAGE_PIXELS, |i, z| {
-                        cotangent(first + i, z)
-                    })
-            })
-            .collect();
-        let mut scores = Vec::with_capacity(images.len() / IMAGE_PIXELS * CLASSES);
-        let mut grads = Vec::with_capacity(images.len());
-        for (z, g) in parts {
-            scores.extend_from_slice(&z);
-            grads.extend_from_slice(&g);
-        }
+                let (z, g) =
+                    self.network
+                        .vjp(&self.params, chunk, chunk.len() / IMAGE_PIXELS, |i, z| {
+                            cotangent(first + i, z)
+                        });
+                z_out.copy_from_slice(&z);
+                g_out.copy_from_slice(&g);
+            });
         (scores, grads)
     }
 

@@ -261,18 +261,163 @@ pub struct TensorInfo {
 }
 
 /// Geometry of a planned convolution.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct ConvPlan {
     spec: Conv2d,
     out_h: usize,
     out_w: usize,
-    pad_top: usize,
-    pad_left: usize,
+    /// For each output position `p = oy·out_w + ox` and kernel tap `t = (c·k + i)·k + j`,
+    /// at `p·patch + t`: the index within one example of the input value the tap reads,
+    /// `(c·h + oy·s + i − top)·w + ox·s + j − left`, or the example's length `c·h·w` (out
+    /// of range) where it reads the zero padding.
+    taps: Vec<usize>,
 }
 
 impl ConvPlan {
+    /// Plans `spec` on inputs of shape `input`, or `None` if the kernel does not fit.
+    fn new(spec: Conv2d, input: Shape) -> Option<Self> {
+        let (k, s) = (spec.kernel, spec.stride);
+        let (out_h, pad_top) = conv_axis(input.h, k, s, spec.padding)?;
+        let (out_w, pad_left) = conv_axis(input.w, k, s, spec.padding)?;
+        let outside = input.len();
+        let mut taps = Vec::with_capacity(spec.in_channels * k * k * out_h * out_w);
+        for oy in 0..out_h {
+            for ox in 0..out_w {
+                for ch in 0..spec.in_channels {
+                    for i in 0..k {
+                        let iy = source(oy, i, s, pad_top, input.h);
+                        taps.extend((0..k).map(|j| {
+                            iy.zip(source(ox, j, s, pad_left, input.w))
+                                .map_or(outside, |(iy, ix)| (ch * input.h + iy) * input.w + ix)
+                        }));
+                    }
+                }
+            }
+        }
+        Some(Self {
+            spec,
+            out_h,
+            out_w,
+            taps,
+        })
+    }
     fn patch(&self) -> usize {
         self.spec.in_channels * self.spec.kernel * self.spec.kernel
+    }
+
+    /// Each output position's taps ([`ConvPlan::taps`], `patch` of them) with the position.
+    fn positions_taps(&self) -> impl Iterator<Item = (usize, &[usize])> {
+        self.taps.chunks_exact(self.patch()).enumerate()
+    }
+
+    /// `yt = bias + W * x` for `batch` examples, batch-innermost: `xt` holds input value `i`
+    /// of every example at `i·batch ..`, and `yt` receives output `(o·positions + p)` of
+    /// every example at `(o·positions + p)·batch ..`. `w` is `out x patch` (PyTorch's
+    /// layout flattened); `yt` is overwritten. Runs in the widest tier of [`isa`].
+    fn forward_batched<T: Real>(
+        &self,
+        w: &[T],
+        bias: Option<&[T]>,
+        xt: &[T],
+        yt: &mut [T],
+        batch: usize,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { isa::forward_avx2(self, w, bias, xt, yt, batch) };
+        }
+        self.forward_portable(w, bias, xt, yt, batch);
+    }
+
+    /// The adjoint of [`ConvPlan::forward_batched`] in the input: adds `W^T * dyt` to `dxt`
+    /// (both batch-innermost, as there). Runs in the widest tier of [`isa`].
+    fn input_grad_batched<T: Real>(&self, w: &[T], dyt: &[T], dxt: &mut [T], batch: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { isa::input_grad_avx2(self, w, dyt, dxt, batch) };
+        }
+        self.input_grad_portable(w, dyt, dxt, batch);
+    }
+
+    /// The adjoint of [`ConvPlan::forward_batched`] in the weight: adds `dyt * x^T` to `dw`
+    /// (`out x patch`), summed over the batch. Runs in the widest tier of [`isa`].
+    fn weight_grad_batched<T: Real>(&self, xt: &[T], dyt: &[T], dw: &mut [T], batch: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { isa::weight_grad_avx2(self, xt, dyt, dw, batch) };
+        }
+        self.weight_grad_portable(xt, dyt, dw, batch);
+    }
+
+    /// [`ConvPlan::forward_batched`], compiled for the build's target.
+    #[inline(always)]
+    fn forward_portable<T: Real>(
+        &self,
+        w: &[T],
+        bias: Option<&[T]>,
+        xt: &[T],
+        yt: &mut [T],
+        batch: usize,
+    ) {
+        let (k, positions) = (self.patch(), self.positions());
+        for o in 0..self.spec.out_channels {
+            let b = bias.map_or(T::ZERO, |b| b[o]);
+            yt[o * positions * batch..(o + 1) * positions * batch].fill(b);
+        }
+        for (p, taps) in self.positions_taps() {
+            for (t, &src) in taps.iter().enumerate() {
+                // Taps in the padding read zeros: nothing to add.
+                let Some(x) = xt.get(src * batch..(src + 1) * batch) else {
+                    continue;
+                };
+                for o in 0..self.spec.out_channels {
+                    axpy(
+                        w[o * k + t],
+                        x,
+                        &mut yt[(o * positions + p) * batch..][..batch],
+                    );
+                }
+            }
+        }
+    }
+
+    /// [`ConvPlan::input_grad_batched`], compiled for the build's target.
+    #[inline(always)]
+    fn input_grad_portable<T: Real>(&self, w: &[T], dyt: &[T], dxt: &mut [T], batch: usize) {
+        let (k, positions) = (self.patch(), self.positions());
+        for (p, taps) in self.positions_taps() {
+            for (t, &src) in taps.iter().enumerate() {
+                let Some(dx) = dxt.get_mut(src * batch..(src + 1) * batch) else {
+                    continue;
+                };
+                for o in 0..self.spec.out_channels {
+                    axpy(
+                        w[o * k + t],
+                        &dyt[(o * positions + p) * batch..][..batch],
+                        dx,
+                    );
+                }
+            }
+        }
+    }
+
+    /// [`ConvPlan::weight_grad_batched`], compiled for the build's target.
+    #[inline(always)]
+    fn weight_grad_portable<T: Real>(&self, xt: &[T], dyt: &[T], dw: &mut [T], batch: usize) {
+        let (k, positions) = (self.patch(), self.positions());
+        for (p, taps) in self.positions_taps() {
+            for (t, &src) in taps.iter().enumerate() {
+                let Some(x) = xt.get(src * batch..(src + 1) * batch) else {
+                    continue;
+                };
+                for o in 0..self.spec.out_channels {
+                    dw[o * k + t] += dot(&dyt[(o * positions + p) * batch..][..batch], x);
+                }
+            }
+        }
     }
     fn positions(&self) -> usize {
         self.out_h * self.out_w
@@ -325,11 +470,9 @@ pub struct Network {
     params: usize,
 }
 
-/// What a forward pass keeps for the backward pass: each layer's input, and the im2col
-/// matrix of each convolution.
+/// What a forward pass keeps for the backward pass: each layer's input.
 struct Trace<T> {
     inputs: Vec<Vec<T>>,
-    cols: Vec<Option<Vec<T>>>,
 }
 
 impl Network {
@@ -361,27 +504,19 @@ impl Network {
                     if c.in_channels != shape.c {
                         return Err(mismatch);
                     }
-                    let (out_h, pad_top) = conv_axis(shape.h, c.kernel, c.stride, c.padding)
-                        .ok_or(mismatch.clone())?;
-                    let (out_w, pad_left) =
-                        conv_axis(shape.w, c.kernel, c.stride, c.padding).ok_or(mismatch)?;
+                    let plan = ConvPlan::new(c, shape).ok_or(mismatch)?;
                     conv_i += 1;
-                    let plan = ConvPlan {
-                        spec: c,
-                        out_h,
-                        out_w,
-                        pad_top,
-                        pad_left,
-                    };
                     let name = if convs == 1 {
                         "conv".to_owned()
                     } else {
                         format!("conv{conv_i}")
                     };
+                    let output = Shape::chw(c.out_channels, plan.out_h, plan.out_w);
+                    let weight_len = c.out_channels * plan.patch();
                     (
                         Op::Conv(plan),
-                        Shape::chw(c.out_channels, out_h, out_w),
-                        c.out_channels * plan.patch(),
+                        output,
+                        weight_len,
                         if c.bias { c.out_channels } else { 0 },
                         name,
                     )
@@ -535,7 +670,7 @@ impl Network {
         self.check_batch(params, x, batch);
         let mut act = x.to_vec();
         for l in &self.layers {
-            act = self.layer_forward(l, params, &act, batch, None);
+            act = self.layer_forward(l, params, &act, batch);
         }
         act
     }
@@ -543,26 +678,16 @@ impl Network {
     fn forward_traced<T: Real>(&self, params: &[T], x: &[T], batch: usize) -> (Vec<T>, Trace<T>) {
         let mut trace = Trace {
             inputs: Vec::with_capacity(self.layers.len()),
-            cols: Vec::with_capacity(self.layers.len()),
         };
         let mut act = x.to_vec();
         for l in &self.layers {
-            let mut cols = None;
-            let next = self.layer_forward(l, params, &act, batch, Some(&mut cols));
+            let next = self.layer_forward(l, params, &act, batch);
             trace.inputs.push(std::mem::replace(&mut act, next));
-            trace.cols.push(cols);
         }
         (act, trace)
     }
 
-    fn layer_forward<T: Real>(
-        &self,
-        l: &Planned,
-        params: &[T],
-        x: &[T],
-        batch: usize,
-        keep_cols: Option<&mut Option<Vec<T>>>,
-    ) -> Vec<T> {
+    fn layer_forward<T: Real>(&self, l: &Planned, params: &[T], x: &[T], batch: usize) -> Vec<T> {
         let (n_in, n_out) = (l.input.len(), l.output.len());
         match &l.op {
             Op::Act(a) => x.iter().map(|&v| a.apply(v)).collect(),
@@ -601,41 +726,18 @@ impl Network {
                 y
             }
             Op::Conv(c) => {
-                let (k, p) = (c.patch(), c.positions());
-                let w = &params[l.weight.clone()];
-                let mut y = vec![T::ZERO; batch * n_out];
-                let mut all_cols = keep_cols.as_ref().map(|_| vec![T::ZERO; batch * k * p]);
-                let mut scratch = vec![T::ZERO; k * p];
-                for (b, (xb, yb)) in x
-                    .chunks_exact(n_in)
-                    .zip(y.chunks_exact_mut(n_out))
-                    .enumerate()
-                {
-                    let cols = match &mut all_cols {
-                        Some(all) => &mut all[b * k * p..(b + 1) * k * p],
-                        None => &mut scratch[..],
-                    };
-                    im2col(c, l.input, xb, cols);
-                    if let Some(bias) = &l.bias {
-                        for (row, &bv) in yb.chunks_exact_mut(p).zip(&params[bias.clone()]) {
-                            row.fill(bv);
-                        }
-                    }
-                    // y_b[out x P] += W[out x K] * cols[K x P].
-                    T::gemm(
-                        c.spec.out_channels,
-                        k,
-                        p,
-                        (w, k, 1),
-                        (cols, p, 1),
-                        T::ONE,
-                        (yb, p),
-                    );
-                }
-                if let (Some(slot), Some(all)) = (keep_cols, all_cols) {
-                    *slot = Some(all);
-                }
-                y
+                // Batch-innermost: each input value's `batch` copies, one per example, lie
+                // side by side, so every multiply-add runs over the whole batch at once.
+                let xt = transposed(x, batch, n_in);
+                let mut yt = vec![T::ZERO; n_out * batch];
+                c.forward_batched(
+                    &params[l.weight.clone()],
+                    l.bias.clone().map(|b| &params[b]),
+                    &xt,
+                    &mut yt,
+                    batch,
+                );
+                transposed(&yt, n_out, batch)
             }
         }
     }
@@ -831,51 +933,25 @@ impl Network {
                     dx
                 }
                 Op::Conv(c) => {
-                    let (k, p, oc) = (c.patch(), c.positions(), c.spec.out_channels);
-                    let cols = trace.cols[i].as_deref().unwrap_or_default();
-                    let mut dx = if need_dx {
-                        vec![T::ZERO; batch * n_in]
-                    } else {
-                        Vec::new()
-                    };
-                    let mut dcols = vec![T::ZERO; if need_dx { k * p } else { 0 }];
-                    for (b, db) in delta.chunks_exact(n_out).enumerate() {
-                        if let Some(grad) = grad.as_deref_mut() {
-                            let cb = &cols[b * k * p..(b + 1) * k * p];
-                            // dW[out x K] += delta_b[out x P] * cols_b^T[P x K].
-                            T::gemm(
-                                oc,
-                                p,
-                                k,
-                                (db, p, 1),
-                                (cb, 1, p),
-                                T::ONE,
-                                (&mut grad[l.weight.clone()], k),
-                            );
-                            if let Some(bias) = &l.bias {
-                                let gb = &mut grad[bias.clone()];
-                                for (g, row) in gb.iter_mut().zip(db.chunks_exact(p)) {
-                                    for &d in row {
-                                        *g += d;
-                                    }
-                                }
+                    let dyt = transposed(&delta, batch, n_out);
+                    if let Some(grad) = grad.as_deref_mut() {
+                        let xt = transposed(x, batch, n_in);
+                        c.weight_grad_batched(&xt, &dyt, &mut grad[l.weight.clone()], batch);
+                        if let Some(b) = &l.bias {
+                            // Each channel's bias gradient sums its positions and examples.
+                            let per_channel = dyt.chunks_exact(c.positions() * batch);
+                            for (g, d) in grad[b.clone()].iter_mut().zip(per_channel) {
+                                *g += d.iter().fold(T::ZERO, |s, &v| s + v);
                             }
                         }
-                        if need_dx {
-                            // dcols[K x P] = W^T[K x out] * delta_b[out x P].
-                            T::gemm(
-                                k,
-                                oc,
-                                p,
-                                (&params[l.weight.clone()], 1, k),
-                                (db, p, 1),
-                                T::ZERO,
-                                (&mut dcols, p),
-                            );
-                            col2im(c, l.input, &dcols, &mut dx[b * n_in..(b + 1) * n_in]);
-                        }
                     }
-                    dx
+                    if need_dx {
+                        let mut dxt = vec![T::ZERO; n_in * batch];
+                        c.input_grad_batched(&params[l.weight.clone()], &dyt, &mut dxt, batch);
+                        transposed(&dxt, n_in, batch)
+                    } else {
+                        Vec::new()
+                    }
                 }
             };
         }
@@ -954,51 +1030,97 @@ fn source(o: usize, j: usize, stride: usize, pad: usize, side: usize) -> Option<
     (o * stride + j).checked_sub(pad).filter(|&s| s < side)
 }
 
-/// Unfolds one example `x` (shape `input`) into `cols` (`patch x positions`, row-major):
-/// row `(c * k + i) * k + j`, column `oy * out_w + ox` holds `x[c, oy*s + i - top, ox*s + j - left]`
-/// or 0 in the padding.
-fn im2col<T: Real>(c: &ConvPlan, input: Shape, x: &[T], cols: &mut [T]) {
-    let (k, s, p) = (c.spec.kernel, c.spec.stride, c.positions());
-    for ch in 0..c.spec.in_channels {
-        for i in 0..k {
-            for j in 0..k {
-                let row = &mut cols[((ch * k + i) * k + j) * p..][..p];
-                for oy in 0..c.out_h {
-                    let out = &mut row[oy * c.out_w..][..c.out_w];
-                    let Some(iy) = source(oy, i, s, c.pad_top, input.h) else {
-                        out.fill(T::ZERO);
-                        continue;
-                    };
-                    let src = &x[(ch * input.h + iy) * input.w..][..input.w];
-                    for (ox, v) in out.iter_mut().enumerate() {
-                        *v = source(ox, j, s, c.pad_left, input.w).map_or(T::ZERO, |ix| src[ix]);
-                    }
+/// The `cols x rows` transpose of the row-major `rows x cols` matrix `a`.
+fn transposed<T: Real>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
+    assert_eq!(
+        a.len(),
+        rows * cols,
+        "transpose of a {rows} x {cols} matrix"
+    );
+    let mut out = vec![T::ZERO; a.len()];
+    // Tiles of 16 x 16 keep both sides in the cache.
+    const TILE: usize = 16;
+    for r0 in (0..rows).step_by(TILE) {
+        for c0 in (0..cols).step_by(TILE) {
+            for r in r0..rows.min(r0 + TILE) {
+                for c in c0..cols.min(c0 + TILE) {
+                    out[c * rows + r] = a[r * cols + c];
                 }
             }
         }
+    }
+    out
+}
+
+/// The convolution's tiers beyond the build's target: the same code as the portable tier,
+/// compiled with more vector instructions enabled. No tier fuses a multiply with an add, so
+/// every tier computes the same operations in the same order and gives bit-identical
+/// results (`tests/train_gradients.rs` checks the tier the test machine selects against a
+/// direct convolution and finite differences).
+#[cfg(target_arch = "x86_64")]
+mod isa {
+    use super::{ConvPlan, Real};
+
+    /// [`ConvPlan::forward_batched`] with AVX2 (eight `f32` lanes, SSE2 has four).
+    #[target_feature(enable = "avx2")]
+    pub(super) fn forward_avx2<T: Real>(
+        c: &ConvPlan,
+        w: &[T],
+        bias: Option<&[T]>,
+        xt: &[T],
+        yt: &mut [T],
+        batch: usize,
+    ) {
+        c.forward_portable(w, bias, xt, yt, batch);
+    }
+
+    /// [`ConvPlan::input_grad_batched`] with AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn input_grad_avx2<T: Real>(
+        c: &ConvPlan,
+        w: &[T],
+        dyt: &[T],
+        dxt: &mut [T],
+        batch: usize,
+    ) {
+        c.input_grad_portable(w, dyt, dxt, batch);
+    }
+
+    /// [`ConvPlan::weight_grad_batched`] with AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn weight_grad_avx2<T: Real>(
+        c: &ConvPlan,
+        xt: &[T],
+        dyt: &[T],
+        dw: &mut [T],
+        batch: usize,
+    ) {
+        c.weight_grad_portable(xt, dyt, dw, batch);
     }
 }
 
-/// The adjoint of [`im2col`]: adds each entry of `cols` to the input position it was read
-/// from.
-fn col2im<T: Real>(c: &ConvPlan, input: Shape, cols: &[T], dx: &mut [T]) {
-    let (k, s, p) = (c.spec.kernel, c.spec.stride, c.positions());
-    for ch in 0..c.spec.in_channels {
-        for i in 0..k {
-            for j in 0..k {
-                let row = &cols[((ch * k + i) * k + j) * p..][..p];
-                for oy in 0..c.out_h {
-                    let Some(iy) = source(oy, i, s, c.pad_top, input.h) else {
-                        continue;
-                    };
-                    let dst = &mut dx[(ch * input.h + iy) * input.w..][..input.w];
-                    for (ox, &v) in row[oy * c.out_w..][..c.out_w].iter().enumerate() {
-                        if let Some(ix) = source(ox, j, s, c.pad_left, input.w) {
-                            dst[ix] += v;
-                        }
-                    }
-                }
-            }
+/// `y += a·x` over two slices of the same length.
+#[inline(always)]
+fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// `Σ x_i·y_i`, in eight interleaved partial sums (which the compiler keeps in one vector).
+#[inline(always)]
+fn dot<T: Real>(x: &[T], y: &[T]) -> T {
+    let mut acc = [T::ZERO; 8];
+    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
+    let tail = xc
+        .remainder()
+        .iter()
+        .zip(yc.remainder())
+        .fold(T::ZERO, |s, (&a, &b)| s + a * b);
+    for (a, b) in xc.zip(yc) {
+        for l in 0..8 {
+            acc[l] += a[l] * b[l];
         }
     }
+    acc.iter().fold(tail, |s, &v| s + v)
 }

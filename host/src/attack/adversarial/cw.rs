@@ -28,6 +28,8 @@
 //!
 //! C&W has no L∞ budget: report it unbounded, and projected onto `‖x' − x‖∞ ≤ eps`.
 
+use rayon::prelude::*;
+
 use super::{check_count, check_labels, check_range, margin, AttackError, ConfigError};
 use crate::oracle::{predicted_class, GradientOracle, Image, CLASSES, IMAGE_PIXELS};
 
@@ -150,7 +152,7 @@ fn to_box(w: f64) -> f64 {
 /// Pixels (`IMAGE_PIXELS` per image, each in `[0, 1]`) as images.
 fn as_images<E: std::error::Error + 'static>(pixels: &[f64]) -> Result<Vec<Image>, AttackError<E>> {
     Ok(pixels
-        .chunks_exact(IMAGE_PIXELS)
+        .par_chunks_exact(IMAGE_PIXELS)
         .map(|p| Image::new(&p.iter().map(|&v| v as f32).collect::<Vec<_>>()))
         .collect::<Result<Vec<_>, _>>()?)
 }
@@ -187,7 +189,7 @@ fn adam<O: GradientOracle>(
         let mut success = vec![false; n];
         let consts: Vec<f32> = search.iter().map(|s| s.c as f32).collect();
         for t in 1..=config.iters {
-            let x: Vec<f64> = w.iter().map(|&v| to_box(v)).collect();
+            let x: Vec<f64> = w.par_iter().map(|&v| to_box(v)).collect();
             let query = as_images(&x)?;
             let (scores, grads) = twin
                 .vjp(&query, &|i, z| {
@@ -201,10 +203,13 @@ fn adam<O: GradientOracle>(
                     d
                 })
                 .map_err(AttackError::Oracle)?;
-            for i in 0..n {
+            let l2s: Vec<f64> = x
+                .par_chunks_exact(IMAGE_PIXELS)
+                .zip(clean.par_chunks_exact(IMAGE_PIXELS))
+                .map(|(x, x0)| squared_l2(x, x0))
+                .collect();
+            for (i, &l2) in l2s.iter().enumerate() {
                 let y = usize::from(labels[i]);
-                let range = i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS;
-                let l2 = squared_l2(&x[range.clone()], &clean[range.clone()]);
                 let (m, _) = margin(&scores[i], y);
                 if predicted_class(&scores[i]) != y && m + kappa <= 0.0 {
                     success[i] = true;
@@ -214,17 +219,26 @@ fn adam<O: GradientOracle>(
                         found[i] = true;
                     }
                 }
-                // ∂loss/∂w = (2 (x' − x) + c ∂margin/∂x') · (1 − tanh² w) / 2, then Adam.
-                let (b1, b2) = (0.9f64, 0.999f64);
-                let (c1, c2) = (1.0 - b1.powi(t as i32), 1.0 - b2.powi(t as i32));
-                for (k, &g_margin) in range.clone().zip(grads[i].iter()) {
-                    let th = w[k].tanh();
-                    let g = (2.0 * (x[k] - clean[k]) + f64::from(g_margin)) * (1.0 - th * th) / 2.0;
-                    m1[k] = b1 * m1[k] + (1.0 - b1) * g;
-                    m2[k] = b2 * m2[k] + (1.0 - b2) * g * g;
-                    w[k] -= config.lr * (m1[k] / c1) / ((m2[k] / c2).sqrt() + 1e-8);
-                }
             }
+            // ∂loss/∂w = (2 (x' − x) + c ∂margin/∂x') · (1 − tanh² w) / 2, then Adam.
+            let (b1, b2) = (0.9f64, 0.999f64);
+            let (c1, c2) = (1.0 - b1.powi(t as i32), 1.0 - b2.powi(t as i32));
+            w.par_chunks_exact_mut(IMAGE_PIXELS)
+                .zip(m1.par_chunks_exact_mut(IMAGE_PIXELS))
+                .zip(m2.par_chunks_exact_mut(IMAGE_PIXELS))
+                .zip(x.par_chunks_exact(IMAGE_PIXELS))
+                .zip(clean.par_chunks_exact(IMAGE_PIXELS))
+                .zip(&grads)
+                .for_each(|(((((w, m1), m2), x), x0), g)| {
+                    let pixels = w.iter_mut().zip(m1).zip(m2).zip(x).zip(x0).zip(g.iter());
+                    for (((((w, m1), m2), x), x0), &g_margin) in pixels {
+                        let th = w.tanh();
+                        let g = (2.0 * (x - x0) + f64::from(g_margin)) * (1.0 - th * th) / 2.0;
+                        *m1 = b1 * *m1 + (1.0 - b1) * g;
+                        *m2 = b2 * *m2 + (1.0 - b2) * g * g;
+                        *w -= config.lr * (*m1 / c1) / ((*m2 / c2).sqrt() + 1e-8);
+                    }
+                });
         }
         for (s, ok) in search.iter_mut().zip(success) {
             if ok {
@@ -277,7 +291,7 @@ fn evaluate<O: GradientOracle>(
         .query(&as_images(&pixels)?)
         .map_err(AttackError::Oracle)?;
     Ok(points
-        .iter()
+        .par_iter()
         .zip(scores)
         .map(|((i, p), z)| {
             let l2 = squared_l2(p, &clean[i * IMAGE_PIXELS..(i + 1) * IMAGE_PIXELS]);
@@ -303,7 +317,7 @@ fn try_steps<O: GradientOracle>(
     todo: &[usize],
 ) -> Result<(), AttackError<O::Error>> {
     let points: Vec<(usize, Vec<f64>)> = todo
-        .iter()
+        .par_iter()
         .map(|&k| {
             let lane = &lanes[active[k]];
             let x = lane
@@ -399,7 +413,7 @@ fn line_search<O: GradientOracle>(
                 })
                 .map_err(AttackError::Oracle)?;
             let directions: Vec<Vec<f64>> = active
-                .iter()
+                .par_iter()
                 .zip(&grads)
                 .map(|(&i, g)| {
                     let lane = &lanes[i];
@@ -481,15 +495,20 @@ fn line_search<O: GradientOracle>(
                 }
             }
             // Take the best trial.
-            let moved: Vec<(usize, Vec<f64>)> = (0..active.len())
-                .filter(|&k| best_lr[k] > 0.0)
-                .map(|k| {
-                    let i = active[k];
-                    let lane = &mut lanes[i];
+            let mut trial = vec![None; n];
+            for (k, &i) in active.iter().enumerate() {
+                trial[i] = (best_lr[k] > 0.0).then_some(k);
+            }
+            let moved: Vec<(usize, Vec<f64>)> = lanes
+                .par_iter_mut()
+                .zip(&trial)
+                .enumerate()
+                .filter_map(|(i, (lane, &k))| {
+                    let k = k?;
                     for (w, d) in lane.w.iter_mut().zip(&directions[k]) {
                         *w += best_lr[k] * d;
                     }
-                    (i, lane.w.iter().map(|&w| to_box(w)).collect())
+                    Some((i, lane.w.iter().map(|&w| to_box(w)).collect()))
                 })
                 .collect();
             if !moved.is_empty() {

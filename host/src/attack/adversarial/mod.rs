@@ -20,6 +20,8 @@ pub mod square;
 pub mod training;
 pub mod transfer;
 
+use rayon::prelude::*;
+
 use crate::oracle::{
     cross_entropy_cotangent, predicted_class, GradientOracle, Image, ImageError, Oracle, Scores,
     CLASSES,
@@ -163,7 +165,7 @@ pub(crate) fn signed_step<O: GradientOracle>(
         })
         .map_err(AttackError::Oracle)?;
     clean
-        .iter()
+        .par_iter()
         .zip(current)
         .zip(&grads)
         .map(|((c, x), g)| {
