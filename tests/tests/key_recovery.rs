@@ -508,7 +508,7 @@ fn join(cts: &[heist_he::ckks::Ciphertext]) -> Vec<u8> {
     out
 }
 
-/// A CKKS plan calibrated on MNIST images (margin 4, as the service's): its score bounds
+/// A CKKS plan calibrated on MNIST images (at the service's margin): its score bounds
 /// are the magnitudes the chain was sized for.
 fn calibrated_ckks_plan() -> CkksPlan {
     use heist_he::nn::Calibration;
@@ -520,7 +520,7 @@ fn calibrated_ckks_plan() -> CkksPlan {
     let config = PlanConfig {
         calibration: Some(Calibration {
             inputs,
-            margin: 4.0,
+            margin: heist::service::ckks::CALIBRATION_MARGIN,
         }),
         ..PlanConfig::default()
     };

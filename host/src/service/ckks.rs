@@ -37,8 +37,12 @@ use crate::executor::Rayon;
 use crate::model::Model;
 use crate::oracle::{Image, Scores, CLASSES, IMAGE_PIXELS};
 
-/// Margin applied to the magnitudes observed on the calibration images.
-pub const CALIBRATION_MARGIN: f64 = 4.0;
+/// Margin applied to the magnitudes observed on the calibration images: the chain holds,
+/// and the trusted party releases, scores up to this many times the largest seen there.
+/// Adversarial images (BIM at ε 0.3) reach beyond 4 times on the paper's networks (a
+/// Fashion-MNIST score of 385 against a bound of 251 at margin 4, which the trusted party
+/// refused); 16 costs two bits of precision and keeps ring degree 8192.
+pub const CALIBRATION_MARGIN: f64 = 16.0;
 
 /// The factor `k` of the well-formedness check of every decrypted reply
 /// ([`CkksCodec::decrypt_checked`]): a used slot's imaginary part, or an unused slot's

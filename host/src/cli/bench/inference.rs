@@ -244,7 +244,10 @@ pub fn run(args: InferenceArgs) -> CliResult {
 }
 
 /// CKKS: the chain is sized for the magnitudes of 256 sample images of the batch's
-/// distribution, times 4; the scores are compared with the f64 model.
+/// distribution, times the service's [`CALIBRATION_MARGIN`]; the scores are compared with
+/// the f64 model.
+///
+/// [`CALIBRATION_MARGIN`]: crate::service::ckks::CALIBRATION_MARGIN
 fn ckks(
     model: &Model,
     batch: Option<usize>,
@@ -255,7 +258,7 @@ fn ckks(
     let config = PlanConfig {
         calibration: Some(Calibration {
             inputs: (0..256).map(|_| random_image(rng)).collect(),
-            margin: 4.0,
+            margin: crate::service::ckks::CALIBRATION_MARGIN,
         }),
         ..PlanConfig::default()
     };
