@@ -1055,8 +1055,9 @@ fn transposed<T: Real>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
 /// The convolution's tiers beyond the build's target: the same code as the portable tier,
 /// compiled with more vector instructions enabled. No tier fuses a multiply with an add, so
 /// every tier computes the same operations in the same order and gives bit-identical
-/// results (`tests/train_gradients.rs` checks the tier the test machine selects against a
-/// direct convolution and finite differences).
+/// results: `tests/train_gradients.rs` checks the tier the machine selects against a direct
+/// convolution and finite differences, and this file's tests check it against the portable
+/// tier bit for bit.
 #[cfg(target_arch = "x86_64")]
 mod isa {
     use super::{ConvPlan, Real};
@@ -1123,4 +1124,94 @@ fn dot<T: Real>(x: &[T], y: &[T]) -> T {
         }
     }
     acc.iter().fold(tail, |s, &v| s + v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tier [`ConvPlan`] dispatches to on this machine gives the same bits as the
+    /// portable tier, for the paper's convolution and a wider one with several input
+    /// channels, on a batch that is not a multiple of the vector width.
+    #[test]
+    fn every_convolution_tier_matches_the_portable_one_bit_for_bit() {
+        let specs = [
+            (
+                Conv2d {
+                    in_channels: 1,
+                    out_channels: 5,
+                    kernel: 5,
+                    stride: 2,
+                    padding: Padding::Same,
+                    bias: true,
+                },
+                Shape::chw(1, 28, 28),
+            ),
+            (
+                Conv2d {
+                    in_channels: 3,
+                    out_channels: 4,
+                    kernel: 3,
+                    stride: 1,
+                    padding: Padding::Valid,
+                    bias: false,
+                },
+                Shape::chw(3, 9, 7),
+            ),
+        ];
+        // A fixed pseudo-random sequence in [-1, 1).
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut draw = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+                })
+                .collect()
+        };
+        for (spec, input) in specs {
+            let plan = ConvPlan::new(spec, input).expect("the kernel fits");
+            let batch = 13;
+            let (n_in, n_out) = (input.len(), spec.out_channels * plan.positions());
+            let w = draw(spec.out_channels * plan.patch());
+            let bias = draw(spec.out_channels);
+            let xt = draw(n_in * batch);
+            let dyt = draw(n_out * batch);
+
+            let (mut fast, mut slow) = (vec![0.0; n_out * batch], vec![0.0; n_out * batch]);
+            plan.forward_batched(&w, Some(&bias), &xt, &mut fast, batch);
+            plan.forward_portable(&w, Some(&bias), &xt, &mut slow, batch);
+            assert_eq!(fast, slow, "forward, {spec:?}");
+
+            let (mut fast, mut slow) = (vec![0.0; n_in * batch], vec![0.0; n_in * batch]);
+            plan.input_grad_batched(&w, &dyt, &mut fast, batch);
+            plan.input_grad_portable(&w, &dyt, &mut slow, batch);
+            assert_eq!(fast, slow, "input gradient, {spec:?}");
+
+            let (mut fast, mut slow) = (w.clone(), w.clone());
+            plan.weight_grad_batched(&xt, &dyt, &mut fast, batch);
+            plan.weight_grad_portable(&xt, &dyt, &mut slow, batch);
+            assert_eq!(fast, slow, "weight gradient, {spec:?}");
+        }
+    }
+
+    /// [`transposed`] against its definition, on shapes that are not multiples of its tile.
+    #[test]
+    fn transposed_swaps_rows_and_columns() {
+        for (rows, cols) in [(1, 1), (3, 17), (17, 3), (33, 40)] {
+            let a: Vec<f64> = (0..rows * cols).map(|i| i as f64).collect();
+            let t = transposed(&a, rows, cols);
+            for r in 0..rows {
+                for c in 0..cols {
+                    assert_eq!(
+                        t[c * rows + r],
+                        a[r * cols + c],
+                        "{rows} x {cols} at ({r}, {c})"
+                    );
+                }
+            }
+        }
+    }
 }
