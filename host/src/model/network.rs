@@ -266,6 +266,8 @@ struct ConvPlan {
     spec: Conv2d,
     out_h: usize,
     out_w: usize,
+    /// The length of one input example, `c·h·w`.
+    input_len: usize,
     /// For each output position `p = oy·out_w + ox` and kernel tap `t = (c·k + i)·k + j`,
     /// at `p·patch + t`: the index within one example of the input value the tap reads,
     /// `(c·h + oy·s + i − top)·w + ox·s + j − left`, or the example's length `c·h·w` (out
@@ -298,6 +300,7 @@ impl ConvPlan {
             spec,
             out_h,
             out_w,
+            input_len: outside,
             taps,
         })
     }
@@ -305,120 +308,110 @@ impl ConvPlan {
         self.spec.in_channels * self.spec.kernel * self.spec.kernel
     }
 
-    /// Each output position's taps ([`ConvPlan::taps`], `patch` of them) with the position.
-    fn positions_taps(&self) -> impl Iterator<Item = (usize, &[usize])> {
-        self.taps.chunks_exact(self.patch()).enumerate()
+    /// Calls `f(p, t, src)` for each output position `p` and kernel tap `t` that reads the
+    /// input value `src` (taps in the padding read zeros and are skipped).
+    #[inline(always)]
+    fn for_each_tap(&self, mut f: impl FnMut(usize, usize, usize)) {
+        for (p, taps) in self.taps.chunks_exact(self.patch()).enumerate() {
+            for (t, &src) in taps.iter().enumerate() {
+                if src < self.input_len {
+                    f(p, t, src);
+                }
+            }
+        }
     }
 
     /// `yt = bias + W * x` for `batch` examples, batch-innermost: `xt` holds input value `i`
     /// of every example at `i·batch ..`, and `yt` receives output `(o·positions + p)` of
     /// every example at `(o·positions + p)·batch ..`. `w` is `out x patch` (PyTorch's
-    /// layout flattened); `yt` is overwritten. Runs in the widest tier of [`isa`].
+    /// layout flattened); `yt` is overwritten. Runs in `tier`.
     fn forward_batched<T: Real>(
         &self,
+        tier: Tier,
         w: &[T],
         bias: Option<&[T]>,
         xt: &[T],
         yt: &mut [T],
         batch: usize,
     ) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { isa::forward_avx2(self, w, bias, xt, yt, batch) };
-        }
-        self.forward_portable(w, bias, xt, yt, batch);
+        let (k, positions) = (self.patch(), self.positions());
+        tier.run(
+            #[inline(always)]
+            || {
+                for o in 0..self.spec.out_channels {
+                    let b = bias.map_or(T::ZERO, |b| b[o]);
+                    yt[o * positions * batch..(o + 1) * positions * batch].fill(b);
+                }
+                self.for_each_tap(
+                    #[inline(always)]
+                    |p, t, src| {
+                        let x = &xt[src * batch..(src + 1) * batch];
+                        for o in 0..self.spec.out_channels {
+                            let y = &mut yt[(o * positions + p) * batch..][..batch];
+                            axpy(w[o * k + t], x, y);
+                        }
+                    },
+                );
+            },
+        );
     }
 
     /// The adjoint of [`ConvPlan::forward_batched`] in the input: adds `W^T * dyt` to `dxt`
-    /// (both batch-innermost, as there). Runs in the widest tier of [`isa`].
-    fn input_grad_batched<T: Real>(&self, w: &[T], dyt: &[T], dxt: &mut [T], batch: usize) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { isa::input_grad_avx2(self, w, dyt, dxt, batch) };
-        }
-        self.input_grad_portable(w, dyt, dxt, batch);
-    }
-
-    /// The adjoint of [`ConvPlan::forward_batched`] in the weight: adds `dyt * x^T` to `dw`
-    /// (`out x patch`), summed over the batch. Runs in the widest tier of [`isa`].
-    fn weight_grad_batched<T: Real>(&self, xt: &[T], dyt: &[T], dw: &mut [T], batch: usize) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { isa::weight_grad_avx2(self, xt, dyt, dw, batch) };
-        }
-        self.weight_grad_portable(xt, dyt, dw, batch);
-    }
-
-    /// [`ConvPlan::forward_batched`], compiled for the build's target.
-    #[inline(always)]
-    fn forward_portable<T: Real>(
+    /// (both batch-innermost, as there). Runs in `tier`.
+    fn input_grad_batched<T: Real>(
         &self,
+        tier: Tier,
         w: &[T],
-        bias: Option<&[T]>,
-        xt: &[T],
-        yt: &mut [T],
+        dyt: &[T],
+        dxt: &mut [T],
         batch: usize,
     ) {
         let (k, positions) = (self.patch(), self.positions());
-        for o in 0..self.spec.out_channels {
-            let b = bias.map_or(T::ZERO, |b| b[o]);
-            yt[o * positions * batch..(o + 1) * positions * batch].fill(b);
-        }
-        for (p, taps) in self.positions_taps() {
-            for (t, &src) in taps.iter().enumerate() {
-                // Taps in the padding read zeros: nothing to add.
-                let Some(x) = xt.get(src * batch..(src + 1) * batch) else {
-                    continue;
-                };
-                for o in 0..self.spec.out_channels {
-                    axpy(
-                        w[o * k + t],
-                        x,
-                        &mut yt[(o * positions + p) * batch..][..batch],
-                    );
-                }
-            }
-        }
+        tier.run(
+            #[inline(always)]
+            || {
+                self.for_each_tap(
+                    #[inline(always)]
+                    |p, t, src| {
+                        let dx = &mut dxt[src * batch..(src + 1) * batch];
+                        for o in 0..self.spec.out_channels {
+                            let dy = &dyt[(o * positions + p) * batch..][..batch];
+                            axpy(w[o * k + t], dy, dx);
+                        }
+                    },
+                );
+            },
+        );
     }
 
-    /// [`ConvPlan::input_grad_batched`], compiled for the build's target.
-    #[inline(always)]
-    fn input_grad_portable<T: Real>(&self, w: &[T], dyt: &[T], dxt: &mut [T], batch: usize) {
+    /// The adjoint of [`ConvPlan::forward_batched`] in the weight: adds `dyt * x^T` to `dw`
+    /// (`out x patch`), summed over the batch. Runs in `tier`.
+    fn weight_grad_batched<T: Real>(
+        &self,
+        tier: Tier,
+        xt: &[T],
+        dyt: &[T],
+        dw: &mut [T],
+        batch: usize,
+    ) {
         let (k, positions) = (self.patch(), self.positions());
-        for (p, taps) in self.positions_taps() {
-            for (t, &src) in taps.iter().enumerate() {
-                let Some(dx) = dxt.get_mut(src * batch..(src + 1) * batch) else {
-                    continue;
-                };
-                for o in 0..self.spec.out_channels {
-                    axpy(
-                        w[o * k + t],
-                        &dyt[(o * positions + p) * batch..][..batch],
-                        dx,
-                    );
-                }
-            }
-        }
+        tier.run(
+            #[inline(always)]
+            || {
+                self.for_each_tap(
+                    #[inline(always)]
+                    |p, t, src| {
+                        let x = &xt[src * batch..(src + 1) * batch];
+                        for o in 0..self.spec.out_channels {
+                            let dy = &dyt[(o * positions + p) * batch..][..batch];
+                            dw[o * k + t] += dot(dy, x);
+                        }
+                    },
+                );
+            },
+        );
     }
 
-    /// [`ConvPlan::weight_grad_batched`], compiled for the build's target.
-    #[inline(always)]
-    fn weight_grad_portable<T: Real>(&self, xt: &[T], dyt: &[T], dw: &mut [T], batch: usize) {
-        let (k, positions) = (self.patch(), self.positions());
-        for (p, taps) in self.positions_taps() {
-            for (t, &src) in taps.iter().enumerate() {
-                let Some(x) = xt.get(src * batch..(src + 1) * batch) else {
-                    continue;
-                };
-                for o in 0..self.spec.out_channels {
-                    dw[o * k + t] += dot(&dyt[(o * positions + p) * batch..][..batch], x);
-                }
-            }
-        }
-    }
     fn positions(&self) -> usize {
         self.out_h * self.out_w
     }
@@ -731,6 +724,7 @@ impl Network {
                 let xt = transposed(x, batch, n_in);
                 let mut yt = vec![T::ZERO; n_out * batch];
                 c.forward_batched(
+                    Tier::Widest,
                     &params[l.weight.clone()],
                     l.bias.clone().map(|b| &params[b]),
                     &xt,
@@ -936,7 +930,13 @@ impl Network {
                     let dyt = transposed(&delta, batch, n_out);
                     if let Some(grad) = grad.as_deref_mut() {
                         let xt = transposed(x, batch, n_in);
-                        c.weight_grad_batched(&xt, &dyt, &mut grad[l.weight.clone()], batch);
+                        c.weight_grad_batched(
+                            Tier::Widest,
+                            &xt,
+                            &dyt,
+                            &mut grad[l.weight.clone()],
+                            batch,
+                        );
                         if let Some(b) = &l.bias {
                             // Each channel's bias gradient sums its positions and examples.
                             let per_channel = dyt.chunks_exact(c.positions() * batch);
@@ -947,7 +947,13 @@ impl Network {
                     }
                     if need_dx {
                         let mut dxt = vec![T::ZERO; n_in * batch];
-                        c.input_grad_batched(&params[l.weight.clone()], &dyt, &mut dxt, batch);
+                        c.input_grad_batched(
+                            Tier::Widest,
+                            &params[l.weight.clone()],
+                            &dyt,
+                            &mut dxt,
+                            batch,
+                        );
                         transposed(&dxt, n_in, batch)
                     } else {
                         Vec::new()
@@ -1052,51 +1058,40 @@ fn transposed<T: Real>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
     out
 }
 
-/// The convolution's tiers beyond the build's target: the same code as the portable tier,
-/// compiled with more vector instructions enabled. No tier fuses a multiply with an add, so
-/// every tier computes the same operations in the same order and gives bit-identical
-/// results: `tests/train_gradients.rs` checks the tier the machine selects against a direct
-/// convolution and finite differences, and this file's tests check it against the portable
-/// tier bit for bit.
-#[cfg(target_arch = "x86_64")]
-mod isa {
-    use super::{ConvPlan, Real};
+/// Where the convolution's loops run: the portable build, or the widest tier this CPU has
+/// (on x86-64 CPUs with AVX2, the same code compiled for AVX2: eight `f32` lanes where
+/// SSE2 has four). No tier fuses a multiply with an add, so every tier computes the same
+/// operations in the same order and gives bit-identical results: `tests/train_gradients.rs`
+/// checks the tier the machine selects against a direct convolution and finite
+/// differences, and this file's tests check it against the portable build bit for bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tier {
+    /// The build's target features only.
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "the reference the tests compare with")
+    )]
+    Portable,
+    /// The widest tier the CPU has.
+    Widest,
+}
 
-    /// [`ConvPlan::forward_batched`] with AVX2 (eight `f32` lanes, SSE2 has four).
-    #[target_feature(enable = "avx2")]
-    pub(super) fn forward_avx2<T: Real>(
-        c: &ConvPlan,
-        w: &[T],
-        bias: Option<&[T]>,
-        xt: &[T],
-        yt: &mut [T],
-        batch: usize,
-    ) {
-        c.forward_portable(w, bias, xt, yt, batch);
-    }
-
-    /// [`ConvPlan::input_grad_batched`] with AVX2.
-    #[target_feature(enable = "avx2")]
-    pub(super) fn input_grad_avx2<T: Real>(
-        c: &ConvPlan,
-        w: &[T],
-        dyt: &[T],
-        dxt: &mut [T],
-        batch: usize,
-    ) {
-        c.input_grad_portable(w, dyt, dxt, batch);
-    }
-
-    /// [`ConvPlan::weight_grad_batched`] with AVX2.
-    #[target_feature(enable = "avx2")]
-    pub(super) fn weight_grad_avx2<T: Real>(
-        c: &ConvPlan,
-        xt: &[T],
-        dyt: &[T],
-        dw: &mut [T],
-        batch: usize,
-    ) {
-        c.weight_grad_portable(xt, dyt, dw, batch);
+impl Tier {
+    /// Runs `f` in this tier; `f` and what it calls must be `#[inline(always)]` for a wider
+    /// tier to compile them with its instructions.
+    #[inline(always)]
+    fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        #[cfg(target_arch = "x86_64")]
+        if self == Tier::Widest && std::arch::is_x86_feature_detected!("avx2") {
+            /// `f` compiled with AVX2.
+            #[target_feature(enable = "avx2")]
+            fn avx2<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { avx2(f) };
+        }
+        f()
     }
 }
 
@@ -1130,8 +1125,7 @@ fn dot<T: Real>(x: &[T], y: &[T]) -> T {
 mod tests {
     use super::*;
 
-    /// The tier [`ConvPlan`] dispatches to on this machine gives the same bits as the
-    /// portable tier, for the paper's convolution and a wider one with several input
+    /// The widest tier this machine has gives the same bits as the portable build, for the paper's convolution and a wider one with several input
     /// channels, on a batch that is not a multiple of the vector width.
     #[test]
     fn every_convolution_tier_matches_the_portable_one_bit_for_bit() {
@@ -1181,18 +1175,18 @@ mod tests {
             let dyt = draw(n_out * batch);
 
             let (mut fast, mut slow) = (vec![0.0; n_out * batch], vec![0.0; n_out * batch]);
-            plan.forward_batched(&w, Some(&bias), &xt, &mut fast, batch);
-            plan.forward_portable(&w, Some(&bias), &xt, &mut slow, batch);
+            plan.forward_batched(Tier::Widest, &w, Some(&bias), &xt, &mut fast, batch);
+            plan.forward_batched(Tier::Portable, &w, Some(&bias), &xt, &mut slow, batch);
             assert_eq!(fast, slow, "forward, {spec:?}");
 
             let (mut fast, mut slow) = (vec![0.0; n_in * batch], vec![0.0; n_in * batch]);
-            plan.input_grad_batched(&w, &dyt, &mut fast, batch);
-            plan.input_grad_portable(&w, &dyt, &mut slow, batch);
+            plan.input_grad_batched(Tier::Widest, &w, &dyt, &mut fast, batch);
+            plan.input_grad_batched(Tier::Portable, &w, &dyt, &mut slow, batch);
             assert_eq!(fast, slow, "input gradient, {spec:?}");
 
             let (mut fast, mut slow) = (w.clone(), w.clone());
-            plan.weight_grad_batched(&xt, &dyt, &mut fast, batch);
-            plan.weight_grad_portable(&xt, &dyt, &mut slow, batch);
+            plan.weight_grad_batched(Tier::Widest, &xt, &dyt, &mut fast, batch);
+            plan.weight_grad_batched(Tier::Portable, &xt, &dyt, &mut slow, batch);
             assert_eq!(fast, slow, "weight gradient, {spec:?}");
         }
     }
