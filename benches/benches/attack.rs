@@ -15,6 +15,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use heist::attack::reconstruction::generator::GeneratorKind;
 use heist::model::network::{Loss, Target};
 use heist::model::{Architecture, Model};
+use heist::oracle::{cross_entropy_cotangent, Scores};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 
@@ -24,17 +25,6 @@ const PIXELS: usize = 784;
 fn uniform(rng: &mut ChaCha20Rng, n: usize, scale: f32) -> Vec<f32> {
     (0..n)
         .map(|_| ((rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * scale)
-        .collect()
-}
-
-/// The cross-entropy cotangent of a true class 0: `softmax(z) − e₀`.
-fn cotangent(_: usize, z: &[f32]) -> Vec<f32> {
-    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = z.iter().map(|&v| (v - max).exp()).collect();
-    let sum: f32 = e.iter().sum();
-    e.iter()
-        .enumerate()
-        .map(|(i, &v)| v / sum - f32::from(u8::from(i == 0)))
         .collect()
 }
 
@@ -53,7 +43,12 @@ fn attack(c: &mut Criterion) {
             group.throughput(Throughput::Elements(n as u64));
             if n == 64 {
                 group.bench_with_input(BenchmarkId::new("vjp-1-thread", n), &images, |b, x| {
-                    b.iter(|| network.vjp(&params, x, n, cotangent));
+                    b.iter(|| {
+                        network.vjp(&params, x, n, |_, z| {
+                            cross_entropy_cotangent(&Scores::try_from(z).expect("ten scores"), 0)
+                                .to_vec()
+                        })
+                    });
                 });
                 group.bench_with_input(BenchmarkId::new("forward-1-thread", n), &images, |b, x| {
                     b.iter(|| network.forward(&params, x, n));
@@ -69,7 +64,12 @@ fn attack(c: &mut Criterion) {
                 );
             } else {
                 group.bench_with_input(BenchmarkId::new("vjp-all-threads", n), &images, |b, x| {
-                    b.iter(|| model.vjp(x, &cotangent));
+                    b.iter(|| {
+                        model.vjp(x, &|_, z| {
+                            cross_entropy_cotangent(&Scores::try_from(z).expect("ten scores"), 0)
+                                .to_vec()
+                        })
+                    });
                 });
             }
         }
