@@ -1,5 +1,6 @@
 //! criterion benchmarks of BFV at the default sets (`BfvParams::default_for`, SEAL's prime
-//! sizes, `t = 65537`): keygen, encode/decode, encrypt, decrypt, add, plaintext and scalar
+//! sizes, `t = 65537`): keygen, encode/decode, encrypt, decrypt (and decrypt with the noise
+//! measurement the trusted party checks every reply with), add, plaintext and scalar
 //! products, a 16-term linear combination, mul + relinearise, rotation.
 //! Ids are `bfv/op/n/log_q`.
 #![expect(
@@ -11,7 +12,8 @@ use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use heist_he::bfv::{
-    decrypt, encrypt_pk, rotation_galois_element, BatchEncoder, BfvParams, Evaluator,
+    decrypt, decrypt_measured, encrypt_pk, rotation_galois_element, BatchEncoder, BfvParams,
+    Evaluator,
 };
 use heist_he::keys::{GaloisKeys, PublicKey, RelinKey, SecretKey};
 use rand_chacha::ChaCha20Rng;
@@ -55,6 +57,9 @@ fn bfv(c: &mut Criterion) {
         });
         group.bench_function(id("decrypt"), |b| {
             b.iter(|| decrypt(&params, &sk, black_box(&ct)))
+        });
+        group.bench_function(id("decrypt-measured"), |b| {
+            b.iter(|| decrypt_measured(&params, &sk, black_box(&ct)))
         });
         group.bench_function(id("add"), |b| b.iter(|| ev.add(black_box(&ct), &ct2)));
         group.bench_function(id("mul-plain"), |b| {

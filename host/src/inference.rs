@@ -171,7 +171,9 @@ pub fn trusted_ckks_codec(
 
 /// Starts an in-process service for `model` with `scheme`. For CKKS the plan is calibrated
 /// on the first [`CALIBRATION_IMAGES`] images of `train`; for BFV it is compiled from the
-/// 8-bit quantised model ([`bfv_plan`]). The keys are drawn from the OS.
+/// 8-bit quantised model ([`bfv_plan`]) and the trusted party's score bounds are
+/// calibrated on the same images ([`BfvCodec::with_calibration`]). The keys are drawn from
+/// the OS.
 ///
 /// # Errors
 /// Planning or start-up failures.
@@ -212,7 +214,8 @@ pub fn start_service_releasing(
             let (quant, plan) = bfv_plan(model)?;
             let (ring_degree, slots) = (plan.n(), plan.batch());
             let codec = BfvCodec::new(quant.clone(), plan.clone(), &mut rand_core::OsRng)?
-                .with_release(release)?;
+                .with_release(release)?
+                .with_calibration(&to_images(&train.truncated(CALIBRATION_IMAGES))?)?;
             let evaluator = BfvEvaluator::new(plan)?;
             let service = InProcessService::start(codec, evaluator, &config)?;
             Ok(Service {

@@ -280,6 +280,25 @@ fn rejects_bad_inputs_and_foreign_objects() {
         client.decrypt_scores(&scores, 1).unwrap()[0],
         quant.infer(&good).unwrap()
     );
+    // A score whose noise no honest evaluation reaches (the server scaled it up) is
+    // refused before anything is decrypted from it, whatever it decrypts to.
+    let mut scaled = scores.clone();
+    let half = (plan.plain_moduli()[0] / 2) as i64;
+    for _ in 0..4 {
+        scaled[0][2] = ev.mul_scalar(&scaled[0][2], half).unwrap();
+    }
+    assert!(
+        client.noise_budget(&scaled[0][2]).unwrap() < plan.noise_budget(),
+        "the scaled score keeps the guaranteed budget"
+    );
+    assert!(matches!(
+        client.decrypt_scores(&scaled, 1),
+        Err(NnError::ReplyNoise {
+            prime: 0,
+            class: 2,
+            ..
+        })
+    ));
 }
 
 #[test]

@@ -433,3 +433,106 @@ fn malformed_and_foreign_payloads_are_refused() {
     }
     assert_eq!(codec.scheme(), Scheme::Bfv);
 }
+
+/// `reply` with the plaintext whose slot `slot` holds `value` (the others 0) added to
+/// score `class` of plaintext prime `prime`: a trivial encryption, no noise added.
+fn shifted(
+    plan: &BfvPlan,
+    reply: &[u8],
+    (prime, class): (usize, usize),
+    slot: usize,
+    value: u64,
+) -> Vec<u8> {
+    use heist_he::bfv::{scale_plain, BatchEncoder, Ciphertext};
+    let params = &plan.params()[prime];
+    let total = plan.params().len() * CLASSES;
+    let index = prime * CLASSES + class;
+    let item = items(reply, index..index + 1);
+    let ct = Ciphertext::decode(params, &item[8..]).unwrap();
+    let encoder = BatchEncoder::new(plan.n(), params.plain_modulus().value()).unwrap();
+    let mut slots = vec![0u64; plan.n()];
+    slots[slot] = value;
+    let mut c0 = ct.c0().clone();
+    c0.add_assign(
+        &scale_plain(params, &encoder.encode_u64(&slots).unwrap()).unwrap(),
+        params.he().basis(),
+    );
+    let bytes = Ciphertext::new(params, c0, ct.c1().clone())
+        .unwrap()
+        .encode();
+    let mut crafted = 1u32.to_le_bytes().to_vec();
+    crafted.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    crafted.extend_from_slice(&bytes);
+    concat(&[
+        items(reply, 0..index),
+        crafted,
+        items(reply, index + 1..total),
+    ])
+}
+
+/// The trusted party releases a reply only if an honest evaluation can give it: every used
+/// slot's scores within the bounds calibrated on other images, every unused slot's exactly
+/// those of a blank image. A reply one unit off in an unused slot, or a used slot shifted
+/// by half the plaintext modulus, is refused as a whole; the honest reply and one off by a
+/// unit in a used slot (what the check cannot tell from an honest score) are released.
+#[test]
+fn the_trusted_party_releases_only_replies_an_honest_evaluation_gives() {
+    let model = model();
+    let quant = quantize(&model).unwrap();
+    let plan = test_plan(&quant, N);
+    let mut rng = seeded_rng("integrate-bfv-checks", 24);
+    let images = mnist_test_images(IMAGES + 32);
+    let (batch, calibration) = images.split_at(IMAGES);
+    let mut codec = BfvCodec::new(quant.clone(), plan.clone(), &mut rng)
+        .unwrap()
+        .with_calibration(calibration)
+        .unwrap();
+    let bounds = codec.score_bounds().unwrap();
+    let worst = quant.dequantize(&[quant.max_abs_bound() as i128])[0];
+    assert!(bounds.iter().all(|&b| b > 0.0 && b < worst), "{bounds:?}");
+    let evaluator = BfvEvaluator::new(plan.clone()).unwrap();
+    let session = evaluator
+        .open_session(&codec.evaluation_context().unwrap())
+        .unwrap();
+    let reply = evaluator
+        .evaluate(&session, &codec.encrypt_batch(batch).unwrap())
+        .unwrap();
+    let honest = codec.decrypt_batch(&reply, IMAGES).unwrap();
+    assert_eq!(bits(&honest), integer_scores(&quant, batch));
+    let refused = |codec: &mut BfvCodec, payload: &[u8]| match codec.decrypt_batch(payload, IMAGES)
+    {
+        Err(CodecError::Backend { error, .. }) => error.to_string(),
+        other => panic!("released: {other:?}"),
+    };
+    // One unit more in the integer score of a slot: one more in the slot of every prime.
+    let unit = |reply: &[u8], slot: usize| {
+        (0..plan.params().len()).fold(reply.to_vec(), |r, prime| {
+            shifted(&plan, &r, (prime, 3), slot, 1)
+        })
+    };
+    let unused = refused(&mut codec, &unit(&reply, IMAGES + 5));
+    assert!(unused.contains("unused slot"), "{unused}");
+    let half = plan.plain_moduli()[0] / 2;
+    let beyond = refused(&mut codec, &shifted(&plan, &reply, (0, 3), 2, half));
+    assert!(beyond.contains("beyond the plan's bound"), "{beyond}");
+    let off = unit(&reply, 2);
+    assert!(codec.decrypt_batch(&off, IMAGES).is_ok());
+    assert_eq!(
+        codec.decrypt_integer(&off, IMAGES).unwrap()[2][3],
+        codec.decrypt_integer(&reply, IMAGES).unwrap()[2][3] + 1
+    );
+    // Without the checks the trusted party releases the shifted score.
+    let mut unchecked = BfvCodec::new(quant, plan.clone(), &mut rng)
+        .unwrap()
+        .without_reply_checks();
+    assert!(unchecked.score_bounds().is_none());
+    let session = evaluator
+        .open_session(&unchecked.evaluation_context().unwrap())
+        .unwrap();
+    let reply = evaluator
+        .evaluate(&session, &unchecked.encrypt_batch(batch).unwrap())
+        .unwrap();
+    assert!(unchecked
+        .decrypt_batch(&shifted(&plan, &reply, (0, 3), 2, half), IMAGES)
+        .is_ok());
+}

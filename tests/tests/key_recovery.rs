@@ -2,7 +2,7 @@
 //! degrees (the same code runs at the deployed parameters through `heist attack
 //! key-recovery`).
 
-use heist::attack::key_recovery::{active, passive, Adversary};
+use heist::attack::key_recovery::{active, passive, Adversary, Outcome};
 use heist::model::{Architecture, Model};
 use heist::service::{bfv, ReleasePolicy, Scheme};
 use heist::train::init_params;
@@ -51,25 +51,56 @@ fn active_server_recovers_the_ckks_key_from_one_batch() {
     assert_eq!(outcome.client_queries, (CKKS_N / 2) as u64);
 }
 
-#[test]
-fn active_server_recovers_the_bfv_key_from_one_batch() {
+/// The active BFV attack of one batch, against a trusted party with its reply check (score
+/// bounds calibrated on 32 other images) or without it.
+fn bfv_active(checked: bool) -> Outcome {
     let (quant, plan) = bfv_plan();
-    let images = mnist_test_images(12);
-    let (filler, victim) = images.split_at(8);
+    let images = mnist_test_images(44);
+    let (calibration, rest) = images.split_at(32);
+    let (filler, victim) = rest.split_at(8);
     let mut rng = seeded_rng("key-recovery-bfv-active", 4);
-    let outcome = active::bfv(
+    active::bfv(
         &quant,
         &plan,
         ReleasePolicy::Exact,
+        checked.then_some(calibration),
         filler,
         victim,
         &mut rng,
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn active_server_recovers_the_bfv_key_from_one_batch() {
+    let outcome = bfv_active(false);
     assert!(outcome.recovered, "{outcome:?}");
     assert!(outcome.verified_on_unseen, "{outcome:?}");
-    assert_eq!(outcome.batches, 1);
+    let cost = (
+        outcome.batches,
+        outcome.refused_batches,
+        outcome.reply_checks,
+    );
+    assert_eq!(cost, (1, 0, false));
     assert_eq!(outcome.client_queries, BFV_N as u64);
+}
+
+/// The same crafted reply against a trusted party that checks every reply: the scores
+/// `λ·s` decrypts to are spread over the whole plaintext range, so the reply is refused
+/// and nothing is released.
+#[test]
+fn checked_bfv_replies_refuse_the_active_server() {
+    let outcome = bfv_active(true);
+    assert!(
+        !outcome.recovered && !outcome.verified_on_unseen,
+        "{outcome:?}"
+    );
+    let cost = (
+        outcome.batches,
+        outcome.refused_batches,
+        outcome.reply_checks,
+    );
+    assert_eq!(cost, (1, 1, true));
 }
 
 #[test]

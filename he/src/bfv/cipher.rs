@@ -281,11 +281,32 @@ fn phase(params: &BfvParams, sk: &SecretKey, ct: &Ciphertext) -> Result<RnsPoly<
 /// [`BfvError::ForeignObject`] for a key or ciphertext of other parameters.
 pub fn decrypt(params: &BfvParams, sk: &SecretKey, ct: &Ciphertext) -> Result<Plaintext, BfvError> {
     let x = phase(params, sk, ct)?;
-    let m = params.scale_dec.scale(&x, None);
-    Ok(Plaintext {
+    Ok(scale_down(params, &x))
+}
+
+/// `round(t/Q·x) mod t` for a phase `x` in coefficient form.
+fn scale_down(params: &BfvParams, x: &RnsPoly<Coeff>) -> Plaintext {
+    let m = params.scale_dec.scale(x, None);
+    Plaintext {
         t: params.plain_modulus().value(),
         coeffs: m.limb(0).to_vec(),
-    })
+    }
+}
+
+/// Decrypts as [`decrypt`] and measures the noise budget of `ct` as [`noise_budget`] from
+/// the same phase: what a key holder needs to refuse a ciphertext that carries more noise
+/// than an honest evaluation can (a crafted one placed near the rounding boundary).
+///
+/// # Errors
+/// [`BfvError::ForeignObject`] for a key or ciphertext of other parameters.
+pub fn decrypt_measured(
+    params: &BfvParams,
+    sk: &SecretKey,
+    ct: &Ciphertext,
+) -> Result<(Plaintext, f64), BfvError> {
+    let x = phase(params, sk, ct)?;
+    let pt = scale_down(params, &x);
+    Ok((pt, budget_of_phase(params, x)))
 }
 
 /// The measured invariant noise budget in bits, `log2 Q - 1 - log2 ‖[t·(c_0 + c_1 s)]_Q‖∞`
@@ -295,8 +316,14 @@ pub fn decrypt(params: &BfvParams, sk: &SecretKey, ct: &Ciphertext) -> Result<Pl
 /// # Errors
 /// [`BfvError::ForeignObject`] for a key or ciphertext of other parameters.
 pub fn noise_budget(params: &BfvParams, sk: &SecretKey, ct: &Ciphertext) -> Result<f64, BfvError> {
+    Ok(budget_of_phase(params, phase(params, sk, ct)?))
+}
+
+/// `log2 Q - 1 - log2 ‖[t·x]_Q‖∞` for a phase `x` in coefficient form (at least `1` is
+/// taken as the norm, so a zero polynomial reports `log2 Q - 1`). The norm is composed in
+/// `f64`: relative error about `2^-50`, far below the bit the budget is read to.
+fn budget_of_phase(params: &BfvParams, mut x: RnsPoly<Coeff>) -> f64 {
     let he = params.he();
-    let mut x = phase(params, sk, ct)?;
     x.mul_scalar_assign(params.t_in_q(), he.basis());
     let l = he.max_level();
     let mut residues = alloc::vec![0u64; l];
@@ -311,5 +338,5 @@ pub fn noise_budget(params: &BfvParams, sk: &SecretKey, ct: &Ciphertext) -> Resu
         ));
     }
     // log2 Q - 1 - log2 max = -log2(2·max/Q).
-    Ok(params.log2_q() - 1.0 - libm::log2(max))
+    params.log2_q() - 1.0 - libm::log2(max)
 }

@@ -9,7 +9,7 @@
 //!   ([`BfvParams::for_depth`] chooses a secure chain, [`BfvParams::default_for`] gives the
 //!   sets of the benchmarks, [`BfvParams::with_plain_modulus`] another `t` on one chain).
 //! * [`encoder`]: the batch encoder (`N` slots as a `2 × N/2` matrix) to [`Plaintext`]s.
-//! * [`encrypt_pk`], [`encrypt_sk`] (seed-compressible), [`decrypt`], [`noise_budget`].
+//! * [`encrypt_pk`], [`encrypt_sk`] (seed-compressible), [`decrypt`], [`decrypt_measured`], [`noise_budget`].
 //! * [`Evaluator`]: add, sub, negate, plaintext and scalar products, linear combinations
 //!   with deferred reduction, ct × ct with relinearisation, row rotations and the row swap.
 //! * [`noise`]: the invariant noise budget and the worst-case bound every [`Ciphertext`]
@@ -52,7 +52,8 @@ pub mod rns;
 
 pub(crate) use cipher::scaled_constant;
 pub use cipher::{
-    decrypt, encrypt_pk, encrypt_sk, noise_budget, scale_plain, Ciphertext, Plaintext,
+    decrypt, decrypt_measured, encrypt_pk, encrypt_sk, noise_budget, scale_plain, Ciphertext,
+    Plaintext,
 };
 pub use encoder::{rotation_galois_element, row_swap_galois_element, BatchEncoder};
 pub use eval::Evaluator;

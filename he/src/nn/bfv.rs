@@ -19,7 +19,9 @@ use super::layout::Blocks;
 use super::{check_batch, job_seeds, Executor, NnError};
 use crate::bfv::noise::{budget_bits, NoiseModel};
 use crate::bfv::params::{chain_for_noise, AUX_PRIME_BITS, MAX_PLAIN_BITS};
-use crate::bfv::{decrypt, encrypt_sk, relinearize, tensor, BatchEncoder, BfvParams, Ciphertext};
+use crate::bfv::{
+    decrypt_measured, encrypt_sk, relinearize, tensor, BatchEncoder, BfvParams, Ciphertext,
+};
 use crate::keys::{KeySwitchScratch, RelinKey, SecretKey};
 use crate::params::{max_log_q, primes_for_sizes, SecurityLevel};
 
@@ -474,7 +476,13 @@ impl BfvClient {
     /// Decrypts the scores of every prime (`scores[j]`: the score ciphertexts of prime
     /// `j`) and recombines them by CRT into `images` rows of centred integer scores.
     ///
+    /// Every ciphertext's noise is measured with the key first: one with less budget than
+    /// the plan's worst-case walk guarantees every honest score ([`BfvPlan::noise_budget`])
+    /// is refused. No honest evaluation gives one, and a crafted one near the rounding
+    /// boundary would otherwise round one way or the other depending on the key.
+    ///
     /// # Errors
+    /// [`NnError::ReplyNoise`] for such a ciphertext,
     /// [`NnError::InputLength`] for a wrong number of primes or ciphertexts,
     /// [`NnError::BatchSize`], [`NnError::Bfv`] for ciphertexts of other parameters.
     pub fn decrypt_scores(
@@ -506,7 +514,15 @@ impl BfvClient {
                 });
             }
             for (class, ct) in cts.iter().enumerate() {
-                let pt = decrypt(&self.plan.params[j], &self.sk, ct)?;
+                let (pt, budget) = decrypt_measured(&self.plan.params[j], &self.sk, ct)?;
+                if budget.is_nan() || budget < self.plan.noise_budget() {
+                    return Err(NnError::ReplyNoise {
+                        prime: j,
+                        class,
+                        budget,
+                        guaranteed: self.plan.noise_budget(),
+                    });
+                }
                 residues[class].push(self.encoders[j].decode_u64(&pt)?);
             }
         }

@@ -211,6 +211,18 @@ pub enum NnError {
         /// That of a fresh secret-key encryption.
         max: f64,
     },
+    /// A decrypted BFV score ciphertext carries more noise than the plan's worst case
+    /// allows an honest evaluation: it was not computed by the plan.
+    ReplyNoise {
+        /// The plaintext prime's index.
+        prime: usize,
+        /// The class (score) of the ciphertext.
+        class: usize,
+        /// Its measured noise budget, in bits.
+        budget: f64,
+        /// The least budget the plan guarantees an honest score.
+        guaranteed: f64,
+    },
     /// A calibration input could not be evaluated.
     Calibration(EvalError),
     /// A CKKS operation failed.
@@ -248,6 +260,10 @@ impl fmt::Display for NnError {
             Self::InputNoise { bound, max } => write!(
                 f,
                 "input ciphertext with noise bound {bound:e}, above the {max:e} of a fresh encryption the plan assumes"
+            ),
+            Self::ReplyNoise { prime, class, budget, guaranteed } => write!(
+                f,
+                "score {class} of prime {prime} has a noise budget of {budget:.1} bits, below the {guaranteed:.1} bits the plan guarantees an honest evaluation"
             ),
             Self::Calibration(e) => write!(f, "calibration input: {e}"),
             Self::Ckks(e) => write!(f, "CKKS: {e}"),

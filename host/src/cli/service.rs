@@ -21,9 +21,11 @@ use crate::service::{
     ReleaseError, ReleasePolicy, Scheme, ServerConfig, TcpClient, TrustedServer,
 };
 
-/// Where `heist serve --scheme ckks` takes its calibration images from: both roles must
-/// give the same data set (the first [`CALIBRATION_IMAGES`](crate::inference::CALIBRATION_IMAGES) training images) to compile
-/// the same plan. `--scheme bfv` reads no data: its plan depends on the model only.
+/// Where `heist serve` takes its calibration images from (the first
+/// [`CALIBRATION_IMAGES`](crate::inference::CALIBRATION_IMAGES) training images). With
+/// `--scheme ckks` both roles must give the same data set to compile the same plan; with
+/// `--scheme bfv` the plan depends on the model only, and the trusted party calibrates the
+/// score bounds it checks every reply against on these images.
 #[derive(Debug, clap::Args)]
 struct PlanOptions {
     #[command(flatten)]
@@ -39,6 +41,23 @@ impl PlanOptions {
     fn ckks_plan(&self, model: &Model) -> Result<heist_he::nn::CkksPlan, CliError> {
         let data = self.data.load().map_err(CliError::bad_input)?;
         Ok(calibrated_ckks_plan(model, &data.train)?)
+    }
+
+    /// `codec` with its score bounds calibrated on the first
+    /// [`CALIBRATION_IMAGES`](crate::inference::CALIBRATION_IMAGES) training images
+    /// ([`BfvCodec::with_calibration`]).
+    ///
+    /// # Errors
+    /// Bad input for unusable data.
+    fn bfv_calibrated(&self, codec: BfvCodec) -> Result<BfvCodec, CliError> {
+        let data = self.data.load().map_err(CliError::bad_input)?;
+        let images = crate::inference::to_images(
+            &data.train.truncated(crate::inference::CALIBRATION_IMAGES),
+        )
+        .map_err(CliError::bad_input)?;
+        codec
+            .with_calibration(&images)
+            .map_err(|e| CliError::Failure(e.into()))
     }
 
     /// The trusted party's codec for the CKKS plan of `model`
@@ -272,12 +291,12 @@ pub fn serve(args: ServeArgs) -> CliResult {
                     start_trusted(codec, trusted)?;
                 }
                 Scheme::Bfv => {
-                    let (quant, plan) = bfv_plan(&model(Scheme::Bfv)?)?;
-                    let codec = BfvCodec::new(quant, plan, &mut rand_core::OsRng)
+                    let (quant, compiled) = bfv_plan(&model(Scheme::Bfv)?)?;
+                    let codec = BfvCodec::new(quant, compiled, &mut rand_core::OsRng)
                         .map_err(|e| CliError::Failure(e.into()))?
                         .with_release(release.unwrap_or(ReleasePolicy::Exact))
                         .map_err(CliError::bad_input)?;
-                    start_trusted(codec, trusted)?;
+                    start_trusted(plan.bfv_calibrated(codec)?, trusted)?;
                 }
                 Scheme::Plain => start_trusted(
                     PlaintextCodec::new(slots).map_err(CliError::bad_input)?,

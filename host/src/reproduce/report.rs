@@ -618,7 +618,10 @@ fn key_recovery(out: &mut String, results: &Value) {
         "agreement with plaintext",
     ];
     for (title, key) in [
-        ("Undefended (`--release exact`):", "key_recovery"),
+        (
+            "Undefended (`--release exact`; the BFV trusted party without its reply checks, `--unchecked`):",
+            "key_recovery",
+        ),
         (
             "Under the trusted party's default release policy (the countermeasure):",
             "countermeasures",
@@ -636,10 +639,14 @@ fn key_recovery(out: &mut String, results: &Value) {
                     Some(Value::Null) | None => "—".into(),
                     Some(other) => other.to_string(),
                 };
+                let release = match v.get("reply_checks") {
+                    Some(Value::Bool(false)) => format!("{}, no reply checks", text("release")),
+                    _ => text("release"),
+                };
                 vec![
                     text("scheme"),
                     text("adversary"),
-                    text("release"),
+                    release,
                     text("recovered"),
                     text("verified_on_unseen"),
                     text("ciphertexts_used"),

@@ -38,7 +38,7 @@ use rand_core::{CryptoRng, RngCore, SeedableRng};
 
 use super::ckks::{
     backend, check_shape, encode_items, pixels_f64, push_item, split_items, start_items, to_scores,
-    HeBatchError,
+    HeBatchError, CALIBRATION_MARGIN,
 };
 use super::codec::{BatchCodec, BatchEvaluator, CodecError};
 use super::release::ReleasePolicy;
@@ -132,6 +132,83 @@ pub(crate) fn encode_ciphertexts(cts: &[Ciphertext]) -> Result<Vec<u8>, CodecErr
     encode_items(&cts.iter().map(Ciphertext::encode).collect::<Vec<_>>())
 }
 
+/// What the trusted party accepts of a decrypted BFV reply: the integer scores of an
+/// honest evaluation, and nothing else.
+///
+/// A compute server that returns crafted ciphertexts reads the key through the released
+/// scores: `(0, Δ·λ)` decrypts to `λ·s`, whose slots are the slots of `s` times `λ`
+/// ([`crate::attack::key_recovery::active`]). Those are spread over the whole plaintext
+/// range, while honest scores are not. Before anything is released:
+///
+/// - every ciphertext's noise is measured with the key and must be within the plan's
+///   worst case ([`NnError::ReplyNoise`](heist_he::nn::NnError::ReplyNoise), in
+///   [`BfvClient::decrypt_scores`]), so no crafted phase sits near a rounding boundary;
+/// - every score of a used slot must lie within `bounds[class]`: [`CALIBRATION_MARGIN`]
+///   times the largest magnitude of that score on the calibration images, never above the
+///   model's worst case `B` ([`QuantizedModel::max_abs_bound`]);
+/// - every score of an unused slot must equal that of a blank (all-zero) image exactly.
+///
+/// The check is one predicate per reply: the whole reply is refused or released. What
+/// it leaves an active server is the refusal bit, at most one bit per batch; to release a
+/// slot of `λ·s` it must land in a window of `2·bounds[class] + 1` out of `Π t_j`
+/// values (`docs/threat-model.md` gives the figures).
+#[derive(Clone, Debug)]
+struct ReplyCheck {
+    /// Largest accepted magnitude of each class's integer score.
+    bounds: Vec<i128>,
+    /// The integer scores of a blank slot.
+    blank: Vec<i128>,
+}
+
+impl ReplyCheck {
+    /// The check at the model's worst case `B` for every class.
+    fn worst_case(quant: &QuantizedModel) -> Result<Self, CodecError> {
+        let blank = quant
+            .infer(&vec![0; quant.network().input_len()])
+            .map_err(|error| bfv(HeBatchError::Quantize { image: 0, error }))?;
+        let worst = i128::try_from(quant.max_abs_bound()).unwrap_or(i128::MAX);
+        Ok(Self {
+            bounds: vec![worst; blank.len()],
+            blank,
+        })
+    }
+
+    /// Refuses `rows` (every slot of a reply, the first `count` used) unless each used
+    /// slot is within the bounds and each unused slot equals the blank one.
+    fn apply(
+        &self,
+        rows: &[Vec<i128>],
+        count: usize,
+        quant: &QuantizedModel,
+    ) -> Result<(), HeBatchError> {
+        let real = |v: i128| quant.dequantize(&[v])[0];
+        for (slot, row) in rows.iter().enumerate() {
+            for (class, ((&v, &bound), &blank)) in
+                row.iter().zip(&self.bounds).zip(&self.blank).enumerate()
+            {
+                if slot < count && v.unsigned_abs() > bound.unsigned_abs() {
+                    return Err(HeBatchError::OutOfBound {
+                        image: slot,
+                        class,
+                        value: real(v),
+                        bound: real(bound),
+                    });
+                }
+                if slot >= count && v != blank {
+                    return Err(HeBatchError::IllFormed {
+                        slot,
+                        class,
+                        used: false,
+                        deviation: (real(v) - real(blank)).abs(),
+                        bound: 0.0,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The trusted party's BFV codec: the secret key, the quantised model, encryption and
 /// decryption.
 #[derive(Debug)]
@@ -142,6 +219,8 @@ pub struct BfvCodec {
     exec: Rayon,
     context: Vec<u8>,
     release: ReleasePolicy,
+    /// `None` only for [`Self::without_reply_checks`].
+    check: Option<ReplyCheck>,
 }
 
 impl BfvCodec {
@@ -179,6 +258,7 @@ impl BfvCodec {
         let mut rng = ChaCha20Rng::from_seed(seed);
         let client = BfvClient::new(plan, &mut rng).map_err(bfv)?;
         let context = client.relin_key(&mut rng).encode();
+        let check = Some(ReplyCheck::worst_case(&quant)?);
         Ok(Self {
             quant,
             client,
@@ -186,7 +266,56 @@ impl BfvCodec {
             exec: Rayon::default(),
             context,
             release: ReleasePolicy::Exact,
+            check,
         })
+    }
+
+    /// The codec with each class's score bound tightened to [`CALIBRATION_MARGIN`] times
+    /// the largest magnitude of that score on `calibration` (the plaintext integer model
+    /// run on them), never above the model's worst case: the services calibrate on the
+    /// first [`crate::inference::CALIBRATION_IMAGES`] training images, as CKKS does.
+    ///
+    /// # Errors
+    /// [`CodecError::Backend`] for an image the model cannot quantise; a codec
+    /// [`Self::without_reply_checks`] stays without them.
+    pub fn with_calibration(mut self, calibration: &[Image]) -> Result<Self, CodecError> {
+        let Some(check) = self.check.as_mut() else {
+            return Ok(self);
+        };
+        let mut largest = vec![0u128; check.bounds.len()];
+        for (image, pixels) in calibration.iter().enumerate() {
+            let scores = self
+                .quant
+                .quantize_input(&pixels_f64(pixels))
+                .and_then(|q| self.quant.infer(&q))
+                .map_err(|error| bfv(HeBatchError::Quantize { image, error }))?;
+            for (l, v) in largest.iter_mut().zip(&scores) {
+                *l = (*l).max(v.unsigned_abs());
+            }
+        }
+        for (bound, l) in check.bounds.iter_mut().zip(largest) {
+            let margin = (l as f64 * CALIBRATION_MARGIN).ceil();
+            if margin < bound.unsigned_abs() as f64 {
+                *bound = margin as i128;
+            }
+        }
+        Ok(self)
+    }
+
+    /// The codec releasing whatever the reply decrypts to, without the checks of its
+    /// scores (the noise check stays): the undefended trusted party that attack 4's
+    /// experiments compare against. Never a deployment's choice.
+    pub fn without_reply_checks(mut self) -> Self {
+        self.check = None;
+        self
+    }
+
+    /// The accepted magnitude of each class's score, dequantised (`None` without the
+    /// checks).
+    pub fn score_bounds(&self) -> Option<Vec<f64>> {
+        self.check
+            .as_ref()
+            .map(|c| self.quant.dequantize(&c.bounds))
     }
 
     /// The codec releasing scores under `release`: [`ReleasePolicy::Exact`] (default) or
@@ -288,9 +417,20 @@ impl BatchCodec for BfvCodec {
         Ok(out)
     }
 
+    /// Decrypts every slot, refuses a reply that is not an honest evaluation's
+    /// (`ReplyCheck`, unless [`BfvCodec::without_reply_checks`]), and releases the first
+    /// `count` rows under the release policy.
     fn decrypt_batch(&mut self, payload: &[u8], count: usize) -> Result<Vec<Scores>, CodecError> {
-        let mut rows: Vec<Vec<f64>> = self
-            .decrypt_integer(payload, count)?
+        CodecError::check_batch(count, self.slots())?;
+        let decrypted = match &self.check {
+            Some(check) => {
+                let all = self.decrypt_integer(payload, self.slots())?;
+                check.apply(&all, count, &self.quant).map_err(bfv)?;
+                all
+            }
+            None => self.decrypt_integer(payload, count)?,
+        };
+        let mut rows: Vec<Vec<f64>> = decrypted[..count]
             .iter()
             .map(|row| self.quant.dequantize(row))
             .collect();

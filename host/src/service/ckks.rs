@@ -120,7 +120,8 @@ pub enum HeBatchError {
         expected_scale: f64,
     },
     /// A decrypted score exceeds the plan's bound on that score
-    /// ([`CkksPlan::score_bounds`]): no honest evaluation within the plan's range gives it.
+    /// ([`CkksPlan::score_bounds`]; for BFV the codec's calibrated bound): no honest
+    /// evaluation within the plan's range gives it.
     #[error(
         "decrypted score {class} of image {image} is {value:e}, beyond the plan's bound {bound:e}"
     )]
@@ -137,7 +138,7 @@ pub enum HeBatchError {
     /// A decrypted slot is not what an honest evaluation gives: a used slot with an
     /// imaginary part (honest scores are real, so it is decryption error), or an unused
     /// slot away from the blank slot's scores, beyond [`WELL_FORMED_FACTOR`] times the
-    /// noise estimate.
+    /// noise estimate (BFV, exact: any difference, bound 0).
     #[error(
         "decrypted score {class} of {} slot {slot} is off a real score by {deviation:e}, beyond the well-formedness bound {bound:e}",
         if *.used { "used" } else { "unused" }
@@ -166,13 +167,17 @@ pub enum HeBatchError {
 
 impl HeBatchError {
     /// Whether the reply was valid on the wire and only what it decrypts to was refused
-    /// (a score beyond the plan's bound, not finite, or not a real score). A compute
+    /// (a score beyond the plan's bound, not finite, not a real score, or a BFV score
+    /// with more noise than an honest one). A compute
     /// server cannot tell these apart from honest replies: an input ciphertext's content
     /// is hidden from it, so a batch it accepts may still earn such a refusal.
     pub fn is_content(&self) -> bool {
         matches!(
             self,
-            Self::OutOfBound { .. } | Self::NonFinite { .. } | Self::IllFormed { .. }
+            Self::OutOfBound { .. }
+                | Self::NonFinite { .. }
+                | Self::IllFormed { .. }
+                | Self::Nn(NnError::ReplyNoise { .. })
         )
     }
 }

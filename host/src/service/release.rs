@@ -75,7 +75,8 @@ impl Default for ReleasePolicy {
     /// `noised:0.1` ([`DEFAULT_NOISE_SIGMA`]): with the well-formedness check of every
     /// CKKS reply, the cheapest measured policy under which neither adversary recovers the
     /// key within 100 adversarial batches while 99.9 % of arg-maxes agree with plaintext
-    /// (`docs/threat-model.md`). BFV refuses noise and releases exactly.
+    /// (`docs/threat-model.md`). BFV refuses noise and releases exactly, after checking
+    /// every reply against an honest evaluation's (`super::bfv::BfvCodec`).
     fn default() -> Self {
         ReleasePolicy::Noised {
             sigma: DEFAULT_NOISE_SIGMA,

@@ -13,7 +13,9 @@
 //! the integer `T'·[μ_c·ŝ_j]_t`, and the client receives that over the model's output
 //! scale as an `f32`. The multipliers `μ_c` of [`super::solve::multipliers`] read `ŝ_j`
 //! through the 24-bit mantissa digit by digit ([`super::solve::refine_residues`]); the
-//! inverse slot transform gives `s mod t`. One batch.
+//! inverse slot transform gives `s mod t`. One batch, against a trusted party without its
+//! reply check ([`BfvCodec::without_reply_checks`]); with it, `λ_c·ŝ_j` spread over the
+//! whole plaintext range is refused.
 
 use std::time::Instant;
 
@@ -346,7 +348,9 @@ fn craft_bfv(plan: &BfvPlan, mus: &[u64]) -> Result<Vec<u8>, AttackError> {
 /// Runs the active attack on a BFV service of `plan` (compiled from `quant`): the
 /// colluding client fills one batch with `filler`, the server answers with the crafted
 /// reply of the module docs; the recovered key is checked on the encrypted batch of
-/// `victim`.
+/// `victim`. With `checks` (the calibration images of the deployment) the trusted party
+/// checks every reply as a deployment does ([`BfvCodec::with_calibration`]); without, it
+/// releases whatever the reply decrypts to ([`BfvCodec::without_reply_checks`]).
 ///
 /// # Errors
 /// As [`ckks`].
@@ -354,11 +358,16 @@ pub fn bfv<R: RngCore + CryptoRng>(
     quant: &QuantizedModel,
     plan: &BfvPlan,
     release: ReleasePolicy,
+    checks: Option<&[Image]>,
     filler: &[Image],
     victim: &[Image],
     rng: &mut R,
 ) -> Result<Outcome, AttackError> {
     let codec = BfvCodec::new(quant.clone(), plan.clone(), rng)?.with_release(release)?;
+    let codec = match checks {
+        Some(calibration) => codec.with_calibration(calibration)?,
+        None => codec.without_reply_checks(),
+    };
     let (server, control) = MaliciousCompute::new(BfvEvaluator::new(plan.clone())?);
     let service = InProcessService::start(codec, server, &BatchConfig::default())?;
     let mut client = service.client();
@@ -370,21 +379,25 @@ pub fn bfv<R: RngCore + CryptoRng>(
     let mus = multipliers(t, eps, plan.output_len()).ok_or(AttackError::PrimeTooLarge { t })?;
     let start = Instant::now();
     control.push(Reply::Fixed(craft_bfv(plan, &mus)?));
-    let scores = client.query(&fill(filler, plan.batch()))?;
-    let others: f64 = plan.plain_moduli()[1..].iter().map(|&p| p as f64).product();
-    let unit = quant.output_scale().to_f64() / others;
-    let measured: Vec<Vec<f64>> = (0..mus.len())
-        .map(|c| scores.iter().map(|row| f64::from(row[c]) * unit).collect())
-        .collect();
-    let slots = refine_residues(t, &mus, &measured);
-    let encoder = BatchEncoder::new(plan.n(), t)?;
-    let pt = encoder.encode_u64(&slots)?;
-    let modulus = params.plain_modulus();
-    let he = params.he();
-    let key = ternary(pt.coeffs().iter().map(|&c| modulus.centre(c)))
-        .ok()
-        .map(|s| SecretKey::from_ternary(he, &s))
-        .transpose()?;
+    let scores = released(&mut client, &fill(filler, plan.batch()))?;
+    let key = match &scores {
+        Some(scores) => {
+            let others: f64 = plan.plain_moduli()[1..].iter().map(|&p| p as f64).product();
+            let unit = quant.output_scale().to_f64() / others;
+            let measured: Vec<Vec<f64>> = (0..mus.len())
+                .map(|c| scores.iter().map(|row| f64::from(row[c]) * unit).collect())
+                .collect();
+            let slots = refine_residues(t, &mus, &measured);
+            let encoder = BatchEncoder::new(plan.n(), t)?;
+            let pt = encoder.encode_u64(&slots)?;
+            let modulus = params.plain_modulus();
+            ternary(pt.coeffs().iter().map(|&c| modulus.centre(c)))
+                .ok()
+                .map(|s| SecretKey::from_ternary(params.he(), &s))
+                .transpose()?
+        }
+        None => None,
+    };
     let seconds = start.elapsed().as_secs_f64();
     let client_queries = client.queries();
     let verified = match &key {
@@ -403,7 +416,8 @@ pub fn bfv<R: RngCore + CryptoRng>(
         batches: 1,
         gain: 1,
         adaptive: false,
-        refused_batches: 0,
+        refused_batches: usize::from(scores.is_none()),
+        reply_checks: checks.is_some(),
         client_queries,
         reencoding_error: None,
         seconds,

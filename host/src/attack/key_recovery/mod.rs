@@ -89,6 +89,9 @@ pub struct Outcome {
     pub batches: usize,
     /// Batches whose reply the trusted party refused (nothing released).
     pub refused_batches: usize,
+    /// Whether the trusted party checked every decrypted reply before releasing it (CKKS
+    /// always; BFV unless the experiment removed the checks to show the undefended case).
+    pub reply_checks: bool,
     /// Images the colluding client submitted (the service counts one query per image).
     pub client_queries: u64,
     /// Largest distance of a re-encoded released value to the integer it should be (CKKS;
@@ -478,6 +481,7 @@ pub(crate) fn conclude_ckks(
         gain: cost.gain,
         adaptive: cost.adaptive,
         refused_batches: cost.refused,
+        reply_checks: true,
         client_queries,
         reencoding_error: equations.map(|(_, _, error)| error),
         seconds,

@@ -10,7 +10,9 @@ use crate::attack::key_recovery::sweep::{sweep, HonestScores, SweepPoint};
 use crate::attack::key_recovery::{active, passive, Adversary, Outcome};
 use crate::cli::exit::{write_json, CliError, CliResult};
 use crate::cli::options::{use_threads, DataOptions, ModelOptions};
-use crate::inference::{calibrated_ckks_plan, compare_releasing, to_images, Comparison};
+use crate::inference::{
+    calibrated_ckks_plan, compare_releasing, to_images, Comparison, CALIBRATION_IMAGES,
+};
 use crate::model::Model;
 use crate::plot::{LineChart, Series};
 use crate::service::ckks::WELL_FORMED_FACTOR;
@@ -25,7 +27,7 @@ const VICTIM_IMAGES: usize = 8;
     heist attack key-recovery --scheme ckks --adversary active\n  \
     heist attack key-recovery --scheme ckks --adversary active --adaptive 1,10,100 \
     --release noised:0.1\n  \
-    heist attack key-recovery --scheme bfv --adversary active --json key.json\n  \
+    heist attack key-recovery --scheme bfv --adversary active --unchecked --json key.json\n  \
     heist attack key-recovery --scheme ckks --adversary passive --limit 0")]
 pub struct KeyRecoveryArgs {
     #[command(flatten)]
@@ -48,6 +50,11 @@ pub struct KeyRecoveryArgs {
     /// release policy (Li and Micciancio's counter to rounding; CKKS only).
     #[arg(long)]
     amplify: bool,
+    /// The BFV trusted party releases whatever a reply decrypts to, without checking its
+    /// scores against an honest evaluation's (the undefended baseline; a deployment
+    /// always checks).
+    #[arg(long)]
+    unchecked: bool,
     /// The active server adapts to the trusted party's well-formedness check (CKKS): it
     /// scales its crafted ciphertexts to pass it and averages the releases of several
     /// batches; the key is solved after each of these numbers of batches,
@@ -216,6 +223,11 @@ fn attack(
     {
         anyhow::bail!("--adaptive is an active CKKS adversary (--scheme ckks --adversary active)");
     }
+    if args.unchecked && (args.scheme, args.adversary) != (KeyScheme::Bfv, Adversary::Active) {
+        anyhow::bail!(
+            "--unchecked removes the BFV trusted party's checks against an active server (--scheme bfv --adversary active)"
+        );
+    }
     let (outcome, hypothetical) = match (args.scheme, args.adversary) {
         (KeyScheme::Ckks, Adversary::Active) if !args.adaptive.is_empty() => {
             let plan = calibrated_ckks_plan(model, train)?;
@@ -247,8 +259,10 @@ fn attack(
         }
         (KeyScheme::Bfv, Adversary::Active) => {
             let (quant, plan) = bfv_plan(model)?;
+            let calibration = to_images(&train.truncated(CALIBRATION_IMAGES))?;
+            let checks = (!args.unchecked).then_some(calibration.as_slice());
             (
-                active::bfv(&quant, &plan, release, filler, victim, &mut rng)?,
+                active::bfv(&quant, &plan, release, checks, filler, victim, &mut rng)?,
                 None,
             )
         }
@@ -268,6 +282,14 @@ fn print_outcome(o: &Outcome, f64_release: Option<&Outcome>, c: Option<&Comparis
     println!(
         "{} {:?} adversary, ring degree {}, {} slots",
         o.scheme, o.adversary, o.ring_degree, o.slots
+    );
+    println!(
+        "reply checks          {}",
+        if o.reply_checks {
+            "on"
+        } else {
+            "off (--unchecked)"
+        }
     );
     println!("key recovered         {}", o.recovered);
     println!("verified on unseen    {}", o.verified_on_unseen);
