@@ -133,6 +133,34 @@ fn passive_server_recovers_the_ckks_key_from_a_full_f64_release() {
     assert!(outcome.reencoding_error.unwrap() < 0.01, "{outcome:?}");
 }
 
+/// The adversary the reply check leaves: one slot of `s` probed per batch, inside an
+/// otherwise honest reply. Without the check every probe is released (the baseline); with
+/// it, a probe is released only if `λ·ŝ_j` lands among honest scores, a window of about
+/// 2^-15 of the plaintext range for this model, so none of these is.
+#[test]
+fn the_reply_check_refuses_slot_probes_that_an_unchecked_party_releases() {
+    let (quant, plan) = bfv_plan();
+    let images = mnist_test_images(40);
+    let (calibration, filler) = images.split_at(32);
+    for (checks, released) in [(None, 6), (Some(calibration), 0)] {
+        let mut rng = seeded_rng("key-recovery-bfv-probes", 5);
+        let outcome = active::bfv_probing(
+            &quant,
+            &plan,
+            ReleasePolicy::Exact,
+            checks,
+            6,
+            filler,
+            &mut rng,
+        )
+        .unwrap();
+        assert_eq!(outcome.probes_released, Some(released), "{outcome:?}");
+        assert_eq!(outcome.refused_batches, 6 - released, "{outcome:?}");
+        assert_eq!(outcome.client_queries, 6 * BFV_N as u64);
+        assert!(!outcome.recovered);
+    }
+}
+
 #[test]
 fn passive_server_learns_nothing_from_exact_bfv_decryptions() {
     let (quant, plan) = bfv_plan();

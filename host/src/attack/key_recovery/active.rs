@@ -31,13 +31,13 @@ use rand_core::{CryptoRng, RngCore};
 
 use super::solve::{multipliers, refine_residues, symmetric_part, ternary, Equation};
 use super::{
-    ckks_service, conclude_ckks, fill, released, verify_bfv, Adversary, AttackError, CkksRun, Cost,
-    MaliciousCompute, Outcome, Reply,
+    ckks_service, conclude_ckks, fill, released, verify_bfv, Adversary, AttackError, CkksRun,
+    ControlHandle, Cost, MaliciousCompute, Outcome, Reply,
 };
 use crate::oracle::{Image, Oracle};
 use crate::service::bfv::encode_ciphertexts as bfv_payload;
 use crate::service::ckks::WELL_FORMED_FACTOR;
-use crate::service::ckks::{decode_ciphertexts, encode_ciphertexts as ckks_payload};
+use crate::service::ckks::{decode_ciphertexts, encode_ciphertexts as ckks_payload, HeBatchError};
 use crate::service::{
     BatchConfig, BfvCodec, BfvEvaluator, CodecError, InProcessService, ReleasePolicy, Scheme,
 };
@@ -345,6 +345,146 @@ fn craft_bfv(plan: &BfvPlan, mus: &[u64]) -> Result<Vec<u8>, AttackError> {
     Ok(bfv_payload(&cts)?)
 }
 
+/// A BFV service whose compute server the adversary steers, for the active attacks: with
+/// `checks` (the calibration images of the deployment) the trusted party checks every
+/// reply as a deployment does; without, it releases whatever a reply decrypts to.
+fn bfv_service<R: RngCore + CryptoRng>(
+    quant: &QuantizedModel,
+    plan: &BfvPlan,
+    release: ReleasePolicy,
+    checks: Option<&[Image]>,
+    rng: &mut R,
+) -> Result<(InProcessService, ControlHandle), AttackError> {
+    let codec = BfvCodec::new(quant.clone(), plan.clone(), rng)?.with_release(release)?;
+    let codec = match checks {
+        Some(calibration) => codec.with_calibration(calibration)?,
+        None => codec.without_reply_checks(),
+    };
+    let (server, control) = MaliciousCompute::new(BfvEvaluator::new(plan.clone())?);
+    let service = InProcessService::start(codec, server, &BatchConfig::default())?;
+    Ok((service, control))
+}
+
+/// A probe of slot `slot` with multiplier `lambda`: for every prime and class the noiseless
+/// encryption `(Δ·h, 0)` of `honest` (the integer scores of the batch's images, which the
+/// colluding server knows, `honest[image][class]`), except class 0 of the first prime,
+/// `(Δ·h, Δ·λ·e_slot)`, which decrypts to `h + λ·ŝ_slot` in that slot.
+fn craft_probe(
+    plan: &BfvPlan,
+    honest: &[Vec<i128>],
+    slot: usize,
+    lambda: u64,
+) -> Result<Vec<u8>, AttackError> {
+    let n = plan.n();
+    let mut cts = Vec::with_capacity(plan.params().len() * plan.output_len());
+    for (j, p) in plan.params().iter().enumerate() {
+        let t = p.plain_modulus().value();
+        let encoder = BatchEncoder::new(n, t)?;
+        for c in 0..plan.output_len() {
+            let residues: Vec<u64> = honest
+                .iter()
+                .map(|row| row[c].rem_euclid(i128::from(t)) as u64)
+                .collect();
+            let c0 = bfv::scale_plain(p, &encoder.encode_u64(&residues)?)?;
+            let c1 = if (j, c) == (0, 0) {
+                let mut unit = vec![0u64; n];
+                unit[slot] = lambda;
+                bfv::scale_plain(p, &encoder.encode_u64(&unit)?)?
+            } else {
+                RnsPoly::zero(n, p.he().max_level())
+            };
+            cts.push(bfv::Ciphertext::new(p, c0, c1)?);
+        }
+    }
+    Ok(bfv_payload(&cts)?)
+}
+
+/// The probing active server against BFV, the adversary the reply check leaves: each of
+/// `probes` batches (filled by the colluding client with `filler`) is answered with the
+/// honest scores, noiselessly encrypted, plus `λ·ŝ_j` in one slot `j` of one score
+/// ([`craft_probe`], random `λ`, a new slot each batch). A reply the trusted party releases
+/// shows `ŝ_j` (through the `f32` score, to its precision); one it refuses shows one bit.
+/// The outcome counts the released probes ([`Outcome::probes_released`]); the key would
+/// need about `N` released slots, so it is never solved here (`recovered` is false).
+///
+/// # Errors
+/// As [`ckks`].
+pub fn bfv_probing<R: RngCore + CryptoRng>(
+    quant: &QuantizedModel,
+    plan: &BfvPlan,
+    release: ReleasePolicy,
+    checks: Option<&[Image]>,
+    probes: usize,
+    filler: &[Image],
+    rng: &mut R,
+) -> Result<Outcome, AttackError> {
+    let (service, control) = bfv_service(quant, plan, release, checks, rng)?;
+    let mut client = service.client();
+    let batch = fill(filler, plan.batch());
+    let honest = batch
+        .iter()
+        .enumerate()
+        .map(|(image, pixels)| {
+            let pixels: Vec<f64> = pixels.pixels().iter().map(|&p| f64::from(p)).collect();
+            quant
+                .quantize_input(&pixels)
+                .and_then(|q| quant.infer(&q))
+                .map_err(|error| HeBatchError::Quantize { image, error })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let t = plan.params()[0].plain_modulus().value();
+    let start = Instant::now();
+    let (mut released_probes, mut refused) = (0, 0);
+    for probe in 0..probes {
+        let lambda = 1 + rng.next_u64() % (t - 1);
+        control.push(Reply::Fixed(craft_probe(
+            plan,
+            &honest,
+            probe % plan.n(),
+            lambda,
+        )?));
+        match released(&mut client, &batch)? {
+            Some(_) => released_probes += 1,
+            None => refused += 1,
+        }
+    }
+    Ok(Outcome {
+        ciphertexts_used: probes,
+        batches: probes,
+        adaptive: true,
+        refused_batches: refused,
+        probes_released: Some(released_probes),
+        client_queries: client.queries(),
+        seconds: start.elapsed().as_secs_f64(),
+        ..bfv_outcome(plan, release, checks)
+    })
+}
+
+/// The outcome of an active BFV attack on `plan` that recovered nothing, before its cost.
+fn bfv_outcome(plan: &BfvPlan, release: ReleasePolicy, checks: Option<&[Image]>) -> Outcome {
+    Outcome {
+        scheme: Scheme::Bfv,
+        adversary: Adversary::Active,
+        release: release.to_string(),
+        release_sigma: 0.0,
+        noise_estimate: None,
+        recovered: false,
+        verified_on_unseen: false,
+        ciphertexts_used: 0,
+        batches: 0,
+        gain: 1,
+        adaptive: false,
+        refused_batches: 0,
+        reply_checks: checks.is_some(),
+        probes_released: None,
+        client_queries: 0,
+        reencoding_error: None,
+        seconds: 0.0,
+        ring_degree: plan.n(),
+        slots: plan.batch(),
+    }
+}
+
 /// Runs the active attack on a BFV service of `plan` (compiled from `quant`): the
 /// colluding client fills one batch with `filler`, the server answers with the crafted
 /// reply of the module docs; the recovered key is checked on the encrypted batch of
@@ -363,13 +503,7 @@ pub fn bfv<R: RngCore + CryptoRng>(
     victim: &[Image],
     rng: &mut R,
 ) -> Result<Outcome, AttackError> {
-    let codec = BfvCodec::new(quant.clone(), plan.clone(), rng)?.with_release(release)?;
-    let codec = match checks {
-        Some(calibration) => codec.with_calibration(calibration)?,
-        None => codec.without_reply_checks(),
-    };
-    let (server, control) = MaliciousCompute::new(BfvEvaluator::new(plan.clone())?);
-    let service = InProcessService::start(codec, server, &BatchConfig::default())?;
+    let (service, control) = bfv_service(quant, plan, release, checks, rng)?;
     let mut client = service.client();
     let params = &plan.params()[0];
     let t = params.plain_modulus().value();
@@ -405,23 +539,13 @@ pub fn bfv<R: RngCore + CryptoRng>(
         None => false,
     };
     Ok(Outcome {
-        scheme: Scheme::Bfv,
-        adversary: Adversary::Active,
-        release: release.to_string(),
-        release_sigma: 0.0,
-        noise_estimate: None,
         recovered: key.is_some(),
         verified_on_unseen: verified,
         ciphertexts_used: mus.len(),
         batches: 1,
-        gain: 1,
-        adaptive: false,
         refused_batches: usize::from(scores.is_none()),
-        reply_checks: checks.is_some(),
         client_queries,
-        reencoding_error: None,
         seconds,
-        ring_degree: plan.n(),
-        slots: plan.batch(),
+        ..bfv_outcome(plan, release, checks)
     })
 }

@@ -92,6 +92,9 @@ pub struct Outcome {
     /// Whether the trusted party checked every decrypted reply before releasing it (CKKS
     /// always; BFV unless the experiment removed the checks to show the undefended case).
     pub reply_checks: bool,
+    /// Probes the trusted party released ([`active::bfv_probing`]; `None` for the other
+    /// attacks): each shows one slot of `s`.
+    pub probes_released: Option<usize>,
     /// Images the colluding client submitted (the service counts one query per image).
     pub client_queries: u64,
     /// Largest distance of a re-encoded released value to the integer it should be (CKKS;
@@ -121,6 +124,9 @@ pub enum Reply {
     Crafted(Craft),
     /// Return this payload without evaluating anything.
     Fixed(Vec<u8>),
+    /// Keep the input and answer with an empty payload, which the trusted party refuses:
+    /// all the server wants of the batch is the input it saw.
+    Keep,
 }
 
 impl std::fmt::Debug for Reply {
@@ -129,16 +135,17 @@ impl std::fmt::Debug for Reply {
             Reply::Honest => "Honest",
             Reply::Crafted(_) => "Crafted",
             Reply::Fixed(_) => "Fixed",
+            Reply::Keep => "Keep",
         })
     }
 }
 
-/// A batch an honest evaluation went through: the server's whole view of it.
+/// A batch the server kept ([`Reply::Honest`] or [`Reply::Keep`]): its whole view of it.
 #[derive(Clone, Debug, Default)]
 pub struct Seen {
     /// The encrypted batch the trusted party sent.
     pub input: Vec<u8>,
-    /// The encrypted scores returned.
+    /// The encrypted scores returned (empty for [`Reply::Keep`]).
     pub output: Vec<u8>,
 }
 
@@ -164,7 +171,7 @@ impl ControlHandle {
         self.lock().replies.push_back(reply);
     }
 
-    /// Takes what the honest evaluations kept so far, oldest first.
+    /// Takes the batches kept so far, oldest first.
     pub fn take_seen(&self) -> Vec<Seen> {
         std::mem::take(&mut self.lock().seen)
     }
@@ -223,6 +230,13 @@ impl<E: BatchEvaluator> BatchEvaluator for MaliciousCompute<E> {
             }
             Reply::Crafted(craft) => craft(self.honest.evaluate(session, payload)?),
             Reply::Fixed(payload) => Ok(payload),
+            Reply::Keep => {
+                self.control.lock().seen.push(Seen {
+                    input: payload.to_vec(),
+                    output: Vec::new(),
+                });
+                Ok(Vec::new())
+            }
         }
     }
 }
@@ -278,15 +292,18 @@ pub(crate) fn fill(images: &[Image], count: usize) -> Vec<Image> {
     images.iter().cycle().take(count).cloned().collect()
 }
 
-/// Sends `victim`'s images through the service (another client, honest evaluation) and
-/// returns the encrypted batch the compute server received.
+/// Sends `victim`'s images through the service (another client) and returns the
+/// encrypted batch the compute server received. The server keeps the batch and does not
+/// evaluate it ([`Reply::Keep`]): the victim's query fails, which costs the verification
+/// nothing and spares it an evaluation (most of a BFV stage's time).
 fn victim_batch(
     client: &mut InProcessClient,
     control: &ControlHandle,
     victim: &[Image],
 ) -> Result<Vec<u8>, AttackError> {
     control.take_seen();
-    client.query(victim)?;
+    control.push(Reply::Keep);
+    released(client, victim)?;
     control
         .take_seen()
         .pop()
@@ -482,6 +499,7 @@ pub(crate) fn conclude_ckks(
         adaptive: cost.adaptive,
         refused_batches: cost.refused,
         reply_checks: true,
+        probes_released: None,
         client_queries,
         reencoding_error: equations.map(|(_, _, error)| error),
         seconds,

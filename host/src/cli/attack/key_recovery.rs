@@ -55,6 +55,11 @@ pub struct KeyRecoveryArgs {
     /// always checks).
     #[arg(long)]
     unchecked: bool,
+    /// The active BFV server probes one slot of `s` per batch for this many batches
+    /// instead of the one-batch attack: the adversary the reply check leaves (a released
+    /// probe shows one slot).
+    #[arg(long, value_name = "TAU")]
+    probes: Option<usize>,
     /// The active server adapts to the trusted party's well-formedness check (CKKS): it
     /// scales its crafted ciphertexts to pass it and averages the releases of several
     /// batches; the key is solved after each of these numbers of batches,
@@ -223,9 +228,11 @@ fn attack(
     {
         anyhow::bail!("--adaptive is an active CKKS adversary (--scheme ckks --adversary active)");
     }
-    if args.unchecked && (args.scheme, args.adversary) != (KeyScheme::Bfv, Adversary::Active) {
+    if (args.unchecked || args.probes.is_some())
+        && (args.scheme, args.adversary) != (KeyScheme::Bfv, Adversary::Active)
+    {
         anyhow::bail!(
-            "--unchecked removes the BFV trusted party's checks against an active server (--scheme bfv --adversary active)"
+            "--unchecked and --probes are for the active BFV adversary (--scheme bfv --adversary active)"
         );
     }
     let (outcome, hypothetical) = match (args.scheme, args.adversary) {
@@ -261,10 +268,13 @@ fn attack(
             let (quant, plan) = bfv_plan(model)?;
             let calibration = to_images(&train.truncated(CALIBRATION_IMAGES))?;
             let checks = (!args.unchecked).then_some(calibration.as_slice());
-            (
-                active::bfv(&quant, &plan, release, checks, filler, victim, &mut rng)?,
-                None,
-            )
+            let outcome = match args.probes {
+                Some(probes) => {
+                    active::bfv_probing(&quant, &plan, release, checks, probes, filler, &mut rng)?
+                }
+                None => active::bfv(&quant, &plan, release, checks, filler, victim, &mut rng)?,
+            };
+            (outcome, None)
         }
         (KeyScheme::Bfv, Adversary::Passive) => {
             let (quant, plan) = bfv_plan(model)?;
@@ -303,6 +313,12 @@ fn print_outcome(o: &Outcome, f64_release: Option<&Outcome>, c: Option<&Comparis
         o.client_queries,
         o.seconds
     );
+    if let Some(released) = o.probes_released {
+        println!(
+            "probes released       {released} of {} (one slot of s each)",
+            o.batches
+        );
+    }
     if let Some(noise) = o.noise_estimate {
         println!("noise estimate        {noise:.3e} (measured at setup)");
     }
