@@ -59,16 +59,11 @@ fn bfv_active(checked: bool) -> Outcome {
     let (calibration, rest) = images.split_at(32);
     let (filler, victim) = rest.split_at(8);
     let mut rng = seeded_rng("key-recovery-bfv-active", 4);
-    active::bfv(
-        &quant,
-        &plan,
-        ReleasePolicy::Exact,
-        checked.then_some(calibration),
-        filler,
-        victim,
-        &mut rng,
-    )
-    .unwrap()
+    let party = active::BfvParty {
+        release: ReleasePolicy::Exact,
+        checks: checked.then_some(calibration),
+    };
+    active::bfv(&quant, &plan, party, filler, victim, &mut rng).unwrap()
 }
 
 #[test]
@@ -144,16 +139,12 @@ fn the_reply_check_refuses_slot_probes_that_an_unchecked_party_releases() {
     let (calibration, filler) = images.split_at(32);
     for (checks, released) in [(None, 6), (Some(calibration), 0)] {
         let mut rng = seeded_rng("key-recovery-bfv-probes", 5);
-        let outcome = active::bfv_probing(
-            &quant,
-            &plan,
-            ReleasePolicy::Exact,
+        let party = active::BfvParty {
+            release: ReleasePolicy::Exact,
             checks,
-            6,
-            filler,
-            &mut rng,
-        )
-        .unwrap();
+        };
+        let outcome =
+            active::bfv_probing(&quant, &plan, party, 6, filler, &mut rng, &mut |_, _| {}).unwrap();
         assert_eq!(outcome.probes_released, Some(released), "{outcome:?}");
         assert_eq!(outcome.refused_batches, 6 - released, "{outcome:?}");
         assert_eq!(outcome.client_queries, 6 * BFV_N as u64);

@@ -345,18 +345,26 @@ fn craft_bfv(plan: &BfvPlan, mus: &[u64]) -> Result<Vec<u8>, AttackError> {
     Ok(bfv_payload(&cts)?)
 }
 
-/// A BFV service whose compute server the adversary steers, for the active attacks: with
-/// `checks` (the calibration images of the deployment) the trusted party checks every
-/// reply as a deployment does; without, it releases whatever a reply decrypts to.
+/// The BFV trusted party the active attacks face.
+#[derive(Clone, Copy, Debug)]
+pub struct BfvParty<'a> {
+    /// What it releases of each score.
+    pub release: ReleasePolicy,
+    /// With the calibration images of the deployment, it checks every reply as a
+    /// deployment does ([`BfvCodec::with_calibration`]); without, it releases whatever a
+    /// reply decrypts to ([`BfvCodec::without_reply_checks`]).
+    pub checks: Option<&'a [Image]>,
+}
+
+/// A service of `party` whose compute server the adversary steers.
 fn bfv_service<R: RngCore + CryptoRng>(
     quant: &QuantizedModel,
     plan: &BfvPlan,
-    release: ReleasePolicy,
-    checks: Option<&[Image]>,
+    party: BfvParty<'_>,
     rng: &mut R,
 ) -> Result<(InProcessService, ControlHandle), AttackError> {
-    let codec = BfvCodec::new(quant.clone(), plan.clone(), rng)?.with_release(release)?;
-    let codec = match checks {
+    let codec = BfvCodec::new(quant.clone(), plan.clone(), rng)?.with_release(party.release)?;
+    let codec = match party.checks {
         Some(calibration) => codec.with_calibration(calibration)?,
         None => codec.without_reply_checks(),
     };
@@ -406,19 +414,20 @@ fn craft_probe(
 /// shows `ŝ_j` (through the `f32` score, to its precision); one it refuses shows one bit.
 /// The outcome counts the released probes ([`Outcome::probes_released`]); the key would
 /// need about `N` released slots, so it is never solved here (`recovered` is false).
+/// `progress` hears the number of probes answered and of those released after each.
 ///
 /// # Errors
 /// As [`ckks`].
 pub fn bfv_probing<R: RngCore + CryptoRng>(
     quant: &QuantizedModel,
     plan: &BfvPlan,
-    release: ReleasePolicy,
-    checks: Option<&[Image]>,
+    party: BfvParty<'_>,
     probes: usize,
     filler: &[Image],
     rng: &mut R,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Outcome, AttackError> {
-    let (service, control) = bfv_service(quant, plan, release, checks, rng)?;
+    let (service, control) = bfv_service(quant, plan, party, rng)?;
     let mut client = service.client();
     let batch = fill(filler, plan.batch());
     let honest = batch
@@ -447,6 +456,7 @@ pub fn bfv_probing<R: RngCore + CryptoRng>(
             Some(_) => released_probes += 1,
             None => refused += 1,
         }
+        progress(probe + 1, released_probes);
     }
     Ok(Outcome {
         ciphertexts_used: probes,
@@ -456,16 +466,16 @@ pub fn bfv_probing<R: RngCore + CryptoRng>(
         probes_released: Some(released_probes),
         client_queries: client.queries(),
         seconds: start.elapsed().as_secs_f64(),
-        ..bfv_outcome(plan, release, checks)
+        ..bfv_outcome(plan, party)
     })
 }
 
 /// The outcome of an active BFV attack on `plan` that recovered nothing, before its cost.
-fn bfv_outcome(plan: &BfvPlan, release: ReleasePolicy, checks: Option<&[Image]>) -> Outcome {
+fn bfv_outcome(plan: &BfvPlan, party: BfvParty<'_>) -> Outcome {
     Outcome {
         scheme: Scheme::Bfv,
         adversary: Adversary::Active,
-        release: release.to_string(),
+        release: party.release.to_string(),
         release_sigma: 0.0,
         noise_estimate: None,
         recovered: false,
@@ -475,7 +485,7 @@ fn bfv_outcome(plan: &BfvPlan, release: ReleasePolicy, checks: Option<&[Image]>)
         gain: 1,
         adaptive: false,
         refused_batches: 0,
-        reply_checks: checks.is_some(),
+        reply_checks: party.checks.is_some(),
         probes_released: None,
         client_queries: 0,
         reencoding_error: None,
@@ -488,22 +498,19 @@ fn bfv_outcome(plan: &BfvPlan, release: ReleasePolicy, checks: Option<&[Image]>)
 /// Runs the active attack on a BFV service of `plan` (compiled from `quant`): the
 /// colluding client fills one batch with `filler`, the server answers with the crafted
 /// reply of the module docs; the recovered key is checked on the encrypted batch of
-/// `victim`. With `checks` (the calibration images of the deployment) the trusted party
-/// checks every reply as a deployment does ([`BfvCodec::with_calibration`]); without, it
-/// releases whatever the reply decrypts to ([`BfvCodec::without_reply_checks`]).
+/// `victim`; the trusted party is `party`.
 ///
 /// # Errors
 /// As [`ckks`].
 pub fn bfv<R: RngCore + CryptoRng>(
     quant: &QuantizedModel,
     plan: &BfvPlan,
-    release: ReleasePolicy,
-    checks: Option<&[Image]>,
+    party: BfvParty<'_>,
     filler: &[Image],
     victim: &[Image],
     rng: &mut R,
 ) -> Result<Outcome, AttackError> {
-    let (service, control) = bfv_service(quant, plan, release, checks, rng)?;
+    let (service, control) = bfv_service(quant, plan, party, rng)?;
     let mut client = service.client();
     let params = &plan.params()[0];
     let t = params.plain_modulus().value();
@@ -546,6 +553,6 @@ pub fn bfv<R: RngCore + CryptoRng>(
         refused_batches: usize::from(scores.is_none()),
         client_queries,
         seconds,
-        ..bfv_outcome(plan, release, checks)
+        ..bfv_outcome(plan, party)
     })
 }

@@ -267,12 +267,32 @@ fn attack(
         (KeyScheme::Bfv, Adversary::Active) => {
             let (quant, plan) = bfv_plan(model)?;
             let calibration = to_images(&train.truncated(CALIBRATION_IMAGES))?;
-            let checks = (!args.unchecked).then_some(calibration.as_slice());
+            let party = active::BfvParty {
+                release,
+                checks: (!args.unchecked).then_some(calibration.as_slice()),
+            };
             let outcome = match args.probes {
                 Some(probes) => {
-                    active::bfv_probing(&quant, &plan, release, checks, probes, filler, &mut rng)?
+                    let bar = indicatif::ProgressBar::with_draw_target(
+                        Some(probes as u64),
+                        indicatif::ProgressDrawTarget::stderr(),
+                    );
+                    let probed = active::bfv_probing(
+                        &quant,
+                        &plan,
+                        party,
+                        probes,
+                        filler,
+                        &mut rng,
+                        &mut |done, released| {
+                            bar.set_position(done as u64);
+                            bar.set_message(format!("{released} released"));
+                        },
+                    );
+                    bar.finish_and_clear();
+                    probed?
                 }
-                None => active::bfv(&quant, &plan, release, checks, filler, victim, &mut rng)?,
+                None => active::bfv(&quant, &plan, party, filler, victim, &mut rng)?,
             };
             (outcome, None)
         }
