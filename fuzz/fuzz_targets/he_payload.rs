@@ -27,6 +27,12 @@ fn run<C: heist::service::BatchCodec, E: heist::service::BatchEvaluator>(
 fuzz_target!(|data: &[u8]| {
     static BFV: OnceLock<Option<Mutex<Fixture<BfvCodec, BfvEvaluator>>>> = OnceLock::new();
     static CKKS: OnceLock<Option<Mutex<Fixture<CkksCodec, CkksEvaluator>>>> = OnceLock::new();
-    run(BFV.get_or_init(|| Fixture::new(bfv_pair()).map(Mutex::new)), data);
-    run(CKKS.get_or_init(|| Fixture::new(ckks_pair()).map(Mutex::new)), data);
+    run(
+        BFV.get_or_init(|| Fixture::new(bfv_pair()).map(Mutex::new)),
+        data,
+    );
+    run(
+        CKKS.get_or_init(|| Fixture::new(ckks_pair()).map(Mutex::new)),
+        data,
+    );
 });

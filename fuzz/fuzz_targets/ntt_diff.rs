@@ -19,7 +19,11 @@ const KERNELS: [Kernel; 3] = [Kernel::Avx512Ifma, Kernel::Avx512, Kernel::Avx2];
 fn coefficients(data: &[u8], n: usize, bound: u64) -> Vec<u64> {
     (0..n)
         .map(|i| {
-            let at = |k: usize| data.get((9 * i + k) % data.len().max(1)).copied().unwrap_or(0);
+            let at = |k: usize| {
+                data.get((9 * i + k) % data.len().max(1))
+                    .copied()
+                    .unwrap_or(0)
+            };
             let word = u64::from_le_bytes(core::array::from_fn(|k| at(k + 1)));
             match at(0) % 8 {
                 0 => 0,
@@ -64,16 +68,25 @@ fuzz_target!(|data: &[u8]| {
     let input = coefficients(rest, n, 4 * p);
     let mut expected = input.clone();
     portable.forward(&mut expected);
-    assert!(expected.iter().all(|&x| x < p), "portable forward left [0, p)");
+    assert!(
+        expected.iter().all(|&x| x < p),
+        "portable forward left [0, p)"
+    );
     let mut lazy = input.clone();
     portable.forward_lazy(&mut lazy);
-    assert!(lazy.iter().all(|&x| x < 4 * p), "portable lazy forward left [0, 4p)");
+    assert!(
+        lazy.iter().all(|&x| x < 4 * p),
+        "portable lazy forward left [0, 4p)"
+    );
     assert!(lazy.iter().zip(&expected).all(|(&x, &e)| x % p == e));
 
     // Inverse: input in [0, 2p) → [0, p); the round trip gives the input mod p.
     let mut back = expected.clone();
     portable.inverse(&mut back);
-    assert!(back.iter().zip(&input).all(|(&x, &i)| x == i % p), "inverse ∘ forward ≠ id");
+    assert!(
+        back.iter().zip(&input).all(|(&x, &i)| x == i % p),
+        "inverse ∘ forward ≠ id"
+    );
     let spectrum = coefficients(rest, n, 2 * p);
     let mut inv_expected = spectrum.clone();
     portable.inverse(&mut inv_expected);
@@ -88,13 +101,19 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(got, expected, "{kernel:?} forward, n {n}, p {p}");
         let mut got = input.clone();
         plan.forward_lazy(&mut got);
-        assert!(got.iter().zip(&expected).all(|(&x, &e)| x < 4 * p && x % p == e));
+        assert!(got
+            .iter()
+            .zip(&expected)
+            .all(|(&x, &e)| x < 4 * p && x % p == e));
         let mut got = spectrum.clone();
         plan.inverse(&mut got);
         assert_eq!(got, inv_expected, "{kernel:?} inverse, n {n}, p {p}");
         let mut got = spectrum.clone();
         plan.inverse_lazy(&mut got);
-        assert!(got.iter().zip(&inv_expected).all(|(&x, &e)| x < 2 * p && x % p == e));
+        assert!(got
+            .iter()
+            .zip(&inv_expected)
+            .all(|(&x, &e)| x < 2 * p && x % p == e));
     }
 
     // The NTT product against the schoolbook one (small rings only: it is quadratic).

@@ -237,6 +237,86 @@ pub(crate) fn linear_block_generic(
         tiles::<MIN_TILE>(q, rows, bias, input, width, out, add);
     }
 }
+
+/// `out[r][c] = bias[r] + Σ_{(i, w) in terms[r]} w · input[i][c] mod q` for every input
+/// row of `width` residues (`input` row after row), by every kernel this CPU runs, named:
+/// the one the layers dispatch to (`dispatched`), then `generic`, then each SIMD build the CPU
+/// supports, and last the dispatched one without bias adding onto rows that hold the bias
+/// (`dispatched, add`). Differential testing compares them with each other and with a
+/// schoolbook sum.
+///
+/// Returns `None` for inputs outside the kernel's documented ranges: `q` not below `2^61`
+/// (or not a valid modulus), `width` not a positive multiple of 16, a row of `Σ |w|` above
+/// `2^32`, an index beyond the input rows, a residue or bias not below `q`, or a bias of
+/// another length than `terms` (empty means no bias).
+#[cfg(feature = "fuzzing")]
+#[allow(clippy::type_complexity)]
+pub fn linear_kernels(
+    q: u64,
+    terms: &[Vec<(usize, i64)>],
+    bias: &[u64],
+    input: &[u64],
+    width: usize,
+) -> Option<Vec<(&'static str, Vec<u64>)>> {
+    let modulus = Modulus::new(q).ok()?;
+    let rows_in = input.len() / width.max(1);
+    let valid = q < 1 << 61
+        && width > 0
+        && width.is_multiple_of(MIN_TILE)
+        && input.len() == rows_in * width
+        && input.iter().chain(bias).all(|&x| x < q)
+        && (bias.is_empty() || bias.len() == terms.len())
+        && terms.iter().flatten().all(|&(i, _)| i < rows_in);
+    if !valid {
+        return None;
+    }
+    let rows = terms
+        .iter()
+        .map(|t| CompiledRow::from_terms(0, t.iter().copied()).ok())
+        .collect::<Option<Vec<_>>>()?;
+    let slices: Vec<&[u64]> = input.chunks_exact(width).collect();
+    let run = |kernel: &dyn Fn(&mut [u64])| {
+        let mut out = alloc::vec![0u64; rows.len() * width];
+        kernel(&mut out);
+        out
+    };
+    let mut results = alloc::vec![
+        (
+            "dispatched",
+            run(&|out| linear_block(&modulus, &rows, bias, &slices, width, out, false)),
+        ),
+        (
+            "generic",
+            run(&|out| linear_block_generic(&modulus, &rows, bias, &slices, width, out, false)),
+        ),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if cpu_avx512::get() {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            let out = run(&|out| unsafe {
+                linear_block_avx512(&modulus, &rows, bias, &slices, width, out, false);
+            });
+            results.push(("avx512", out));
+        }
+        if cpu_avx2::get() {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            let out = run(&|out| unsafe {
+                linear_block_avx2(&modulus, &rows, bias, &slices, width, out, false);
+            });
+            results.push(("avx2", out));
+        }
+    }
+    let added = run(&|out| {
+        for (r, row) in out.chunks_exact_mut(width).enumerate() {
+            row.fill(bias.get(r).copied().unwrap_or(0));
+        }
+        linear_block(&modulus, &rows, &[], &slices, width, out, true);
+    });
+    results.push(("dispatched, add", added));
+    Some(results)
+}
+
 #[cfg(test)]
 mod tests {
     use alloc::vec;

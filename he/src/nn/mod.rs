@@ -64,6 +64,8 @@ mod plan;
 
 pub use bfv::{BfvClient, BfvPlan, BfvServer, MAX_PLAIN_PRIMES};
 pub use ckks::{CkksClient, CkksServer, NoiseSample};
+#[cfg(feature = "fuzzing")]
+pub use kernel::linear_kernels;
 pub use plan::{Calibration, CkksPlan, PlanConfig};
 
 use alloc::vec::Vec;
