@@ -488,6 +488,12 @@ fn the_trusted_party_releases_only_replies_an_honest_evaluation_gives() {
         .with_calibration(calibration)
         .unwrap();
     let bounds = codec.score_bounds().unwrap();
+    assert!(matches!(
+        BfvCodec::new(quant.clone(), plan.clone(), &mut rng)
+            .unwrap()
+            .with_calibration(&[]),
+        Err(CodecError::Context { .. })
+    ));
     let worst = quant.dequantize(&[quant.max_abs_bound() as i128])[0];
     assert!(bounds.iter().all(|&b| b > 0.0 && b < worst), "{bounds:?}");
     let evaluator = BfvEvaluator::new(plan.clone()).unwrap();

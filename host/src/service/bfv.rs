@@ -276,9 +276,15 @@ impl BfvCodec {
     /// first [`crate::inference::CALIBRATION_IMAGES`] training images, as CKKS does.
     ///
     /// # Errors
-    /// [`CodecError::Backend`] for an image the model cannot quantise; a codec
+    /// [`CodecError::Context`] for no images (every bound would be zero);
+    /// [`CodecError::Backend`] for an image the model cannot quantise. A codec
     /// [`Self::without_reply_checks`] stays without them.
     pub fn with_calibration(mut self, calibration: &[Image]) -> Result<Self, CodecError> {
+        if calibration.is_empty() {
+            return Err(CodecError::Context {
+                reason: "no calibration images for the BFV score bounds".into(),
+            });
+        }
         let Some(check) = self.check.as_mut() else {
             return Ok(self);
         };
