@@ -410,7 +410,7 @@ fn craft_probe(
 /// The probing active server against BFV, the adversary the reply check leaves: each of
 /// `probes` batches (filled by the colluding client with `filler`) is answered with the
 /// honest scores, noiselessly encrypted, plus `λ·ŝ_j` in one slot `j` of one score
-/// ([`craft_probe`], random `λ`, a new slot each batch). A reply the trusted party releases
+/// (`craft_probe`, random `λ`, a new slot each batch). A reply the trusted party releases
 /// shows `ŝ_j` (through the `f32` score, to its precision); one it refuses shows one bit.
 /// The outcome counts the released probes ([`Outcome::probes_released`]); the key would
 /// need about `N` released slots, so it is never solved here (`recovered` is false).
