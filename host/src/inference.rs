@@ -142,14 +142,23 @@ pub fn to_images(images: &Images) -> anyhow::Result<Vec<Image>> {
         .collect()
 }
 
+/// The first [`CALIBRATION_IMAGES`] images of `train`: what a CKKS plan is sized for, what
+/// the CKKS trusted party measures its noise on, and what the BFV trusted party
+/// calibrates its score bounds on.
+///
+/// # Errors
+/// A pixel outside `[0, 1]`.
+pub fn calibration_images(train: &Images) -> anyhow::Result<Vec<Image>> {
+    to_images(&train.truncated(CALIBRATION_IMAGES))
+}
+
 /// The CKKS plan of `model`, calibrated on the first [`CALIBRATION_IMAGES`] images of
 /// `train`: what both roles of a CKKS service must compile alike.
 ///
 /// # Errors
 /// Images outside `[0, 1]`; no plan fits the model.
 pub fn calibrated_ckks_plan(model: &Model, train: &Images) -> anyhow::Result<CkksPlan> {
-    let calibration = to_images(&train.truncated(CALIBRATION_IMAGES))?;
-    ckks_plan(model, &calibration)
+    ckks_plan(model, &calibration_images(train)?)
 }
 
 /// The trusted party's CKKS codec for `plan` (calibrated on `train`), releasing under
@@ -166,7 +175,7 @@ pub fn trusted_ckks_codec(
 ) -> anyhow::Result<CkksCodec> {
     Ok(CkksCodec::new(plan, &mut rand_core::OsRng)?
         .with_release(release)
-        .with_measured_noise(&to_images(&train.truncated(CALIBRATION_IMAGES))?)?)
+        .with_measured_noise(&calibration_images(train)?)?)
 }
 
 /// Starts an in-process service for `model` with `scheme`. For CKKS the plan is calibrated
@@ -215,7 +224,7 @@ pub fn start_service_releasing(
             let (ring_degree, slots) = (plan.n(), plan.batch());
             let codec = BfvCodec::new(quant.clone(), plan.clone(), &mut rand_core::OsRng)?
                 .with_release(release)?
-                .with_calibration(&to_images(&train.truncated(CALIBRATION_IMAGES))?)?;
+                .with_calibration(&calibration_images(train)?)?;
             let evaluator = BfvEvaluator::new(plan)?;
             let service = InProcessService::start(codec, evaluator, &config)?;
             Ok(Service {

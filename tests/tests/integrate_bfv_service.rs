@@ -83,6 +83,17 @@ fn in_process_service_answers_the_integer_model_exactly() {
     assert_eq!(bits(&scores), integer_scores(&quant, &images));
 }
 
+/// `images` encrypted by `codec` and evaluated by `evaluator` in a session opened with the
+/// codec's context: the honest reply.
+fn evaluated(codec: &mut BfvCodec, evaluator: &BfvEvaluator, images: &[Image]) -> Vec<u8> {
+    let session = evaluator
+        .open_session(&codec.evaluation_context().unwrap())
+        .unwrap();
+    evaluator
+        .evaluate(&session, &codec.encrypt_batch(images).unwrap())
+        .unwrap()
+}
+
 #[test]
 fn codec_recovers_the_integer_scores_bit_for_bit() {
     let model = model();
@@ -90,13 +101,8 @@ fn codec_recovers_the_integer_scores_bit_for_bit() {
     let plan = test_plan(&quant, N);
     let mut rng = seeded_rng("integrate-bfv-codec", 23);
     let mut codec = BfvCodec::new(quant.clone(), plan.clone(), &mut rng).unwrap();
-    let evaluator = BfvEvaluator::new(plan).unwrap();
-    let session = evaluator
-        .open_session(&codec.evaluation_context().unwrap())
-        .unwrap();
     let images = mnist_test_images(IMAGES);
-    let payload = codec.encrypt_batch(&images).unwrap();
-    let evaluated = evaluator.evaluate(&session, &payload).unwrap();
+    let evaluated = evaluated(&mut codec, &BfvEvaluator::new(plan).unwrap(), &images);
     let got = codec.decrypt_integer(&evaluated, IMAGES).unwrap();
     assert_eq!(got.len(), IMAGES);
     for (image, row) in images.iter().zip(&got) {
@@ -497,12 +503,7 @@ fn the_trusted_party_releases_only_replies_an_honest_evaluation_gives() {
     let worst = quant.dequantize(&[quant.max_abs_bound() as i128])[0];
     assert!(bounds.iter().all(|&b| b > 0.0 && b < worst), "{bounds:?}");
     let evaluator = BfvEvaluator::new(plan.clone()).unwrap();
-    let session = evaluator
-        .open_session(&codec.evaluation_context().unwrap())
-        .unwrap();
-    let reply = evaluator
-        .evaluate(&session, &codec.encrypt_batch(batch).unwrap())
-        .unwrap();
+    let reply = evaluated(&mut codec, &evaluator, batch);
     let honest = codec.decrypt_batch(&reply, IMAGES).unwrap();
     assert_eq!(bits(&honest), integer_scores(&quant, batch));
     let refused = |codec: &mut BfvCodec, payload: &[u8]| match codec.decrypt_batch(payload, IMAGES)
@@ -532,12 +533,7 @@ fn the_trusted_party_releases_only_replies_an_honest_evaluation_gives() {
         .unwrap()
         .without_reply_checks();
     assert!(unchecked.score_bounds().is_none());
-    let session = evaluator
-        .open_session(&unchecked.evaluation_context().unwrap())
-        .unwrap();
-    let reply = evaluator
-        .evaluate(&session, &unchecked.encrypt_batch(batch).unwrap())
-        .unwrap();
+    let reply = evaluated(&mut unchecked, &evaluator, batch);
     assert!(unchecked
         .decrypt_batch(&shifted(&plan, &reply, (0, 3), 2, half), IMAGES)
         .is_ok());

@@ -317,6 +317,36 @@ pub fn linear_kernels(
     Some(results)
 }
 
+/// `out[r][c] = bias[r] + Σ_{(i, w) in terms[r]} w · input[i][c] mod q` in `i128`, the
+/// slow obvious way the kernels are checked against (`bias` empty: no bias; `input` row
+/// after row, each of `width` residues).
+#[cfg(any(test, feature = "fuzzing"))]
+#[cfg_attr(
+    not(feature = "fuzzing"),
+    allow(unreachable_pub, reason = "public for the fuzz crate only")
+)]
+pub fn linear_schoolbook(
+    q: u64,
+    terms: &[Vec<(usize, i64)>],
+    bias: &[u64],
+    input: &[u64],
+    width: usize,
+) -> Vec<u64> {
+    let p = i128::from(q);
+    let mut out = Vec::with_capacity(terms.len() * width);
+    for (r, row) in terms.iter().enumerate() {
+        let b = i128::from(bias.get(r).copied().unwrap_or(0));
+        for c in 0..width {
+            let sum: i128 = row
+                .iter()
+                .map(|&(i, w)| i128::from(w) * i128::from(input[i * width + c]))
+                .sum();
+            out.push((sum + b).rem_euclid(p) as u64);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use alloc::vec;
@@ -325,7 +355,7 @@ mod tests {
     use heist_core::arith::Modulus;
     use rand_chacha::rand_core::{RngCore, SeedableRng};
 
-    use super::{linear_block, linear_block_generic, CompiledRow};
+    use super::{linear_block, linear_block_generic, linear_schoolbook, CompiledRow};
 
     /// The dispatched kernel (the SIMD build on a CPU that has it) and the generic one
     /// against `Σ w x + b mod q` in `i128`, at the largest residues and weights allowed.
@@ -363,18 +393,14 @@ mod tests {
             // Accumulating onto a first pass with no bias gives the same sums plus the bias.
             linear_block_generic(&q, &rows, &[], &slices, width, &mut generic, false);
             linear_block_generic(&q, &rows, &bias, &slices, width, &mut generic, true);
-            let p = i128::from(q.value());
-            for (r, row) in terms.iter().enumerate() {
+            let want = linear_schoolbook(q.value(), &terms, &bias, &input, width);
+            let sums = linear_schoolbook(q.value(), &terms, &[], &input, width);
+            for (r, &b) in bias.iter().enumerate() {
                 for c in 0..width {
-                    let sum: i128 = row
-                        .iter()
-                        .map(|&(i, w)| i128::from(w) * i128::from(input[i * width + c]))
-                        .sum::<i128>()
-                        + i128::from(bias[r]);
-                    let want = sum.rem_euclid(p) as u64;
-                    let twice = (2 * sum - i128::from(bias[r])).rem_euclid(p) as u64;
-                    assert_eq!(fast[r * width + c], want, "bits {bits} row {r} col {c}");
-                    assert_eq!(generic[r * width + c], twice, "bits {bits} row {r} col {c}");
+                    let k = r * width + c;
+                    let twice = q.add(q.add(sums[k], sums[k]), b);
+                    assert_eq!(fast[k], want[k], "bits {bits} row {r} col {c}");
+                    assert_eq!(generic[k], twice, "bits {bits} row {r} col {c}");
                 }
             }
         }

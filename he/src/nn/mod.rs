@@ -65,7 +65,7 @@ mod plan;
 pub use bfv::{BfvClient, BfvPlan, BfvServer, MAX_PLAIN_PRIMES};
 pub use ckks::{CkksClient, CkksServer, NoiseSample};
 #[cfg(feature = "fuzzing")]
-pub use kernel::linear_kernels;
+pub use kernel::{linear_kernels, linear_schoolbook};
 pub use plan::{Calibration, CkksPlan, PlanConfig};
 
 use alloc::vec::Vec;

@@ -51,10 +51,8 @@ impl PlanOptions {
     /// Bad input for unusable data.
     fn bfv_calibrated(&self, codec: BfvCodec) -> Result<BfvCodec, CliError> {
         let data = self.data.load().map_err(CliError::bad_input)?;
-        let images = crate::inference::to_images(
-            &data.train.truncated(crate::inference::CALIBRATION_IMAGES),
-        )
-        .map_err(CliError::bad_input)?;
+        let images =
+            crate::inference::calibration_images(&data.train).map_err(CliError::bad_input)?;
         codec
             .with_calibration(&images)
             .map_err(|e| CliError::Failure(e.into()))
@@ -287,14 +285,17 @@ pub fn serve(args: ServeArgs) -> CliResult {
             match scheme.scheme {
                 Scheme::Ckks => {
                     let model = model(Scheme::Ckks)?;
-                    let codec = plan.ckks_codec(&model, release.unwrap_or_default())?;
+                    let codec = plan.ckks_codec(
+                        &model,
+                        release.unwrap_or(ReleasePolicy::default_for(Scheme::Ckks)),
+                    )?;
                     start_trusted(codec, trusted)?;
                 }
                 Scheme::Bfv => {
                     let (quant, compiled) = bfv_plan(&model(Scheme::Bfv)?)?;
                     let codec = BfvCodec::new(quant, compiled, &mut rand_core::OsRng)
                         .map_err(|e| CliError::Failure(e.into()))?
-                        .with_release(release.unwrap_or(ReleasePolicy::Exact))
+                        .with_release(release.unwrap_or(ReleasePolicy::default_for(Scheme::Bfv)))
                         .map_err(CliError::bad_input)?;
                     start_trusted(plan.bfv_calibrated(codec)?, trusted)?;
                 }

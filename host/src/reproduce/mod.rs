@@ -362,57 +362,51 @@ pub fn plan(config: &Config) -> Vec<Stage> {
         // The accuracy and agreement under each policy come from classifying `limit` test
         // images; a quick run skips that for BFV, whose one batch costs most of the stage
         // (Table 3 checks BFV's exactness already).
-        let limit = |scheme: &str| match (quick, scheme) {
+        let limit = |scheme: Scheme| match (quick, scheme) {
             (false, _) => "1000",
-            (true, "bfv") => "0",
+            (true, Scheme::Bfv) => "0",
             (true, _) => "256",
         };
-        let runs: [(&str, &str, &str, Option<&str>, Section); 5] = [
+        let exact = Some(ReleasePolicy::Exact);
+        let runs: [(Scheme, &str, &str, Option<ReleasePolicy>, Section); 5] = [
+            (Scheme::Ckks, "active", "exact", exact, Section::KeyRecovery),
+            (Scheme::Bfv, "active", "exact", exact, Section::KeyRecovery),
             (
-                "ckks",
-                "active",
-                "exact",
-                Some("exact"),
-                Section::KeyRecovery,
-            ),
-            (
-                "bfv",
-                "active",
-                "exact",
-                Some("exact"),
-                Section::KeyRecovery,
-            ),
-            (
-                "ckks",
+                Scheme::Ckks,
                 "passive",
                 "exact",
-                Some("exact"),
+                exact,
                 Section::KeyRecovery,
             ),
-            ("ckks", "active", "default", None, Section::Countermeasures),
-            ("bfv", "active", "default", None, Section::Countermeasures),
+            (
+                Scheme::Ckks,
+                "active",
+                "default",
+                None,
+                Section::Countermeasures,
+            ),
+            (
+                Scheme::Bfv,
+                "active",
+                "default",
+                None,
+                Section::Countermeasures,
+            ),
         ];
         for (scheme, adversary, release_name, release, section) in runs {
-            // The countermeasure: what `serve trusted` releases by default (CKKS
-            // `noised:0.1`; BFV `exact`, behind its reply check).
-            let release = release.map_or_else(
-                || match scheme {
-                    "ckks" => ReleasePolicy::default().to_string(),
-                    _ => ReleasePolicy::Exact.to_string(),
-                },
-                str::to_owned,
-            );
+            // The countermeasure: what `serve trusted` releases by default.
+            let release = release.unwrap_or(ReleasePolicy::default_for(scheme));
             let mut args = command(&["attack", "key-recovery"], &[&data]);
             args.extend(flags(&[
                 ("cache", cache.clone()),
                 ("seed", seed.clone()),
-                ("scheme", scheme.into()),
+                ("scheme", scheme.to_string()),
                 ("adversary", adversary.into()),
                 ("limit", limit(scheme).into()),
+                ("release", release.to_string()),
             ]));
-            args.extend(flags(&[("release", release)]));
             // The undefended BFV trusted party also skips its checks of every reply.
-            if (scheme, adversary, section) == ("bfv", "active", Section::KeyRecovery) {
+            if (scheme, adversary, section) == (Scheme::Bfv, "active", Section::KeyRecovery) {
                 args.push("--unchecked".into());
             }
             let entry = format!("{scheme}-{adversary}-{release_name}");

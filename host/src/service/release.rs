@@ -180,6 +180,16 @@ fn gaussian<R: RngCore + ?Sized>(rng: &mut R) -> f64 {
 }
 
 impl ReleasePolicy {
+    /// What the trusted party of `scheme` releases unless told otherwise: CKKS the
+    /// [`Default`] (`noised:0.1`, behind the well-formedness check); every other scheme
+    /// [`ReleasePolicy::Exact`] (BFV refuses noise, and checks every reply instead).
+    pub fn default_for(scheme: super::Scheme) -> Self {
+        match scheme {
+            super::Scheme::Ckks => Self::default(),
+            _ => Self::Exact,
+        }
+    }
+
     /// The deviation of the noise this policy adds for scores whose error bound is
     /// `noise` (0 unless flooded).
     pub fn sigma(&self, noise: f64) -> f64 {

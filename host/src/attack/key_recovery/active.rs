@@ -373,19 +373,13 @@ fn bfv_service<R: RngCore + CryptoRng>(
     Ok((service, control))
 }
 
-/// A probe of slot `slot` with multiplier `lambda`: for every prime and class the noiseless
-/// encryption `(Δ·h, 0)` of `honest` (the integer scores of the batch's images, which the
-/// colluding server knows, `honest[image][class]`), except class 0 of the first prime,
-/// `(Δ·h, Δ·λ·e_slot)`, which decrypts to `h + λ·ŝ_slot` in that slot.
-fn craft_probe(
-    plan: &BfvPlan,
-    honest: &[Vec<i128>],
-    slot: usize,
-    lambda: u64,
-) -> Result<Vec<u8>, AttackError> {
+/// The noiseless encryptions `(Δ·h, 0)` of `honest` (the integer scores of a full batch,
+/// `honest[slot][class]`, which the colluding server knows), prime after prime: the reply
+/// every probe starts from.
+fn honest_reply(plan: &BfvPlan, honest: &[Vec<i128>]) -> Result<Vec<bfv::Ciphertext>, AttackError> {
     let n = plan.n();
     let mut cts = Vec::with_capacity(plan.params().len() * plan.output_len());
-    for (j, p) in plan.params().iter().enumerate() {
+    for p in plan.params() {
         let t = p.plain_modulus().value();
         let encoder = BatchEncoder::new(n, t)?;
         for c in 0..plan.output_len() {
@@ -394,16 +388,29 @@ fn craft_probe(
                 .map(|row| row[c].rem_euclid(i128::from(t)) as u64)
                 .collect();
             let c0 = bfv::scale_plain(p, &encoder.encode_u64(&residues)?)?;
-            let c1 = if (j, c) == (0, 0) {
-                let mut unit = vec![0u64; n];
-                unit[slot] = lambda;
-                bfv::scale_plain(p, &encoder.encode_u64(&unit)?)?
-            } else {
-                RnsPoly::zero(n, p.he().max_level())
-            };
+            let c1 = RnsPoly::zero(n, p.he().max_level());
             cts.push(bfv::Ciphertext::new(p, c0, c1)?);
         }
     }
+    Ok(cts)
+}
+
+/// A probe of slot `slot` with multiplier `lambda`: `reply` ([`honest_reply`]) with
+/// `c_1 = Δ·λ·e_slot` in class 0 of the first prime, which then decrypts to
+/// `h + λ·ŝ_slot` in that slot; `encoder` is the first prime's.
+fn craft_probe(
+    plan: &BfvPlan,
+    reply: &[bfv::Ciphertext],
+    encoder: &BatchEncoder,
+    slot: usize,
+    lambda: u64,
+) -> Result<Vec<u8>, AttackError> {
+    let p = &plan.params()[0];
+    let mut unit = vec![0u64; plan.n()];
+    unit[slot] = lambda;
+    let c1 = bfv::scale_plain(p, &encoder.encode_u64(&unit)?)?;
+    let mut cts = reply.to_vec();
+    cts[0] = bfv::Ciphertext::new(p, reply[0].c0().clone(), c1)?;
     Ok(bfv_payload(&cts)?)
 }
 
@@ -430,7 +437,8 @@ pub fn bfv_probing<R: RngCore + CryptoRng>(
     let (service, control) = bfv_service(quant, plan, party, rng)?;
     let mut client = service.client();
     let batch = fill(filler, plan.batch());
-    let honest = batch
+    // The batch repeats the filler: its scores are the filler's, repeated alike.
+    let scores = filler
         .iter()
         .enumerate()
         .map(|(image, pixels)| {
@@ -441,14 +449,17 @@ pub fn bfv_probing<R: RngCore + CryptoRng>(
                 .map_err(|error| HeBatchError::Quantize { image, error })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let reply = honest_reply(plan, &fill(&scores, plan.batch()))?;
     let t = plan.params()[0].plain_modulus().value();
+    let encoder = BatchEncoder::new(plan.n(), t)?;
     let start = Instant::now();
     let (mut released_probes, mut refused) = (0, 0);
     for probe in 0..probes {
         let lambda = 1 + rng.next_u64() % (t - 1);
         control.push(Reply::Fixed(craft_probe(
             plan,
-            &honest,
+            &reply,
+            &encoder,
             probe % plan.n(),
             lambda,
         )?));

@@ -284,12 +284,13 @@ pub enum AttackError {
     },
 }
 
-/// The first `count` images of `images` cycled (a colluding client filling a batch).
+/// The first `count` of `items` cycled: a colluding client filling a batch with images, or
+/// the server laying out their scores alike.
 ///
 /// # Panics
-/// Never; an empty `images` gives an empty batch, which the service answers at once.
-pub(crate) fn fill(images: &[Image], count: usize) -> Vec<Image> {
-    images.iter().cycle().take(count).cloned().collect()
+/// Never; an empty `items` gives an empty batch, which the service answers at once.
+pub(crate) fn fill<T: Clone>(items: &[T], count: usize) -> Vec<T> {
+    items.iter().cycle().take(count).cloned().collect()
 }
 
 /// Sends `victim`'s images through the service (another client) and returns the

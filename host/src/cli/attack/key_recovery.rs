@@ -11,7 +11,7 @@ use crate::attack::key_recovery::{active, passive, Adversary, Outcome};
 use crate::cli::exit::{write_json, CliError, CliResult};
 use crate::cli::options::{use_threads, DataOptions, ModelOptions};
 use crate::inference::{
-    calibrated_ckks_plan, compare_releasing, to_images, Comparison, CALIBRATION_IMAGES,
+    calibrated_ckks_plan, calibration_images, compare_releasing, to_images, Comparison,
 };
 use crate::model::Model;
 use crate::plot::{LineChart, Series};
@@ -266,7 +266,7 @@ fn attack(
         }
         (KeyScheme::Bfv, Adversary::Active) => {
             let (quant, plan) = bfv_plan(model)?;
-            let calibration = to_images(&train.truncated(CALIBRATION_IMAGES))?;
+            let calibration = calibration_images(train)?;
             let party = active::BfvParty {
                 release,
                 checks: (!args.unchecked).then_some(calibration.as_slice()),
