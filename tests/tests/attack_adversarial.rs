@@ -18,7 +18,7 @@ use heist::model::network::{Conv2d, Dense, LayerSpec, Network, Padding, Shape};
 use heist::model::{scaled, Architecture, Model};
 use heist::oracle::{
     cross_entropy_cotangent, predicted_class, Classifier, GradientOracle, Image, Oracle,
-    PlainOracle, Release, Released, Weighted, CLASSES, IMAGE_PIXELS,
+    PlainOracle, Release, Released, Scores, Weighted, CLASSES, IMAGE_PIXELS,
 };
 use heist::service::Scheme;
 use heist::train::optim::OptimizerKind;
@@ -271,6 +271,7 @@ fn the_square_attack_needs_only_scores_and_counts_its_queries() {
         eps: 0.3,
         iters: 60,
         p_init: 0.8,
+        batch: 0,
         seed: 7,
     };
     let r = square(&mut oracle, images, labels, &config).expect("square");
@@ -283,6 +284,76 @@ fn the_square_attack_needs_only_scores_and_counts_its_queries() {
             assert_eq!(*q, 61, "an unfinished image is queried every iteration");
         }
     }
+    for (&q, &ran) in r.queries.iter().zip(&r.iterations) {
+        assert_eq!(q, ran as u64 + 1, "one query per iteration, and the first");
+    }
+}
+
+/// An oracle that records the size of every query it answers.
+struct Sizes {
+    inner: PlainOracle<Model>,
+    sizes: Vec<usize>,
+}
+
+impl Oracle for Sizes {
+    type Error = <PlainOracle<Model> as Oracle>::Error;
+
+    fn query(&mut self, images: &[Image]) -> Result<Vec<Scores>, Self::Error> {
+        self.sizes.push(images.len());
+        self.inner.query(images)
+    }
+
+    fn queries(&self) -> u64 {
+        self.inner.queries()
+    }
+}
+
+#[test]
+fn the_square_attack_fills_each_query_with_candidates_within_every_budget() {
+    let (model, images, labels, _) = setup();
+    let images = &images[..40];
+    let labels = &labels[..40];
+    let noise = accuracy(&model, &random_signs(images, 0.3, 3), labels);
+    let (iters, batch) = (60, 1024);
+    let mut oracle = Sizes {
+        inner: PlainOracle::new(model.clone()),
+        sizes: Vec::new(),
+    };
+    let config = SquareConfig {
+        eps: 0.3,
+        iters,
+        p_init: 0.8,
+        batch,
+        seed: 7,
+    };
+    let r = square(&mut oracle, images, labels, &config).expect("square");
+    let acc = accuracy(&model, &r.images, labels);
+    assert!(acc <= noise - 0.3, "square: accuracy {acc}, random {noise}");
+    assert_eq!(oracle.queries(), r.queries.iter().sum::<u64>());
+    for ((&q, &ran), fooled) in r.queries.iter().zip(&r.iterations).zip(&r.fooled) {
+        assert!(ran <= iters, "{ran} iterations");
+        assert!(
+            q > ran as u64,
+            "{q} queries for {ran} iterations and the first"
+        );
+        if !fooled {
+            assert_eq!(ran, iters, "an unfinished image runs every iteration");
+        }
+    }
+    // The first query holds every image; each later one at most `batch` candidates (each
+    // unfinished image proposes at least one), and there are far fewer queries than the
+    // one per iteration of ART's attack.
+    assert_eq!(oracle.sizes[0], images.len());
+    assert!(oracle.sizes[1..]
+        .iter()
+        .all(|&n| n <= batch.max(images.len())));
+    assert!(oracle.sizes[1] > images.len(), "the second query is filled");
+    let sequential = r.iterations.iter().max().expect("images") + 1;
+    assert!(
+        oracle.sizes.len() < sequential / 2,
+        "{} queries where ART would make {sequential}",
+        oracle.sizes.len()
+    );
 }
 
 #[test]
@@ -314,6 +385,7 @@ fn table_4_runs_through_the_encrypted_service() {
             eps: 0.3,
             iters: 3,
             p_init: 0.8,
+            batch: 0,
             seed: 1,
         },
         transfer: TransferConfig {
@@ -413,6 +485,7 @@ fn invalid_settings_are_refused_with_typed_errors() {
             eps: 0.3,
             iters: 5,
             p_init: 0.0,
+            batch: 0,
             seed: 0,
         },
     )
@@ -520,6 +593,7 @@ fn the_eps_sweep_starts_clean_and_ends_at_the_experiment() {
             eps: 0.3,
             iters: 1,
             p_init: 0.8,
+            batch: 0,
             seed: 1,
         },
         transfer: TransferConfig {

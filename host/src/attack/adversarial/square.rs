@@ -11,8 +11,21 @@
 //!   change the image), and the candidate replaces the current image if its margin is
 //!   lower. `p` starts at `p_init` and halves at the fractions 0.001, 0.005, 0.02, 0.05,
 //!   0.1, 0.2, 0.4, 0.6, 0.8 of `iters` (the authors' schedule).
-//! * All the unfinished images' candidates of one iteration go to the oracle in one query,
-//!   so one encrypted batch carries many images' candidates.
+//! * All the unfinished images' candidates of one round go to the oracle in one query, so
+//!   one encrypted batch carries many images' candidates.
+//!
+//! **Filling the batch (`batch`).** An encrypted batch costs the same whether one slot or
+//! all of them carry an image, and in an iteration only the images not yet fooled propose a
+//! candidate: late iterations pay a whole batch for a few images. With `batch = B > 0`, a
+//! query speculates: each unfinished image proposes the candidates of its next
+//! `k = max(1, ⌊B / unfinished⌋)` iterations (never beyond `iters`), all drawn from its
+//! current point, with each iteration's own window size. That is what the sequential attack
+//! would propose as long as no candidate is accepted; so the first candidate (in iteration
+//! order) that lowers the margin is accepted, the image moves on to the iteration after it,
+//! and the candidates after it, drawn from a point the sequential attack would have left,
+//! are discarded. The iterations are therefore distributed exactly as ART's; the discarded
+//! candidates are queries all the same, and counted as such. With `batch = 0` each query
+//! carries one candidate per unfinished image: ART's Square Attack, one query per iteration.
 
 use rand_core::{RngCore, SeedableRng};
 
@@ -28,6 +41,9 @@ pub struct SquareConfig {
     pub iters: usize,
     /// The initial fraction of pixels a window covers, in `(0, 1]` (ART's `p_init`).
     pub p_init: f64,
+    /// Candidates per query across all unfinished images (see the module documentation);
+    /// 0 for one candidate per unfinished image per round, as ART does.
+    pub batch: usize,
     /// Seed of every random draw.
     pub seed: u64,
 }
@@ -49,8 +65,12 @@ impl SquareConfig {
 pub struct SquareResult {
     /// The final image of each attack (misclassified or not).
     pub images: Vec<Image>,
-    /// Oracle queries spent on each image (the first one included).
+    /// Oracle queries spent on each image (the first one included, speculative candidates
+    /// too).
     pub queries: Vec<u64>,
+    /// Iterations each image ran, at most `iters` (`iters` for an image not fooled): the
+    /// queries ART's sequential attack would have spent after the first.
+    pub iterations: Vec<usize>,
     /// Whether the oracle misclassified the image at the end.
     pub fooled: Vec<bool>,
 }
@@ -123,52 +143,84 @@ pub fn square<O: Oracle>(
         .map(|(z, &y)| margin(z, usize::from(y)).0)
         .collect();
     let mut queries = vec![1u64; images.len()];
-    for it in 0..config.iters {
-        let active: Vec<usize> = (0..images.len()).filter(|&i| margins[i] > 0.0).collect();
+    // Iterations each image has run (ART's count), below `iters` while it is unfinished.
+    let mut done = vec![0usize; images.len()];
+    loop {
+        let active: Vec<usize> = (0..images.len())
+            .filter(|&i| margins[i] > 0.0 && done[i] < config.iters)
+            .collect();
         if active.is_empty() {
             break;
         }
-        let p = p_at(config.p_init, it, config.iters);
-        let s = ((p * IMAGE_PIXELS as f64).sqrt().round() as usize).clamp(1, side - 1);
-        let candidates = active
+        let k = (config.batch / active.len()).max(1);
+        // Image `active[a]` proposes its next `counts[a]` iterations' candidates.
+        let counts: Vec<usize> = active
             .iter()
-            .map(|&i| {
-                let clean = images[i].pixels();
-                let now = current[i].pixels();
-                let (top, left) = (below(&mut rng, side - s + 1), below(&mut rng, side - s + 1));
-                let mut x = *now;
-                // Redraw the window's sign until it changes the image (the authors' loop),
-                // at most a few times: a window flat at the box edge may never change.
-                for _ in 0..16 {
-                    let delta = signed(&mut rng, eps);
-                    let mut changed = false;
-                    for r in top..top + s {
-                        for c in left..left + s {
-                            let k = r * side + c;
-                            x[k] = (clean[k] + delta).clamp(0.0, 1.0);
-                            changed |= (x[k] - now[k]).abs() > 1e-7;
-                        }
-                    }
-                    if changed {
-                        break;
-                    }
-                }
-                Image::new(&x)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|&i| k.min(config.iters - done[i]))
+            .collect();
+        let mut candidates = Vec::new();
+        for (&i, &count) in active.iter().zip(&counts) {
+            for j in 0..count {
+                let p = p_at(config.p_init, done[i] + j, config.iters);
+                candidates.push(propose(&mut rng, &images[i], &current[i], p, eps)?);
+            }
+        }
         let scores = oracle.query(&candidates).map_err(AttackError::Oracle)?;
-        for ((&i, candidate), z) in active.iter().zip(candidates).zip(&scores) {
-            queries[i] += 1;
-            let m = margin(z, usize::from(labels[i])).0;
-            if m < margins[i] {
-                margins[i] = m;
-                current[i] = candidate;
+        let mut proposed = candidates.into_iter().zip(scores);
+        for (&i, &count) in active.iter().zip(&counts) {
+            queries[i] += count as u64;
+            let start = done[i];
+            done[i] += count;
+            let mut accepted = false;
+            for (j, (candidate, z)) in proposed.by_ref().take(count).enumerate() {
+                let m = margin(&z, usize::from(labels[i])).0;
+                if !accepted && m < margins[i] {
+                    // The first acceptance, at iteration `start + j`; the candidates after
+                    // it are void.
+                    accepted = true;
+                    margins[i] = m;
+                    current[i] = candidate;
+                    done[i] = start + j + 1;
+                }
             }
         }
     }
     Ok(SquareResult {
         images: current,
         queries,
+        iterations: done,
         fooled: margins.iter().map(|&m| m <= 0.0).collect(),
     })
+}
+
+/// One candidate: `now` with a random window of side `max(round(√(p · 784)), 1)` set to
+/// `clean ± eps` (clipped to the box), the sign redrawn until the window changes the image
+/// (the authors' loop), at most 16 times: a window flat at the box edge may never change.
+fn propose(
+    rng: &mut impl RngCore,
+    clean: &Image,
+    now: &Image,
+    p: f64,
+    eps: f32,
+) -> Result<Image, crate::oracle::ImageError> {
+    let side = IMAGE_SIDE;
+    let s = ((p * IMAGE_PIXELS as f64).sqrt().round() as usize).clamp(1, side - 1);
+    let (clean, now) = (clean.pixels(), now.pixels());
+    let (top, left) = (below(rng, side - s + 1), below(rng, side - s + 1));
+    let mut x = *now;
+    for _ in 0..16 {
+        let delta = signed(rng, eps);
+        let mut changed = false;
+        for r in top..top + s {
+            for c in left..left + s {
+                let k = r * side + c;
+                x[k] = (clean[k] + delta).clamp(0.0, 1.0);
+                changed |= (x[k] - now[k]).abs() > 1e-7;
+            }
+        }
+        if changed {
+            break;
+        }
+    }
+    Image::new(&x)
 }

@@ -145,6 +145,11 @@ pub struct SettingsArgs {
     /// Square Attack initial window fraction.
     #[arg(long, default_value_t = 0.8)]
     pub square_p_init: f64,
+    /// Square Attack: candidates per query across the unfinished images, which then each
+    /// propose several per round; 0 for one per image per round (ART's Square Attack). The
+    /// default fills one batch of the CKKS service at its default ring degree.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    pub square_batch: usize,
 }
 
 impl SettingsArgs {
@@ -190,6 +195,7 @@ impl SettingsArgs {
             eps: self.eps,
             iters: self.square_iters,
             p_init: self.square_p_init,
+            batch: self.square_batch,
             seed,
         }
     }
