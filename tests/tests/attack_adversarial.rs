@@ -6,7 +6,7 @@ use heist::attack::adversarial::cw::{cw, CwConfig, CwOptimizer};
 use heist::attack::adversarial::experiment::{self, AttackKind, Settings};
 use heist::attack::adversarial::fgsm::{fgsm, FgsmConfig};
 use heist::attack::adversarial::pgd::{pgd, PgdConfig};
-use heist::attack::adversarial::square::{square, SquareConfig};
+use heist::attack::adversarial::square::{square, square_budgets, SquareConfig};
 use heist::attack::adversarial::training::{madry_hook, relu_twin, robustness, AdversarialConfig};
 use heist::attack::adversarial::transfer::{
     train_surrogate, transfer, TransferConfig, TransferError,
@@ -353,6 +353,54 @@ fn the_square_attack_fills_each_query_with_candidates_within_every_budget() {
         oracle.sizes.len() < sequential / 2,
         "{} queries where ART would make {sequential}",
         oracle.sizes.len()
+    );
+}
+
+#[test]
+fn the_square_attack_runs_several_budgets_in_lockstep_each_within_its_ball() {
+    let (model, images, labels, _) = setup();
+    let images = &images[..24];
+    let labels = &labels[..24];
+    let config = SquareConfig {
+        eps: 0.3,
+        iters: 30,
+        p_init: 0.8,
+        batch: 512,
+        seed: 5,
+    };
+    // One budget is the single attack, draw for draw.
+    let mut oracle = PlainOracle::new(model.clone());
+    let one = square_budgets(&mut oracle, images, labels, &[0.3], &config).expect("square");
+    let single = square(
+        &mut PlainOracle::new(model.clone()),
+        images,
+        labels,
+        &config,
+    )
+    .expect("square");
+    assert_eq!(one[0].images, single.images);
+    assert_eq!(one[0].queries, single.queries);
+    // Several: each result stays in its own ball, and the queries are all counted.
+    let budgets = [0.05, 0.3];
+    let mut oracle = PlainOracle::new(model.clone());
+    let all = square_budgets(&mut oracle, images, labels, &budgets, &config).expect("square");
+    assert_eq!(all.len(), budgets.len());
+    let spent: u64 = all.iter().flat_map(|r| &r.queries).sum();
+    assert_eq!(oracle.queries(), spent);
+    for (r, &eps) in all.iter().zip(&budgets) {
+        assert_eq!(r.images.len(), images.len());
+        for (x, clean) in r.images.iter().zip(images) {
+            let (_, linf) = distances(x, clean);
+            assert!(linf <= eps + 1e-6, "L∞ {linf} beyond {eps}");
+        }
+    }
+    let (small, large) = (
+        accuracy(&model, &all[0].images, labels),
+        accuracy(&model, &all[1].images, labels),
+    );
+    assert!(
+        large < small,
+        "accuracy {large} at ε 0.3, {small} at ε 0.05"
     );
 }
 

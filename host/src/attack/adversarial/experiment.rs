@@ -12,7 +12,7 @@ use rand_core::RngCore;
 use super::cw::{cw, CwConfig};
 use super::fgsm::{fgsm, FgsmConfig};
 use super::pgd::{pgd, PgdConfig};
-use super::square::{square, SquareConfig};
+use super::square::{square, square_budgets, SquareConfig};
 use super::transfer::{train_surrogate, transfer, Surrogate, TransferConfig};
 use super::{attack_labels, check_count, check_range, distances, project, ConfigError, Labels};
 use crate::model::Model;
@@ -457,7 +457,8 @@ enum CurvePoint {
 /// the first `images.len()` images of `experiment`, and classifies the results through
 /// `oracle`. C&W has no budget: its unbounded images from `experiment` are projected onto
 /// each budget (`cw_projected`). The transfer attack reuses `experiment`'s surrogate, so
-/// no label is bought twice. `progress` is called as each budget starts, then with
+/// no label is bought twice. The Square Attack runs all budgets in lockstep
+/// ([`square_budgets`]). `progress` is called before that, as each budget starts, then with
 /// `classify` before the one query that classifies every budget's images.
 ///
 /// # Errors
@@ -502,6 +503,30 @@ pub fn eps_curve<O: Oracle>(
             accuracy: vec![accuracy],
         }),
     };
+    // The Square Attack runs every budget in lockstep, so that its queries fill the
+    // encrypted batches one budget alone leaves mostly empty.
+    let budgets: Vec<f32> = grid.iter().copied().filter(|&eps| eps != 0.0).collect();
+    let mut square_images = if settings.attacks.contains(&AttackKind::Square) {
+        let m = settings.attacked(AttackKind::Square, n);
+        progress("square at every ε");
+        square_budgets(
+            oracle,
+            &images[..m],
+            &targets[..m],
+            &budgets,
+            &settings.square,
+        )
+        .map_err(|e| ExperimentError::Attack {
+            attack: AttackKind::Square.name(),
+            source: Box::new(e),
+        })?
+        .into_iter()
+        .map(|r| r.images)
+        .collect()
+    } else {
+        Vec::new()
+    }
+    .into_iter();
     // Per point: the attack, its images, the budget, and its adversarial images (or, at
     // ε = 0, the clean accuracy).
     let mut pending: Vec<(&str, usize, f32, CurvePoint)> = Vec::new();
@@ -541,6 +566,9 @@ pub fn eps_curve<O: Oracle>(
                         "the experiment ran no C&W to project".to_owned(),
                     ))
                 }
+                (AttackKind::Square, _) => square_images
+                    .next()
+                    .ok_or_else(|| wrap("the attack produced no images".into()))?,
                 _ => produce(
                     kind,
                     &at,

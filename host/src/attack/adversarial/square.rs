@@ -117,16 +117,42 @@ pub fn square<O: Oracle>(
     labels: &[u8],
     config: &SquareConfig,
 ) -> Result<SquareResult, AttackError<O::Error>> {
-    config.validate()?;
+    let mut results = square_budgets(oracle, images, labels, &[config.eps], config)?;
+    Ok(results.remove(0))
+}
+
+/// Runs the Square Attack of `config` on `images` (labels `labels`) at each L∞ budget of
+/// `budgets` (`config.eps` is not used), all budgets in lockstep: each query carries every
+/// budget's candidates, so an accuracy-against-ε sweep fills the encrypted batches that
+/// one budget alone would leave mostly empty (`config.batch` counts the candidates of all
+/// budgets together). One result per budget, in order; the attack at each budget is the
+/// one `square` runs, drawn from one random stream shared by all of them.
+///
+/// # Errors
+/// An invalid configuration, budget or labels; the oracle's failures.
+pub fn square_budgets<O: Oracle>(
+    oracle: &mut O,
+    images: &[Image],
+    labels: &[u8],
+    budgets: &[f32],
+    config: &SquareConfig,
+) -> Result<Vec<SquareResult>, AttackError<O::Error>> {
+    for &eps in budgets {
+        SquareConfig { eps, ..*config }.validate()?;
+    }
     check_labels(images, labels)?;
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(config.seed);
-    let eps = config.eps;
     let side = IMAGE_SIDE;
-    let mut current: Vec<Image> = images
-        .iter()
-        .map(|clean| {
-            let stripes: Vec<f32> = (0..side).map(|_| signed(&mut rng, eps)).collect();
-            let x: Vec<f32> = clean
+    // Attack `a` is image `a % n` at budget `budgets[a / n]`.
+    let n = images.len();
+    let total = n * budgets.len();
+    let clean = |a: usize| &images[a % n];
+    let label = |a: usize| usize::from(labels[a % n]);
+    let eps = |a: usize| budgets[a / n];
+    let mut current: Vec<Image> = (0..total)
+        .map(|a| {
+            let stripes: Vec<f32> = (0..side).map(|_| signed(&mut rng, eps(a))).collect();
+            let x: Vec<f32> = clean(a)
                 .pixels()
                 .iter()
                 .enumerate()
@@ -139,58 +165,64 @@ pub fn square<O: Oracle>(
         .query(&current)
         .map_err(AttackError::Oracle)?
         .iter()
-        .zip(labels)
-        .map(|(z, &y)| margin(z, usize::from(y)).0)
+        .enumerate()
+        .map(|(a, z)| margin(z, label(a)).0)
         .collect();
-    let mut queries = vec![1u64; images.len()];
-    // Iterations each image has run (ART's count), below `iters` while it is unfinished.
-    let mut done = vec![0usize; images.len()];
+    let mut queries = vec![1u64; total];
+    // Iterations each attack has run (ART's count), below `iters` while it is unfinished.
+    let mut done = vec![0usize; total];
     loop {
-        let active: Vec<usize> = (0..images.len())
-            .filter(|&i| margins[i] > 0.0 && done[i] < config.iters)
+        let active: Vec<usize> = (0..total)
+            .filter(|&a| margins[a] > 0.0 && done[a] < config.iters)
             .collect();
         if active.is_empty() {
             break;
         }
         let k = (config.batch / active.len()).max(1);
-        // Image `active[a]` proposes its next `counts[a]` iterations' candidates.
+        // Attack `active[i]` proposes its next `counts[i]` iterations' candidates.
         let counts: Vec<usize> = active
             .iter()
-            .map(|&i| k.min(config.iters - done[i]))
+            .map(|&a| k.min(config.iters - done[a]))
             .collect();
         let mut candidates = Vec::new();
-        for (&i, &count) in active.iter().zip(&counts) {
+        for (&a, &count) in active.iter().zip(&counts) {
             for j in 0..count {
-                let p = p_at(config.p_init, done[i] + j, config.iters);
-                candidates.push(propose(&mut rng, &images[i], &current[i], p, eps)?);
+                let p = p_at(config.p_init, done[a] + j, config.iters);
+                candidates.push(propose(&mut rng, clean(a), &current[a], p, eps(a))?);
             }
         }
         let scores = oracle.query(&candidates).map_err(AttackError::Oracle)?;
         let mut proposed = candidates.into_iter().zip(scores);
-        for (&i, &count) in active.iter().zip(&counts) {
-            queries[i] += count as u64;
-            let start = done[i];
-            done[i] += count;
+        for (&a, &count) in active.iter().zip(&counts) {
+            queries[a] += count as u64;
+            let start = done[a];
+            done[a] += count;
             let mut accepted = false;
             for (j, (candidate, z)) in proposed.by_ref().take(count).enumerate() {
-                let m = margin(&z, usize::from(labels[i])).0;
-                if !accepted && m < margins[i] {
+                let m = margin(&z, label(a)).0;
+                if !accepted && m < margins[a] {
                     // The first acceptance, at iteration `start + j`; the candidates after
                     // it are void.
                     accepted = true;
-                    margins[i] = m;
-                    current[i] = candidate;
-                    done[i] = start + j + 1;
+                    margins[a] = m;
+                    current[a] = candidate;
+                    done[a] = start + j + 1;
                 }
             }
         }
     }
-    Ok(SquareResult {
-        images: current,
-        queries,
-        iterations: done,
-        fooled: margins.iter().map(|&m| m <= 0.0).collect(),
-    })
+    let mut current = current.into_iter();
+    Ok((0..budgets.len())
+        .map(|b| {
+            let range = b * n..(b + 1) * n;
+            SquareResult {
+                images: current.by_ref().take(n).collect(),
+                queries: queries[range.clone()].to_vec(),
+                iterations: done[range.clone()].to_vec(),
+                fooled: margins[range].iter().map(|&m| m <= 0.0).collect(),
+            }
+        })
+        .collect())
 }
 
 /// One candidate: `now` with a random window of side `max(round(√(p · 784)), 1)` set to
