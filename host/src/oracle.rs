@@ -192,6 +192,71 @@ pub trait GradientOracle: Oracle {
         images: &[Image],
         labels: &[u8],
     ) -> Result<Vec<PixelGradient>, Self::Error>;
+
+    /// `iters` signed-gradient steps of size `step` from `start` on the softmax
+    /// cross-entropy at `labels` (one per image, each below [`CLASSES`]), each projected
+    /// onto the L∞ ball of radius `eps` around the image's `clean` one and onto the box
+    /// ([`signed_pixel`]): the loop of BIM and PGD, and with one step FGSM. Counts one query
+    /// per image per step.
+    ///
+    /// The provided method takes one [`GradientOracle::vjp`] per step over all images; an
+    /// oracle that holds the model may run the steps chunk by chunk while each chunk is in
+    /// cache, with the same result bit for bit.
+    ///
+    /// # Panics
+    /// If the slices' lengths differ, a label is not below [`CLASSES`], or `eps` is
+    /// negative or NaN.
+    fn signed_steps(
+        &mut self,
+        clean: &[Image],
+        start: &[Image],
+        labels: &[u8],
+        step: f32,
+        eps: f32,
+        iters: usize,
+    ) -> Result<Vec<Image>, Self::Error> {
+        assert!(clean.len() == start.len() && start.len() == labels.len());
+        let mut x = start.to_vec();
+        for _ in 0..iters {
+            let (_, grads) = self.vjp(&x, &|i, z| {
+                cross_entropy_cotangent(z, usize::from(labels[i]))
+            })?;
+            x = clean
+                .par_iter()
+                .zip(&x)
+                .zip(&grads)
+                .map(|((c, v), g)| {
+                    let moved: Vec<f32> = (v.pixels().iter().zip(g.iter()))
+                        .zip(c.pixels())
+                        .map(|((&v, &d), &c)| signed_pixel(v, d, c, step, eps))
+                        .collect();
+                    Image::new(&moved).expect("a signed step stays in the box")
+                })
+                .collect();
+        }
+        Ok(x)
+    }
+}
+
+/// ART's `np.sign`: −1, 0 or 1 (sign(0) = 0, NaN → 0).
+pub fn sign(v: f32) -> f32 {
+    if v > 0.0 {
+        1.0
+    } else if v < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// One pixel's signed-gradient step: `v + step · sign(d)`, clipped to `[c − eps, c + eps]`
+/// around its clean value `c`, then to `[0, 1]` (ART's order). For finite `v`, `c` and
+/// `step` the result is a finite value in `[0, 1]`.
+///
+/// # Panics
+/// If `eps` is negative or NaN.
+pub fn signed_pixel(v: f32, d: f32, c: f32, step: f32, eps: f32) -> f32 {
+    (v + step * sign(d)).clamp(c - eps, c + eps).clamp(0.0, 1.0)
 }
 
 /// `∂/∂z` of the softmax cross-entropy `logsumexp(z) − z[label]`: `softmax(z) − e_label`,
@@ -269,7 +334,7 @@ pub type FlatCotangent<'a> = &'a (dyn Fn(usize, &[f32]) -> Vec<f32> + Sync);
 
 /// A plaintext classifier that can differentiate a function of its scores with respect to
 /// its input: what [`PlainOracle`] needs to be a [`GradientOracle`].
-pub trait Differentiable: Classifier {
+pub trait Differentiable: Classifier + Sync {
     /// The vector–Jacobian product of [`Model::vjp`]: for `n` images laid one after another,
     /// their scores (`n × 10`) and the gradients (`n × 784`) of the function whose
     /// `∂L/∂z` `cotangent(i, z)` returns.
@@ -344,23 +409,80 @@ impl<C: Differentiable> GradientOracle for PlainOracle<C> {
         images: &[Image],
         labels: &[u8],
     ) -> Result<Vec<PixelGradient>, PlainOracleError> {
-        if images.len() != labels.len() {
-            return Err(PlainOracleError::LengthMismatch {
-                images: images.len(),
-                labels: labels.len(),
-            });
-        }
-        if let Some((index, &label)) = labels
-            .iter()
-            .enumerate()
-            .find(|(_, &label)| usize::from(label) >= CLASSES)
-        {
-            return Err(PlainOracleError::LabelOutOfRange { index, label });
-        }
+        check_labels(images.len(), labels)?;
         let (_, grads) = self.vjp(images, &|i, z| {
             cross_entropy_cotangent(z, usize::from(labels[i]))
         })?;
         Ok(grads)
+    }
+
+    /// The provided method's result, computed per chunk of 64 images (as `Model` works): every
+    /// step of a chunk runs on one flat buffer while it is in cache, with no image built
+    /// between steps. Refuses mismatched lengths and labels instead of panicking.
+    fn signed_steps(
+        &mut self,
+        clean: &[Image],
+        start: &[Image],
+        labels: &[u8],
+        step: f32,
+        eps: f32,
+        iters: usize,
+    ) -> Result<Vec<Image>, PlainOracleError> {
+        check_labels(start.len(), labels)?;
+        check_labels(clean.len(), labels)?;
+        let steps = (start.len() as u64).saturating_mul(iters as u64);
+        self.queries = self.queries.saturating_add(steps);
+        let classifier = &self.classifier;
+        let chunks: Vec<Vec<Image>> = start
+            .par_chunks(STEP_CHUNK)
+            .zip(clean.par_chunks(STEP_CHUNK))
+            .enumerate()
+            .map(|(index, (start, clean))| {
+                let labels = &labels[index * STEP_CHUNK..][..start.len()];
+                let flat = |images: &[Image]| -> Vec<f32> {
+                    images
+                        .iter()
+                        .flat_map(|im| im.pixels().iter().copied())
+                        .collect()
+                };
+                let (mut x, clean) = (flat(start), flat(clean));
+                for _ in 0..iters {
+                    let (_, grad) = classifier.vjp_flat(&x, &|i, z| {
+                        let mut scores = [0.0; CLASSES];
+                        scores.copy_from_slice(z);
+                        cross_entropy_cotangent(&scores, usize::from(labels[i])).to_vec()
+                    });
+                    for ((v, &d), &c) in x.iter_mut().zip(&grad).zip(&clean) {
+                        *v = signed_pixel(*v, d, c, step, eps);
+                    }
+                }
+                x.chunks_exact(IMAGE_PIXELS)
+                    .map(|p| Image::new(p).expect("a signed step stays in the box"))
+                    .collect()
+            })
+            .collect();
+        Ok(chunks.into_iter().flatten().collect())
+    }
+}
+
+/// Images per chunk of [`PlainOracle`]'s fused [`GradientOracle::signed_steps`]: the
+/// chunk [`Model::vjp`] works in, so both paths see the same batches.
+const STEP_CHUNK: usize = crate::model::INFER_CHUNK;
+
+/// One label per image (`images` of them), each below [`CLASSES`].
+fn check_labels(images: usize, labels: &[u8]) -> Result<(), PlainOracleError> {
+    if images != labels.len() {
+        return Err(PlainOracleError::LengthMismatch {
+            images,
+            labels: labels.len(),
+        });
+    }
+    match labels.iter().position(|&l| usize::from(l) >= CLASSES) {
+        Some(index) => Err(PlainOracleError::LabelOutOfRange {
+            index,
+            label: labels[index],
+        }),
+        None => Ok(()),
     }
 }
 

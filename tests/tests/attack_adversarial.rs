@@ -17,8 +17,9 @@ use heist::inference::{to_images, OracleSpec};
 use heist::model::network::{Conv2d, Dense, LayerSpec, Network, Padding, Shape};
 use heist::model::{scaled, Architecture, Model};
 use heist::oracle::{
-    cross_entropy_cotangent, predicted_class, Classifier, GradientOracle, Image, Oracle,
-    PlainOracle, Release, Released, Scores, Weighted, CLASSES, IMAGE_PIXELS,
+    cross_entropy_cotangent, predicted_class, Classifier, Cotangent, GradientOracle, Image, Oracle,
+    PixelGradient, PlainOracle, PlainOracleError, Release, Released, Scores, Weighted, CLASSES,
+    IMAGE_PIXELS,
 };
 use heist::service::Scheme;
 use heist::train::optim::OptimizerKind;
@@ -185,6 +186,66 @@ fn the_cross_entropy_vjp_is_the_loss_gradient() {
         assert!((g - r).abs() <= 1e-5 * (1.0 + r.abs()), "{g} vs {r}");
     }
     assert_eq!(twin.queries(), 8);
+}
+
+/// The plaintext twin through the provided (one `vjp` per step) `signed_steps`.
+struct Stepwise(PlainOracle<Model>);
+
+impl Oracle for Stepwise {
+    type Error = <PlainOracle<Model> as Oracle>::Error;
+
+    fn query(&mut self, images: &[Image]) -> Result<Vec<Scores>, Self::Error> {
+        self.0.query(images)
+    }
+
+    fn queries(&self) -> u64 {
+        self.0.queries()
+    }
+}
+
+impl GradientOracle for Stepwise {
+    fn vjp(
+        &mut self,
+        images: &[Image],
+        cotangent: Cotangent<'_>,
+    ) -> Result<(Vec<Scores>, Vec<PixelGradient>), Self::Error> {
+        self.0.vjp(images, cotangent)
+    }
+
+    fn loss_gradient(
+        &mut self,
+        images: &[Image],
+        labels: &[u8],
+    ) -> Result<Vec<PixelGradient>, Self::Error> {
+        self.0.loss_gradient(images, labels)
+    }
+}
+
+#[test]
+fn the_fused_signed_steps_equal_one_vjp_per_step_bit_for_bit() {
+    let (model, images, labels, _) = setup();
+    // Two chunks of the fused path, the second one partial, from a start inside the ball.
+    assert!(images.len() > 64 && images.len() % 64 != 0);
+    let start = random_signs(&images, 0.1, 9);
+    let mut fused = PlainOracle::new(model.clone());
+    let mut stepwise = Stepwise(PlainOracle::new(model.clone()));
+    let a = fused
+        .signed_steps(&images, &start, &labels, 0.02, 0.3, 7)
+        .expect("fused");
+    let b = stepwise
+        .signed_steps(&images, &start, &labels, 0.02, 0.3, 7)
+        .expect("stepwise");
+    assert_eq!(a, b);
+    assert_ne!(a, start, "the steps moved the images");
+    let queries = images.len() as u64 * 7;
+    assert_eq!((fused.queries(), stepwise.queries()), (queries, queries));
+    let err = fused
+        .signed_steps(&images, &start, &labels[..3], 0.02, 0.3, 1)
+        .unwrap_err();
+    assert!(
+        matches!(err, PlainOracleError::LengthMismatch { .. }),
+        "{err}"
+    );
 }
 
 #[test]

@@ -57,7 +57,7 @@ pub const FORMAT: &str = "heist-model";
 pub const FORMAT_VERSION: &str = "1";
 
 /// Examples per chunk of parallel inference.
-const INFER_CHUNK: usize = 64;
+pub(crate) const INFER_CHUNK: usize = 64;
 
 /// One of the paper's networks.
 #[derive(

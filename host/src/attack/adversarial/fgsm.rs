@@ -3,7 +3,7 @@
 //! `norm=inf`, `num_random_init=0`, `minimal=False`: one step
 //! `x' = clip(x + eps · sign(∇ₓ CE(f(x), y)), 0, 1)`, with `sign(0) = 0`.
 
-use super::{check_labels, check_range, signed_step, AttackError, ConfigError};
+use super::{check_labels, check_range, AttackError, ConfigError};
 use crate::oracle::{GradientOracle, Image};
 
 /// FGSM's one setting.
@@ -35,5 +35,6 @@ pub fn fgsm<O: GradientOracle>(
 ) -> Result<Vec<Image>, AttackError<O::Error>> {
     config.validate()?;
     check_labels(images, labels)?;
-    signed_step(twin, images, images, labels, config.eps, config.eps)
+    twin.signed_steps(images, images, labels, config.eps, config.eps, 1)
+        .map_err(AttackError::Oracle)
 }

@@ -4,11 +4,12 @@
 //!
 //! White-box attacks ([`fgsm`], [`pgd`] (BIM is PGD without a random start), [`cw`]) take
 //! their gradients from the plaintext twin of the deployed model through a
-//! [`GradientOracle`]; the black-box [`square`] attack needs no weights and queries the
-//! service itself, and [`transfer`] attacks a surrogate trained on the service's labels.
-//! [`training`] is the countermeasure: Madry et al.'s adversarial training. Definitions
-//! follow IBM ART 1.20 (`FastGradientMethod`, `ProjectedGradientDescent`,
-//! `BasicIterativeMethod`, `CarliniL2Method`, `SquareAttack`); each module states where it departs from ART. Pixels are in `[0, 1]` throughout;
+//! [`GradientOracle`](crate::oracle::GradientOracle); the black-box [`square`] attack
+//! needs no weights and queries the service itself, and [`transfer`] attacks a surrogate
+//! trained on the service's labels. [`training`] is the countermeasure: Madry et al.'s
+//! adversarial training. Definitions follow IBM ART 1.20 (`FastGradientMethod`,
+//! `ProjectedGradientDescent`, `BasicIterativeMethod`, `CarliniL2Method`, `SquareAttack`);
+//! each module states where it departs from ART. Pixels are in `[0, 1]` throughout;
 //! `eps` bounds the L∞ distance to the clean image.
 
 pub mod cw;
@@ -20,12 +21,7 @@ pub mod square;
 pub mod training;
 pub mod transfer;
 
-use rayon::prelude::*;
-
-use crate::oracle::{
-    cross_entropy_cotangent, predicted_class, GradientOracle, Image, ImageError, Oracle, Scores,
-    CLASSES,
-};
+use crate::oracle::{predicted_class, Image, ImageError, Oracle, Scores, CLASSES};
 
 /// A configuration value outside its valid range.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -122,17 +118,6 @@ pub(crate) fn check_labels<E: std::error::Error>(
     }
 }
 
-/// ART's `np.sign`: −1, 0 or 1 (sign(0) = 0, NaN → 0).
-pub(crate) fn sign(v: f32) -> f32 {
-    if v > 0.0 {
-        1.0
-    } else if v < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
-}
-
 /// Projects `x` onto the L∞ ball of radius `eps` around `clean`, intersected with the box
 /// `[0, 1]` (ART's `projection` followed by `np.clip`), and makes an [`Image`] of it.
 ///
@@ -146,38 +131,6 @@ pub fn project(clean: &Image, x: &[f32], eps: f32) -> Result<Image, ImageError> 
         .map(|(&c, &v)| v.clamp(c - eps, c + eps).clamp(0.0, 1.0))
         .collect();
     Image::new(&projected)
-}
-
-/// One signed-gradient step of size `step` from each image of `current` (the gradient of
-/// the cross-entropy at `labels`), projected onto the `eps` ball around `clean`: the body
-/// of FGSM, BIM and PGD. Returns the new images and the twin's scores at `current`.
-pub(crate) fn signed_step<O: GradientOracle>(
-    twin: &mut O,
-    clean: &[Image],
-    current: &[Image],
-    labels: &[u8],
-    step: f32,
-    eps: f32,
-) -> Result<Vec<Image>, AttackError<O::Error>> {
-    let (_, grads) = twin
-        .vjp(current, &|i, z| {
-            cross_entropy_cotangent(z, usize::from(labels[i]))
-        })
-        .map_err(AttackError::Oracle)?;
-    clean
-        .par_iter()
-        .zip(current)
-        .zip(&grads)
-        .map(|((c, x), g)| {
-            let moved: Vec<f32> = x
-                .pixels()
-                .iter()
-                .zip(g.iter())
-                .map(|(&v, &d)| v + step * sign(d))
-                .collect();
-            project(c, &moved, eps).map_err(AttackError::from)
-        })
-        .collect()
 }
 
 /// The labels an attack of this kind moves away from: `labels` for [`Labels::True`], the

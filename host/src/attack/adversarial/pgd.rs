@@ -10,9 +10,7 @@
 
 use rand_core::{RngCore, SeedableRng};
 
-use super::{
-    check_count, check_labels, check_range, project, signed_step, AttackError, ConfigError,
-};
+use super::{check_count, check_labels, check_range, project, AttackError, ConfigError};
 use crate::oracle::{predicted_class, GradientOracle, Image};
 
 /// PGD's and BIM's settings.
@@ -98,9 +96,9 @@ pub fn pgd<O: GradientOracle>(
         } else {
             images.to_vec()
         };
-        for _ in 0..config.iters {
-            x = signed_step(twin, images, &x, labels, config.step, config.eps)?;
-        }
+        x = twin
+            .signed_steps(images, &x, labels, config.step, config.eps, config.iters)
+            .map_err(AttackError::Oracle)?;
         let fooled: Vec<bool> = twin
             .query(&x)
             .map_err(AttackError::Oracle)?

@@ -25,12 +25,12 @@ use rand_core::RngCore;
 use super::experiment::random_signs;
 use super::fgsm::{fgsm, FgsmConfig};
 use super::pgd::{pgd, PgdConfig};
-use super::{check_count, check_labels, check_range, sign, AttackError, ConfigError};
+use super::{check_count, check_labels, check_range, AttackError, ConfigError};
 use crate::model::network::{LayerSpec, Network, Shape};
 use crate::model::Architecture;
 use crate::oracle::{
-    cross_entropy_cotangent, predicted_class, Differentiable, Image, Oracle, PlainOracle,
-    PlainOracleError, Scores, CLASSES, IMAGE_SIDE,
+    cross_entropy_cotangent, predicted_class, signed_pixel, Differentiable, Image, Oracle,
+    PlainOracle, PlainOracleError, Scores, CLASSES, IMAGE_SIDE,
 };
 use crate::train::{stream_rng, TrainError};
 
@@ -118,7 +118,7 @@ pub fn pgd_inputs(
             cross_entropy_cotangent(&scores, usize::from(labels[i])).to_vec()
         });
         for ((v, &c), &g) in x.iter_mut().zip(&clean).zip(&grad) {
-            *v = project(*v + config.step * sign(g), c);
+            *v = signed_pixel(*v, g, c, config.step, eps);
         }
     }
 }
