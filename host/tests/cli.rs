@@ -1,5 +1,5 @@
 //! The `heist` binary as a user runs it: its exit codes (0 success, 1 failure, 2 bad
-//! input) and `heist demo`'s recovery from a corrupted model cache.
+//! input), `heist demo`'s recovery from a corrupted model cache, and progress in a log.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -168,5 +168,51 @@ fn demo_retrains_over_a_corrupted_cache() {
     let (stdout, stderr) = expect_code(&heist(&dir, &args), 0, "demo over the new cache");
     assert!(stdout.contains("(cached)"), "{stdout}");
     assert!(!stderr.contains("warning"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn progress_reaches_a_log_when_stderr_is_not_a_terminal() {
+    let dir = scratch("progress");
+    let train = heist(
+        &dir,
+        &[
+            "train",
+            "--embedded",
+            "--epochs",
+            "2",
+            "--fraction",
+            "0.05",
+            "--out",
+            "m.safetensors",
+        ],
+    );
+    let (_, stderr) = expect_code(&train, 0, "train");
+    for epoch in ["epoch 1/2: loss", "epoch 2/2: loss"] {
+        assert!(stderr.contains(epoch), "{stderr}");
+    }
+    let attack = heist(
+        &dir,
+        &[
+            "attack",
+            "adversarial",
+            "--embedded",
+            "--model",
+            "m.safetensors",
+            "--oracle",
+            "plain",
+            "--attacks",
+            "fgsm",
+            "--limit",
+            "8",
+            "--no-eps-curve",
+        ],
+    );
+    let (_, stderr) = expect_code(&attack, 0, "attack");
+    assert!(
+        stderr.contains("adversarial: fgsm on 8 images")
+            && stderr.contains("s] adversarial: classify"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

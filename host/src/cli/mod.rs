@@ -13,6 +13,7 @@ pub mod eval;
 pub mod exit;
 pub mod mitm;
 pub mod options;
+pub mod progress;
 pub mod reproduce;
 pub mod service;
 pub mod train;

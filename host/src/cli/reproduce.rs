@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::progress::Progress;
 use serde_json::json;
 
 use super::exit::{CliError, CliResult};
@@ -119,7 +121,7 @@ pub fn run(args: ReproduceArgs) -> CliResult {
             continue;
         }
         if !args.force && stage.is_done(out) {
-            progress.println(format!("  reused   {}", stage.id)).ok();
+            Progress::println_above(&progress, &format!("  reused   {}", stage.id));
             timings.push(Timing {
                 stage: stage.id.clone(),
                 seconds: 0.0,
@@ -127,9 +129,10 @@ pub fn run(args: ReproduceArgs) -> CliResult {
             });
         } else {
             let seconds = run_stage(&exe, stage, out, args.threads, &progress)?;
-            progress
-                .println(format!("  finished {} in {seconds:.1} s", stage.id))
-                .ok();
+            Progress::println_above(
+                &progress,
+                &format!("  finished {} in {seconds:.1} s", stage.id),
+            );
             timings.push(Timing {
                 stage: stage.id.clone(),
                 seconds,
@@ -185,12 +188,14 @@ fn run_stage(
         spinner.set_style(style);
     }
     spinner.set_prefix("running");
-    spinner.set_message(format!(
+    let message = format!(
         "{} (about {:.0} s; log {})",
         stage.id,
         stage.estimate_seconds,
         log_path.display()
-    ));
+    );
+    Progress::plain_line(&format!("  running  {message}"));
+    spinner.set_message(message);
     spinner.enable_steady_tick(Duration::from_millis(250));
     let start = Instant::now();
     let status = command

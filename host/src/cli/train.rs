@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::exit::{CliError, CliResult};
 use super::options::DataOptions;
+use super::progress::Progress;
 use crate::attack::adversarial::fgsm::FgsmConfig;
 use crate::attack::adversarial::pgd::PgdConfig;
 use crate::attack::adversarial::training::{madry_hook, relu_twin, robustness, AdversarialConfig};
@@ -144,18 +145,9 @@ pub fn run(args: TrainArgs) -> CliResult {
         }
     }
     let bar = if args.quiet {
-        indicatif::ProgressBar::hidden()
+        Progress::hidden()
     } else {
-        let bar = indicatif::ProgressBar::with_draw_target(
-            Some(0),
-            indicatif::ProgressDrawTarget::stderr(),
-        );
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("epoch {prefix} {bar:30} {pos}/{len} {msg}")
-        {
-            bar.set_style(style);
-        }
-        bar
+        Progress::bar("training", 0)
     };
     let epochs = config.epochs;
     let net = config.arch.network();
@@ -164,13 +156,14 @@ pub fn run(args: TrainArgs) -> CliResult {
         .map(|adv| madry_hook(&net, &data.train.labels, adv));
     let mut report = |done: usize, total: usize, s: &crate::train::EpochStats| {
         if done == 1 {
-            bar.set_length(total as u64);
-            bar.set_prefix(format!("{}/{epochs}", s.epoch));
+            bar.restart(total as u64, format!("epoch {}/{epochs}", s.epoch));
         }
-        bar.set_position(done as u64);
-        bar.set_message(format!("loss {:.4} acc {:.4}", s.loss, s.accuracy));
+        bar.position(
+            done as u64,
+            format!("loss {:.4} acc {:.4}", s.loss, s.accuracy),
+        );
         if done == total {
-            bar.println(format!(
+            bar.println(&format!(
                 "epoch {}/{epochs}: loss {:.4}, accuracy {:.4}",
                 s.epoch, s.loss, s.accuracy
             ));
@@ -202,7 +195,7 @@ pub fn run(args: TrainArgs) -> CliResult {
     } else {
         None
     };
-    bar.finish_and_clear();
+    bar.finish();
     let members_images = data.train.select(&trained.members);
     let train_accuracy = trained.model.accuracy(&members_images);
     let test_accuracy = trained.model.accuracy(&data.test);

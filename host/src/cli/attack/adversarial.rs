@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::super::exit::{write_json, CliError, CliResult};
 use super::super::options::{use_threads, DataOptions, ModelOptions};
+use super::super::progress::Progress;
 use crate::attack::adversarial::cw::{CwConfig, CwOptimizer};
 use crate::attack::adversarial::experiment::{
     self, AttackKind, EpsCurve, Experiment, Settings, PAPER_TABLE_4,
@@ -312,9 +313,7 @@ pub fn run(args: AdversarialArgs) -> CliResult {
         .oracle
         .open(&resolved.model, &data.train)
         .map_err(CliError::Failure)?;
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let bar = Progress::spinner("adversarial");
     let result = experiment::run(
         &resolved.model,
         &mut oracle,
@@ -322,7 +321,7 @@ pub fn run(args: AdversarialArgs) -> CliResult {
         &test.labels,
         &aux,
         &settings,
-        &mut |name| bar.set_message(format!("{name} on {} images", images.len())),
+        &mut |name| bar.message(format!("{name} on {} images", images.len())),
     )
     .map_err(|e| CliError::Failure(e.into()))?;
     let curves = if curve {
@@ -335,13 +334,13 @@ pub fn run(args: AdversarialArgs) -> CliResult {
             &settings,
             &result,
             &args.eps_grid,
-            &mut |what| bar.set_message(format!("{what} on {k} images")),
+            &mut |what| bar.message(format!("{what} on {k} images")),
         )
         .map_err(|e| CliError::Failure(e.into()))?
     } else {
         Vec::new()
     };
-    bar.finish_and_clear();
+    bar.finish();
     let seconds = start.elapsed().as_secs_f64();
     let dataset = data.dataset.to_string();
     if !json_only {

@@ -10,6 +10,7 @@ use crate::attack::key_recovery::sweep::{sweep, HonestScores, SweepPoint};
 use crate::attack::key_recovery::{active, passive, Adversary, Outcome};
 use crate::cli::exit::{write_json, CliError, CliResult};
 use crate::cli::options::{use_threads, DataOptions, ModelOptions};
+use crate::cli::progress::Progress;
 use crate::inference::{
     calibrated_ckks_plan, calibration_images, compare_releasing, to_images, Comparison,
 };
@@ -273,10 +274,7 @@ fn attack(
             };
             let outcome = match args.probes {
                 Some(probes) => {
-                    let bar = indicatif::ProgressBar::with_draw_target(
-                        Some(probes as u64),
-                        indicatif::ProgressDrawTarget::stderr(),
-                    );
+                    let bar = Progress::bar("probes", probes as u64);
                     let probed = active::bfv_probing(
                         &quant,
                         &plan,
@@ -285,11 +283,10 @@ fn attack(
                         filler,
                         &mut rng,
                         &mut |done, released| {
-                            bar.set_position(done as u64);
-                            bar.set_message(format!("{released} released"));
+                            bar.position(done as u64, format!("{released} released"));
                         },
                     );
-                    bar.finish_and_clear();
+                    bar.finish();
                     probed?
                 }
                 None => active::bfv(&quant, &plan, party, filler, victim, &mut rng)?,
