@@ -282,8 +282,9 @@ pub fn plan(config: &Config) -> Vec<Stage> {
             false,
             (10.0, 40.0),
         ));
-        // The accuracy-against-ε curve runs every attack again at each ε, each a CKKS batch
-        // (the Square Attack several): on fewer images than the table, and not in a quick run.
+        // The accuracy-against-ε curve runs every attack again at each ε (the Square Attack
+        // at every ε in lockstep, its queries filling shared CKKS batches): on fewer images
+        // than the table, and not in a quick run.
         let adversarial = if quick {
             let mut args = flags(&[
                 ("limit", "100".into()),
