@@ -1,5 +1,5 @@
 //! The seed corpus of the `decode_bfv` fuzz target: generated here from a seeded run,
-//! committed under `fuzz/corpus/decode_bfv/`, and replayed with the expected outcome of
+//! committed under `fuzz/seeds/decode_bfv/`, and replayed with the expected outcome of
 //! every file (`valid-*` decodes and re-encodes to the same bytes, `invalid-*` fails with
 //! an error). `HEIST_WRITE_CORPUS=1` rewrites the committed files.
 
@@ -22,7 +22,7 @@ fn fuzz_params() -> BfvParams {
 
 fn corpus_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
+        .join("../fuzz/seeds")
         .join(TARGET)
 }
 

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 const LIMIT: usize = 1 << 20;
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/idx")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/idx")
 }
 
 /// What the fuzz target checks of every input: decoding never panics, and what decodes has
@@ -29,7 +29,7 @@ fn check_property(bytes: &[u8]) -> Result<idx::IdxArray, IdxError> {
 #[test]
 fn seed_corpus_replays_with_expected_outcomes() {
     let mut entries: Vec<_> = std::fs::read_dir(corpus_dir())
-        .expect("fuzz/corpus/idx exists")
+        .expect("fuzz/seeds/idx exists")
         .map(|e| e.expect("readable entry").path())
         .collect();
     entries.sort();

@@ -1,5 +1,5 @@
 //! The seed corpus of the `he_payload` fuzz target: generated here from a seeded run,
-//! committed under `fuzz/corpus/he_payload/`, and replayed with the expected outcome of
+//! committed under `fuzz/seeds/he_payload/`, and replayed with the expected outcome of
 //! every file for the four entry points the target fuzzes: the BFV and CKKS compute
 //! servers' `BatchEvaluator::evaluate` accept exactly the `<scheme>-batch-ok-*` files of
 //! their scheme, the trusted parties' `BatchCodec::decrypt_batch` exactly the
@@ -13,7 +13,7 @@ use heist::service::{BatchCodec, BatchEvaluator};
 use heist_tests::payloads::{bfv_pair, ckks_pair, Fixture};
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/he_payload")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/he_payload")
 }
 
 /// Inputs the fuzz target once failed on, kept as they were found.

@@ -278,7 +278,7 @@ fn malformed_bytes_give_typed_errors() {
 
 fn corpus_dir(target: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
+        .join("../fuzz/seeds")
         .join(target)
 }
 

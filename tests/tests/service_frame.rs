@@ -408,7 +408,7 @@ fn error_replies_round_trip_and_are_bounded() {
 }
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/frame")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/frame")
 }
 
 /// Every seed of the frame fuzz target, replayed through the same entry point, with the
