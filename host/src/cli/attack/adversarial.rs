@@ -110,8 +110,10 @@ pub struct SettingsArgs {
     /// PGD steps per restart.
     #[arg(long, default_value_t = 40)]
     pub pgd_iters: usize,
-    /// PGD random restarts.
-    #[arg(long, default_value_t = 1)]
+    /// PGD random restarts (each image keeps the first restart that fools the twin). Five
+    /// by default: on the seed-0 MNIST model one restart leaves 0.0199 of the test set
+    /// classified correctly, above the paper's BIM figure 0.017, and five leave 0.0085.
+    #[arg(long, default_value_t = 5)]
     pub pgd_restarts: usize,
     /// C&W binary-search steps over c.
     #[arg(long, default_value_t = 10)]
