@@ -439,13 +439,7 @@ impl<C: Differentiable> GradientOracle for PlainOracle<C> {
             .enumerate()
             .map(|(index, (start, clean))| {
                 let labels = &labels[index * STEP_CHUNK..][..start.len()];
-                let flat = |images: &[Image]| -> Vec<f32> {
-                    images
-                        .iter()
-                        .flat_map(|im| im.pixels().iter().copied())
-                        .collect()
-                };
-                let (mut x, clean) = (flat(start), flat(clean));
+                let (mut x, clean) = (flat_pixels(start), flat_pixels(clean));
                 for _ in 0..iters {
                     let (_, grad) = classifier.vjp_flat(&x, &|i, z| {
                         let mut scores = [0.0; CLASSES];
