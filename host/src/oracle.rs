@@ -10,6 +10,7 @@
 
 use rayon::prelude::*;
 
+use crate::model::network::{Layout, Network};
 use crate::model::Model;
 
 pub use crate::data::{CLASSES, IMAGE_PIXELS, IMAGE_SIDE};
@@ -251,12 +252,62 @@ pub fn sign(v: f32) -> f32 {
 
 /// One pixel's signed-gradient step: `v + step · sign(d)`, clipped to `[c − eps, c + eps]`
 /// around its clean value `c`, then to `[0, 1]` (ART's order). For finite `v`, `c` and
-/// `step` the result is a finite value in `[0, 1]`.
+/// `step` and `eps ≥ 0` the result is a finite value in `[0, 1]`. Written with `max` and
+/// `min`, which equal `clamp` on such values and, unlike it, compile to vector
+/// instructions.
+#[allow(
+    clippy::manual_clamp,
+    reason = "clamp checks its bounds on every call, which keeps the loop scalar"
+)]
+pub fn signed_pixel(v: f32, d: f32, c: f32, step: f32, eps: f32) -> f32 {
+    (v + step * sign(d))
+        .max(c - eps)
+        .min(c + eps)
+        .max(0.0)
+        .min(1.0)
+}
+
+/// [`GradientOracle::signed_steps`] on one chunk: `iters` signed steps of size `step` on
+/// the softmax cross-entropy at `labels` through `network` with `params`, for the
+/// `labels.len()` images laid one after another in `x` (the start, overwritten with the
+/// result), each projected around its clean image in `clean` ([`signed_pixel`]). The
+/// chunk stays batch-innermost ([`Layout::BatchInner`]) through all the steps, so only
+/// the first and the last transpose it.
 ///
 /// # Panics
-/// If `eps` is negative or NaN.
-pub fn signed_pixel(v: f32, d: f32, c: f32, step: f32, eps: f32) -> f32 {
-    (v + step * sign(d)).clamp(c - eps, c + eps).clamp(0.0, 1.0)
+/// If `x` or `clean` does not hold `labels.len()` inputs of `network`, `network` does not
+/// have [`CLASSES`] outputs, or a label is not below [`CLASSES`].
+#[allow(clippy::too_many_arguments)]
+pub fn signed_steps_chunk(
+    network: &Network,
+    params: &[f32],
+    x: &mut [f32],
+    clean: &[f32],
+    labels: &[u8],
+    step: f32,
+    eps: f32,
+    iters: usize,
+) {
+    let (n, len) = (labels.len(), network.input_len());
+    assert_eq!(
+        network.output_len(),
+        CLASSES,
+        "a classifier of {CLASSES} classes"
+    );
+    assert_eq!(clean.len(), x.len(), "one clean input per input");
+    let inner = |v: Vec<f32>| Layout::Examples.convert(Layout::BatchInner, v, len, n);
+    let (mut xt, clean) = (inner(x.to_vec()), inner(clean.to_vec()));
+    for _ in 0..iters {
+        let (_, grad) = network.vjp_laid_out(params, xt.clone(), Layout::BatchInner, n, |i, z| {
+            let mut scores = [0.0; CLASSES];
+            scores.copy_from_slice(z);
+            cross_entropy_cotangent(&scores, usize::from(labels[i])).to_vec()
+        });
+        for ((v, &d), &c) in xt.iter_mut().zip(&grad).zip(&clean) {
+            *v = signed_pixel(*v, d, c, step, eps);
+        }
+    }
+    x.copy_from_slice(&Layout::BatchInner.convert(Layout::Examples, xt, len, n));
 }
 
 /// `∂/∂z` of the softmax cross-entropy `logsumexp(z) − z[label]`: `softmax(z) − e_label`,
@@ -339,11 +390,19 @@ pub trait Differentiable: Classifier + Sync {
     /// their scores (`n × 10`) and the gradients (`n × 784`) of the function whose
     /// `∂L/∂z` `cotangent(i, z)` returns.
     fn vjp_flat(&self, pixels: &[f32], cotangent: FlatCotangent<'_>) -> (Vec<f32>, Vec<f32>);
+
+    /// The network and its parameters, for work that steps one chunk of images many times
+    /// ([`signed_steps_chunk`]).
+    fn network(&self) -> (&Network, &[f32]);
 }
 
 impl Differentiable for Model {
     fn vjp_flat(&self, pixels: &[f32], cotangent: FlatCotangent<'_>) -> (Vec<f32>, Vec<f32>) {
         self.vjp(pixels, cotangent)
+    }
+
+    fn network(&self) -> (&Network, &[f32]) {
+        (Model::network(self), self.params())
     }
 }
 
@@ -375,6 +434,10 @@ impl Differentiable for Weighted {
     fn vjp_flat(&self, pixels: &[f32], cotangent: FlatCotangent<'_>) -> (Vec<f32>, Vec<f32>) {
         self.network
             .vjp(&self.params, pixels, pixels.len() / IMAGE_PIXELS, cotangent)
+    }
+
+    fn network(&self) -> (&Network, &[f32]) {
+        (&self.network, &self.params)
     }
 }
 
@@ -416,9 +479,10 @@ impl<C: Differentiable> GradientOracle for PlainOracle<C> {
         Ok(grads)
     }
 
-    /// The provided method's result, computed per chunk of 64 images (as `Model` works): every
-    /// step of a chunk runs on one flat buffer while it is in cache, with no image built
-    /// between steps. Refuses mismatched lengths and labels instead of panicking.
+    /// The provided method's result, computed per chunk of 64 images (as `Model` works) by
+    /// [`signed_steps_chunk`]: every step of a chunk runs on one batch-innermost buffer
+    /// while it is in cache, with no image built and no transpose between steps. Refuses
+    /// mismatched lengths and labels instead of panicking.
     fn signed_steps(
         &mut self,
         clean: &[Image],
@@ -432,24 +496,16 @@ impl<C: Differentiable> GradientOracle for PlainOracle<C> {
         check_labels(clean.len(), labels)?;
         let steps = (start.len() as u64).saturating_mul(iters as u64);
         self.queries = self.queries.saturating_add(steps);
-        let classifier = &self.classifier;
+        let (network, params) = self.classifier.network();
         let chunks: Vec<Vec<Image>> = start
             .par_chunks(STEP_CHUNK)
             .zip(clean.par_chunks(STEP_CHUNK))
             .enumerate()
             .map(|(index, (start, clean))| {
                 let labels = &labels[index * STEP_CHUNK..][..start.len()];
-                let (mut x, clean) = (flat_pixels(start), flat_pixels(clean));
-                for _ in 0..iters {
-                    let (_, grad) = classifier.vjp_flat(&x, &|i, z| {
-                        let mut scores = [0.0; CLASSES];
-                        scores.copy_from_slice(z);
-                        cross_entropy_cotangent(&scores, usize::from(labels[i])).to_vec()
-                    });
-                    for ((v, &d), &c) in x.iter_mut().zip(&grad).zip(&clean) {
-                        *v = signed_pixel(*v, d, c, step, eps);
-                    }
-                }
+                let mut x = flat_pixels(start);
+                let clean = flat_pixels(clean);
+                signed_steps_chunk(network, params, &mut x, &clean, labels, step, eps, iters);
                 x.chunks_exact(IMAGE_PIXELS)
                     .map(|p| Image::new(p).expect("a signed step stays in the box"))
                     .collect()

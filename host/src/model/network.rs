@@ -113,6 +113,7 @@ impl Activation {
         T::ONE / (T::ONE + (-x).exp())
     }
 
+    #[inline(always)]
     fn apply<T: Real>(self, x: T) -> T {
         match self {
             Activation::Square => x * x,
@@ -140,6 +141,7 @@ impl Activation {
     }
 
     /// The derivative at input `x`.
+    #[inline(always)]
     fn derivative<T: Real>(self, x: T) -> T {
         match self {
             Activation::Square => x + x,
@@ -166,6 +168,23 @@ impl Activation {
                 T::ONE - t * t
             }
         }
+    }
+
+    /// `f(a, ..)` for `a = self`, in the widest tier and with `a` a constant in each arm,
+    /// so that a loop over [`Activation::apply`] or [`Activation::derivative`] inside `f`
+    /// is one vector loop per activation instead of a match per value.
+    #[inline(always)]
+    fn each<R>(self, f: impl FnOnce(Activation) -> R) -> R {
+        Tier::Widest.run(
+            #[inline(always)]
+            || match self {
+                Activation::Square => f(Activation::Square),
+                Activation::Relu => f(Activation::Relu),
+                Activation::LeakyRelu => f(Activation::LeakyRelu),
+                Activation::Sigmoid => f(Activation::Sigmoid),
+                Activation::Tanh => f(Activation::Tanh),
+            },
+        )
     }
 }
 
@@ -337,7 +356,9 @@ impl ConvPlan {
     /// `yt = bias + W * x` for `batch` examples, batch-innermost: `xt` holds input value `i`
     /// of every example at `i·batch ..`, and `yt` receives output `(o·positions + p)` of
     /// every example at `(o·positions + p)·batch ..`. `w` is `out x patch` (PyTorch's
-    /// layout flattened); `yt` is overwritten. Runs in `tier`.
+    /// layout flattened); `yt` is overwritten. Runs in `tier`, register-blocked
+    /// ([`ConvPlan::blocks`]): each output starts at its bias and adds its taps' products
+    /// in tap order, as [`ConvPlan::walk`] visits them.
     fn forward_batched<T: Real>(
         &self,
         tier: Tier,
@@ -350,16 +371,23 @@ impl ConvPlan {
         for (o, y) in yt.chunks_exact_mut(self.positions() * batch).enumerate() {
             y.fill(bias.map_or(T::ZERO, |b| b[o]));
         }
-        self.walk(
+        self.blocks(
             tier,
             batch,
-            #[inline(always)]
-            |w_i, x, y| axpy(w[w_i], &xt[x], &mut yt[y]),
+            &mut Forward {
+                plan: self,
+                w,
+                xt,
+                yt,
+                batch,
+            },
         );
     }
 
     /// The adjoint of [`ConvPlan::forward_batched`] in the input: adds `W^T * dyt` to `dxt`
-    /// (both batch-innermost, as there). Runs in `tier`.
+    /// (both batch-innermost, as there). Runs in `tier`, register-blocked
+    /// ([`ConvPlan::blocks`]): each input value receives, position after position and tap
+    /// after tap, the sum over a block's output channels in channel order.
     fn input_grad_batched<T: Real>(
         &self,
         tier: Tier,
@@ -368,11 +396,42 @@ impl ConvPlan {
         dxt: &mut [T],
         batch: usize,
     ) {
-        self.walk(
+        self.blocks(
             tier,
             batch,
+            &mut InputGrad {
+                plan: self,
+                w,
+                dyt,
+                dxt,
+                batch,
+            },
+        );
+    }
+
+    /// Runs `kernel` in `tier` over every register block of a batch of `batch`: position
+    /// after position, output channels in groups of at most [`GROUP`], examples in tiles of
+    /// [`LANES`] and then one by one for the rest. The blocks of a position touch disjoint
+    /// outputs, so the order within a position changes no result.
+    #[inline(always)]
+    fn blocks(&self, tier: Tier, batch: usize, kernel: &mut impl Block) {
+        let channels = self.spec.out_channels;
+        tier.run(
             #[inline(always)]
-            |w_i, dx, dy| axpy(w[w_i], &dyt[dy], &mut dxt[dx]),
+            || {
+                for p in 0..self.positions() {
+                    for o0 in (0..channels).step_by(GROUP) {
+                        let group = GROUP.min(channels - o0);
+                        let full = batch - batch % LANES;
+                        for b0 in (0..full).step_by(LANES) {
+                            dispatch::<LANES>(kernel, group, p, o0, b0);
+                        }
+                        for b0 in full..batch {
+                            dispatch::<1>(kernel, group, p, o0, b0);
+                        }
+                    }
+                }
+            },
         );
     }
 
@@ -416,6 +475,109 @@ fn conv_axis(
     }
 }
 
+/// Examples per register block of the convolution kernels: two AVX2 vectors of `f32`.
+const LANES: usize = 16;
+
+/// The most output channels one register block holds (with [`LANES`] examples, the block's
+/// accumulators and operands fit the sixteen AVX2 registers).
+const GROUP: usize = 6;
+
+/// One of the convolution's register-blocked kernels.
+trait Block {
+    /// Does the kernel's work for output channels `o0 .. o0 + G` at output position `p`, for
+    /// examples `b0 .. b0 + L`.
+    fn block<const G: usize, const L: usize>(&mut self, p: usize, o0: usize, b0: usize);
+}
+
+/// Calls `kernel.block::<group, L>`, for `group` in `1 ..= GROUP`.
+#[inline(always)]
+fn dispatch<const L: usize>(kernel: &mut impl Block, group: usize, p: usize, o0: usize, b0: usize) {
+    match group {
+        1 => kernel.block::<1, L>(p, o0, b0),
+        2 => kernel.block::<2, L>(p, o0, b0),
+        3 => kernel.block::<3, L>(p, o0, b0),
+        4 => kernel.block::<4, L>(p, o0, b0),
+        5 => kernel.block::<5, L>(p, o0, b0),
+        6 => kernel.block::<6, L>(p, o0, b0),
+        _ => unreachable!("a group holds 1 to {GROUP} channels, not {group}"),
+    }
+}
+
+/// [`ConvPlan::forward_batched`]'s kernel: the block's outputs stay in registers while
+/// every tap adds its products.
+struct Forward<'a, T> {
+    plan: &'a ConvPlan,
+    w: &'a [T],
+    xt: &'a [T],
+    yt: &'a mut [T],
+    batch: usize,
+}
+
+impl<T: Real> Block for Forward<'_, T> {
+    #[inline(always)]
+    fn block<const G: usize, const L: usize>(&mut self, p: usize, o0: usize, b0: usize) {
+        let (plan, batch) = (self.plan, self.batch);
+        let (k, positions) = (plan.patch(), plan.positions());
+        let at = |g: usize| ((o0 + g) * positions + p) * batch + b0;
+        let mut acc = [[T::ZERO; L]; G];
+        for (g, a) in acc.iter_mut().enumerate() {
+            a.copy_from_slice(&self.yt[at(g)..][..L]);
+        }
+        for (t, &src) in plan.taps[p * k..][..k].iter().enumerate() {
+            if src >= plan.input_len {
+                continue;
+            }
+            let x = &self.xt[src * batch + b0..][..L];
+            for (g, a) in acc.iter_mut().enumerate() {
+                let w = self.w[(o0 + g) * k + t];
+                for (a, &x) in a.iter_mut().zip(x) {
+                    *a += w * x;
+                }
+            }
+        }
+        for (g, a) in acc.iter().enumerate() {
+            self.yt[at(g)..][..L].copy_from_slice(a);
+        }
+    }
+}
+
+/// [`ConvPlan::input_grad_batched`]'s kernel: the block's output gradients stay in
+/// registers while every tap's input value receives their weighted sum.
+struct InputGrad<'a, T> {
+    plan: &'a ConvPlan,
+    w: &'a [T],
+    dyt: &'a [T],
+    dxt: &'a mut [T],
+    batch: usize,
+}
+
+impl<T: Real> Block for InputGrad<'_, T> {
+    #[inline(always)]
+    fn block<const G: usize, const L: usize>(&mut self, p: usize, o0: usize, b0: usize) {
+        let (plan, batch) = (self.plan, self.batch);
+        let (k, positions) = (plan.patch(), plan.positions());
+        let mut dy = [[T::ZERO; L]; G];
+        for (g, d) in dy.iter_mut().enumerate() {
+            d.copy_from_slice(&self.dyt[((o0 + g) * positions + p) * batch + b0..][..L]);
+        }
+        for (t, &src) in plan.taps[p * k..][..k].iter().enumerate() {
+            if src >= plan.input_len {
+                continue;
+            }
+            let dx = &mut self.dxt[src * batch + b0..][..L];
+            let mut acc = [T::ZERO; L];
+            acc.copy_from_slice(dx);
+            for (g, d) in dy.iter().enumerate() {
+                let w = self.w[(o0 + g) * k + t];
+                for (a, &d) in acc.iter_mut().zip(d) {
+                    *a += w * d;
+                }
+            }
+            dx.copy_from_slice(&acc);
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Op {
     Conv(ConvPlan),
@@ -445,11 +607,64 @@ pub struct Network {
     params: usize,
 }
 
-/// What a forward pass keeps for the backward pass: each layer's input, a convolution's
-/// batch-innermost (the layout its weight gradient reads).
-struct Trace<T> {
-    inputs: Vec<Vec<T>>,
+/// How a batch's activations lie in one buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Example after example: value `i` of example `b` at `b·len + i`.
+    Examples,
+    /// Batch-innermost: value `i` of example `b` at `i·batch + b`, the layout a
+    /// convolution's multiply-adds run over (each over the whole batch at once).
+    BatchInner,
 }
+
+impl Layout {
+    /// `values` (`len` values for each of `batch` examples, laid out in `self`) laid out in
+    /// `to`: the same buffer when the layouts agree, a transpose otherwise.
+    ///
+    /// # Panics
+    /// If `values.len() != len * batch`.
+    pub fn convert<T: Real>(self, to: Layout, values: Vec<T>, len: usize, batch: usize) -> Vec<T> {
+        match (self, to) {
+            (Layout::Examples, Layout::BatchInner) => transposed(&values, batch, len),
+            (Layout::BatchInner, Layout::Examples) => transposed(&values, len, batch),
+            _ => values,
+        }
+    }
+
+    /// The (row stride, column stride) of the `batch x len` matrix of a batch in this layout,
+    /// for a matrix product to read or write it in place.
+    fn strides(self, len: usize, batch: usize) -> (usize, usize) {
+        match self {
+            Layout::Examples => (len, 1),
+            Layout::BatchInner => (1, batch),
+        }
+    }
+}
+
+impl Op {
+    /// The layout this layer reads, if it needs one: a dense layer reads both through
+    /// strides, and an element-wise layer does not care.
+    fn reads(&self) -> Option<Layout> {
+        match self {
+            Op::Conv(_) => Some(Layout::BatchInner),
+            Op::Upsample(_) => Some(Layout::Examples),
+            Op::Act(_) | Op::View | Op::Dense(_) => None,
+        }
+    }
+
+    /// The layout of this layer's output, for an input laid out in `input`.
+    fn writes(&self, input: Layout) -> Layout {
+        match self {
+            Op::Conv(_) => Layout::BatchInner,
+            Op::Dense(_) | Op::Upsample(_) => Layout::Examples,
+            Op::Act(_) | Op::View => input,
+        }
+    }
+}
+
+/// What a forward pass keeps for the backward pass: each layer's input, in the layout the
+/// layer read it.
+type Trace<T> = Vec<(Vec<T>, Layout)>;
 
 impl Network {
     /// Plans `specs` on examples of shape `input`, naming parameters PyTorch-style: a single
@@ -644,40 +859,69 @@ impl Network {
     /// If `params.len() != self.param_count()` or `x.len() != batch * self.input_len()`.
     pub fn forward<T: Real>(&self, params: &[T], x: &[T], batch: usize) -> Vec<T> {
         self.check_batch(params, x, batch);
-        let mut act = x.to_vec();
-        for l in &self.layers {
-            act = self.layer_forward(l, params, &act, batch);
-        }
-        act
+        self.run_forward(params, x.to_vec(), Layout::Examples, batch, None)
     }
 
-    fn forward_traced<T: Real>(&self, params: &[T], x: &[T], batch: usize) -> (Vec<T>, Trace<T>) {
-        let mut trace = Trace {
-            inputs: Vec::with_capacity(self.layers.len()),
-        };
-        let mut act = x.to_vec();
+    /// The outputs, example after example, for `batch` examples laid out in `layout` in `x`;
+    /// pushes each layer's input onto `trace` when given. Each layer's output stays in the
+    /// layout the layer writes ([`Op::writes`]) until a layer needs another, so a dense
+    /// layer after a convolution reads its batch-innermost output in place.
+    fn run_forward<T: Real>(
+        &self,
+        params: &[T],
+        x: Vec<T>,
+        layout: Layout,
+        batch: usize,
+        mut trace: Option<&mut Trace<T>>,
+    ) -> Vec<T> {
+        let (mut act, mut layout) = (x, layout);
         for l in &self.layers {
-            let (next, input) = match &l.op {
-                Op::Conv(c) => {
-                    let xt = transposed(&act, batch, l.input.len());
-                    (Self::conv_forward(c, l, params, &xt, batch), xt)
+            if let Some(needed) = l.op.reads() {
+                act = layout.convert(needed, act, l.input.len(), batch);
+                layout = needed;
+            }
+            if l.op == Op::View {
+                // The values pass unchanged, and the backward pass reads no input here.
+                if let Some(trace) = trace.as_deref_mut() {
+                    trace.push((Vec::new(), layout));
                 }
-                _ => {
-                    let next = self.layer_forward(l, params, &act, batch);
-                    (next, std::mem::take(&mut act))
-                }
-            };
-            trace.inputs.push(input);
-            act = next;
+                continue;
+            }
+            let next = self.layer_forward(l, params, &act, layout, batch);
+            if let Some(trace) = trace.as_deref_mut() {
+                trace.push((act, layout));
+            }
+            (act, layout) = (next, l.op.writes(layout));
         }
-        (act, trace)
+        layout.convert(Layout::Examples, act, self.output_len(), batch)
     }
 
-    fn layer_forward<T: Real>(&self, l: &Planned, params: &[T], x: &[T], batch: usize) -> Vec<T> {
+    /// Layer `l`'s output for `batch` examples laid out in `layout` in `x` (a layout the
+    /// layer reads), laid out as [`Op::writes`] says.
+    fn layer_forward<T: Real>(
+        &self,
+        l: &Planned,
+        params: &[T],
+        x: &[T],
+        layout: Layout,
+        batch: usize,
+    ) -> Vec<T> {
         let (n_in, n_out) = (l.input.len(), l.output.len());
         match &l.op {
-            Op::Act(a) => x.iter().map(|&v| a.apply(v)).collect(),
-            Op::View => x.to_vec(),
+            Op::Act(a) => {
+                // A loop, not `collect`: the latter's code is shared by every activation.
+                let mut y = vec![T::ZERO; x.len()];
+                a.each(
+                    #[inline(always)]
+                    |a| {
+                        for (y, &v) in y.iter_mut().zip(x) {
+                            *y = a.apply(v);
+                        }
+                    },
+                );
+                y
+            }
+            Op::View => unreachable!("a view passes its input on unchanged, never through here"),
             Op::Upsample(f) => {
                 let (c, h, w) = (l.input.c, l.input.h, l.input.w);
                 let mut y = Vec::with_capacity(batch * n_out);
@@ -700,42 +944,31 @@ impl Network {
                     }
                 }
                 // y[B x out] += x[B x in] * W^T, W stored [out x in].
+                let (rs, cs) = layout.strides(n_in, batch);
                 T::gemm(
                     batch,
                     d.inputs,
                     d.outputs,
-                    (x, n_in, 1),
+                    (x, rs, cs),
                     (w, 1, d.inputs),
                     T::ONE,
-                    (&mut y, n_out),
+                    (&mut y, n_out, 1),
                 );
                 y
             }
-            Op::Conv(c) => Self::conv_forward(c, l, params, &transposed(x, batch, n_in), batch),
+            Op::Conv(c) => {
+                let mut yt = vec![T::ZERO; n_out * batch];
+                c.forward_batched(
+                    Tier::Widest,
+                    &params[l.weight.clone()],
+                    l.bias.clone().map(|b| &params[b]),
+                    x,
+                    &mut yt,
+                    batch,
+                );
+                yt
+            }
         }
-    }
-
-    /// The outputs of convolution layer `l` (example after example) for `batch` examples
-    /// given batch-innermost in `xt`: each input value's `batch` copies, one per example,
-    /// lie side by side, so every multiply-add runs over the whole batch at once.
-    fn conv_forward<T: Real>(
-        c: &ConvPlan,
-        l: &Planned,
-        params: &[T],
-        xt: &[T],
-        batch: usize,
-    ) -> Vec<T> {
-        let n_out = l.output.len();
-        let mut yt = vec![T::ZERO; n_out * batch];
-        c.forward_batched(
-            Tier::Widest,
-            &params[l.weight.clone()],
-            l.bias.clone().map(|b| &params[b]),
-            xt,
-            &mut yt,
-            batch,
-        );
-        transposed(&yt, n_out, batch)
     }
 
     /// Softmax cross-entropy of the outputs for `batch` examples against `labels`; adds
@@ -788,7 +1021,14 @@ impl Network {
         };
         self.check_batch(params, x, batch);
         assert_eq!(grad.len(), self.params, "gradient vector length");
-        let (y, trace) = self.forward_traced(params, x, batch);
+        let mut trace = Trace::with_capacity(self.layers.len());
+        let y = self.run_forward(
+            params,
+            x.to_vec(),
+            Layout::Examples,
+            batch,
+            Some(&mut trace),
+        );
         let mut delta = vec![T::ZERO; y.len()];
         let mut loss = 0.0;
         let mut correct = 0;
@@ -819,7 +1059,11 @@ impl Network {
                 }
             };
         }
-        self.backward(params, &trace, delta, batch, Some(grad), input_grad);
+        let want = input_grad.is_some().then_some(Layout::Examples);
+        let dx = self.backward(params, trace, delta, batch, Some(grad), want);
+        if let (Some(out), Some(dx)) = (input_grad, dx) {
+            out.copy_from_slice(&dx);
+        }
         (loss, correct)
     }
 
@@ -837,10 +1081,29 @@ impl Network {
         params: &[T],
         x: &[T],
         batch: usize,
-        mut cotangent: impl FnMut(usize, &[T]) -> Vec<T>,
+        cotangent: impl FnMut(usize, &[T]) -> Vec<T>,
     ) -> (Vec<T>, Vec<T>) {
         self.check_batch(params, x, batch);
-        let (outputs, trace) = self.forward_traced(params, x, batch);
+        self.vjp_laid_out(params, x.to_vec(), Layout::Examples, batch, cotangent)
+    }
+
+    /// [`Network::vjp`] for examples laid out in `layout` in `x`; the input gradient comes
+    /// back in the same layout (the outputs, example after example). A caller that steps
+    /// the same batch many times keeps it batch-innermost and so never transposes it.
+    ///
+    /// # Panics
+    /// As [`Network::vjp`].
+    pub fn vjp_laid_out<T: Real>(
+        &self,
+        params: &[T],
+        x: Vec<T>,
+        layout: Layout,
+        batch: usize,
+        mut cotangent: impl FnMut(usize, &[T]) -> Vec<T>,
+    ) -> (Vec<T>, Vec<T>) {
+        self.check_batch(params, &x, batch);
+        let mut trace = Trace::with_capacity(self.layers.len());
+        let outputs = self.run_forward(params, x, layout, batch, Some(&mut trace));
         let classes = self.output_len();
         let mut delta = Vec::with_capacity(outputs.len());
         for (i, z) in outputs.chunks_exact(classes).enumerate() {
@@ -848,33 +1111,43 @@ impl Network {
             assert_eq!(d.len(), classes, "cotangent length");
             delta.extend_from_slice(&d);
         }
-        let mut input_grad = vec![T::ZERO; x.len()];
-        self.backward(params, &trace, delta, batch, None, Some(&mut input_grad));
+        let input_grad = self
+            .backward(params, trace, delta, batch, None, Some(layout))
+            .expect("an input gradient was asked for");
         (outputs, input_grad)
     }
 
+    /// Back-propagates `delta` (the gradient of the outputs, example after example) through
+    /// the layers whose inputs `trace` holds: adds the parameter gradient to `grad` when
+    /// given, and returns the input gradient in layout `input` when asked for one.
     fn backward<T: Real>(
         &self,
         params: &[T],
-        trace: &Trace<T>,
+        trace: Trace<T>,
         mut delta: Vec<T>,
         batch: usize,
         mut grad: Option<&mut [T]>,
-        input_grad: Option<&mut [T]>,
-    ) {
-        let want_input = input_grad.is_some();
-        for (i, l) in self.layers.iter().enumerate().rev() {
-            let x = &trace.inputs[i];
+        input: Option<Layout>,
+    ) -> Option<Vec<T>> {
+        let mut layout = Layout::Examples;
+        for (i, (l, (x, read))) in self.layers.iter().zip(trace).enumerate().rev() {
             // The first layer's input gradient is only needed on request.
-            let need_dx = i > 0 || want_input;
+            let need_dx = i > 0 || input.is_some();
             let (n_in, n_out) = (l.input.len(), l.output.len());
+            delta = layout.convert(l.op.writes(read), delta, n_out, batch);
             delta = match &l.op {
                 Op::View => delta,
-                Op::Act(a) => delta
-                    .iter()
-                    .zip(x)
-                    .map(|(&d, &v)| a.derivative(v) * d)
-                    .collect(),
+                Op::Act(a) => {
+                    a.each(
+                        #[inline(always)]
+                        |a| {
+                            for (d, &v) in delta.iter_mut().zip(&x) {
+                                *d = a.derivative(v) * *d;
+                            }
+                        },
+                    );
+                    delta
+                }
                 Op::Upsample(f) => {
                     let (c, h, w) = (l.input.c, l.input.h, l.input.w);
                     let mut dx = vec![T::ZERO; batch * n_in];
@@ -892,6 +1165,7 @@ impl Network {
                     dx
                 }
                 Op::Dense(dn) => {
+                    let (rs, cs) = read.strides(n_in, batch);
                     if let Some(grad) = grad.as_deref_mut() {
                         // dW[out x in] += delta^T[out x B] * x[B x in].
                         T::gemm(
@@ -899,9 +1173,9 @@ impl Network {
                             batch,
                             dn.inputs,
                             (&delta, 1, n_out),
-                            (x, n_in, 1),
+                            (&x, rs, cs),
                             T::ONE,
-                            (&mut grad[l.weight.clone()], dn.inputs),
+                            (&mut grad[l.weight.clone()], dn.inputs, 1),
                         );
                         if let Some(b) = &l.bias {
                             let gb = &mut grad[b.clone()];
@@ -915,7 +1189,7 @@ impl Network {
                     let mut dx = Vec::new();
                     if need_dx {
                         dx = vec![T::ZERO; batch * n_in];
-                        // dx[B x in] = delta[B x out] * W[out x in].
+                        // dx[B x in] = delta[B x out] * W[out x in], in the layout x was read.
                         T::gemm(
                             batch,
                             dn.outputs,
@@ -923,49 +1197,47 @@ impl Network {
                             (&delta, n_out, 1),
                             (&params[l.weight.clone()], dn.inputs, 1),
                             T::ZERO,
-                            (&mut dx, n_in),
+                            (&mut dx, rs, cs),
                         );
                     }
                     dx
                 }
                 Op::Conv(c) => {
-                    let dyt = transposed(&delta, batch, n_out);
+                    // delta is batch-innermost here, as the convolution wrote its output.
                     if let Some(grad) = grad.as_deref_mut() {
                         // The trace holds a convolution's input batch-innermost.
                         c.weight_grad_batched(
                             Tier::Widest,
-                            x,
-                            &dyt,
+                            &x,
+                            &delta,
                             &mut grad[l.weight.clone()],
                             batch,
                         );
                         if let Some(b) = &l.bias {
                             // Each channel's bias gradient sums its positions and examples.
-                            let per_channel = dyt.chunks_exact(c.positions() * batch);
+                            let per_channel = delta.chunks_exact(c.positions() * batch);
                             for (g, d) in grad[b.clone()].iter_mut().zip(per_channel) {
                                 *g += d.iter().fold(T::ZERO, |s, &v| s + v);
                             }
                         }
                     }
+                    let mut dxt = Vec::new();
                     if need_dx {
-                        let mut dxt = vec![T::ZERO; n_in * batch];
+                        dxt = vec![T::ZERO; n_in * batch];
                         c.input_grad_batched(
                             Tier::Widest,
                             &params[l.weight.clone()],
-                            &dyt,
+                            &delta,
                             &mut dxt,
                             batch,
                         );
-                        transposed(&dxt, n_in, batch)
-                    } else {
-                        Vec::new()
                     }
+                    dxt
                 }
             };
+            layout = read;
         }
-        if let Some(out) = input_grad {
-            out.copy_from_slice(&delta);
-        }
+        input.map(|to| layout.convert(to, delta, self.input_len(), batch))
     }
 }
 
@@ -1097,14 +1369,6 @@ impl Tier {
     }
 }
 
-/// `y += a·x` over two slices of the same length.
-#[inline(always)]
-fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
-    for (y, &x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
-}
-
 /// `Σ x_i·y_i`, in eight interleaved partial sums (which the compiler keeps in one vector).
 #[inline(always)]
 fn dot<T: Real>(x: &[T], y: &[T]) -> T {
@@ -1127,8 +1391,12 @@ fn dot<T: Real>(x: &[T], y: &[T]) -> T {
 mod tests {
     use super::*;
 
-    /// The widest tier this machine has gives the same bits as the portable build, for the paper's convolution and a wider one with several input
-    /// channels, on a batch that is not a multiple of the vector width.
+    /// The widest tier this machine has gives the same bits as the portable build, for the
+    /// paper's convolution and a wider one with several input channels, on a batch that is
+    /// not a multiple of the register block's width; and the register-blocked kernels give
+    /// the same bits as the obvious loop over [`ConvPlan::walk`], which adds the products
+    /// to each value in the same order when a block holds every output channel (and
+    /// nearly the same when it does not).
     #[test]
     fn every_convolution_tier_matches_the_portable_one_bit_for_bit() {
         let LayerSpec::Conv2d(paper) = crate::model::Architecture::Mnist.layers()[0] else {
@@ -1147,6 +1415,17 @@ mod tests {
                 },
                 Shape::chw(3, 9, 7),
             ),
+            (
+                Conv2d {
+                    in_channels: 2,
+                    out_channels: GROUP + 2,
+                    kernel: 3,
+                    stride: 2,
+                    padding: Padding::Same,
+                    bias: true,
+                },
+                Shape::chw(2, 8, 9),
+            ),
         ];
         // A fixed pseudo-random sequence in [-1, 1).
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -1162,7 +1441,7 @@ mod tests {
         };
         for (spec, input) in specs {
             let plan = ConvPlan::new(spec, input).expect("the kernel fits");
-            let batch = 13;
+            let batch = 2 * LANES + 5;
             let (n_in, n_out) = (input.len(), spec.out_channels * plan.positions());
             let w = draw(spec.out_channels * plan.patch());
             let bias = draw(spec.out_channels);
@@ -1173,16 +1452,52 @@ mod tests {
             plan.forward_batched(Tier::Widest, &w, Some(&bias), &xt, &mut fast, batch);
             plan.forward_batched(Tier::Portable, &w, Some(&bias), &xt, &mut slow, batch);
             assert_eq!(fast, slow, "forward, {spec:?}");
+            let mut obvious = vec![0.0; n_out * batch];
+            for (o, y) in obvious
+                .chunks_exact_mut(plan.positions() * batch)
+                .enumerate()
+            {
+                y.fill(bias[o]);
+            }
+            plan.walk(Tier::Portable, batch, |w_i, x, y| {
+                axpy(w[w_i], &xt[x], &mut obvious[y]);
+            });
+            assert_eq!(fast, obvious, "forward against the obvious loop, {spec:?}");
 
             let (mut fast, mut slow) = (vec![0.0; n_in * batch], vec![0.0; n_in * batch]);
             plan.input_grad_batched(Tier::Widest, &w, &dyt, &mut fast, batch);
             plan.input_grad_batched(Tier::Portable, &w, &dyt, &mut slow, batch);
             assert_eq!(fast, slow, "input gradient, {spec:?}");
+            let mut obvious = vec![0.0; n_in * batch];
+            plan.walk(Tier::Portable, batch, |w_i, dx, dy| {
+                axpy(w[w_i], &dyt[dy], &mut obvious[dx]);
+            });
+            if spec.out_channels <= GROUP {
+                assert_eq!(
+                    fast, obvious,
+                    "input gradient against the obvious loop, {spec:?}"
+                );
+            } else {
+                // Several blocks per position add their sums group by group.
+                for (f, o) in fast.iter().zip(&obvious) {
+                    assert!(
+                        (f - o).abs() <= 1e-5 * o.abs().max(1.0),
+                        "{f} vs {o}, {spec:?}"
+                    );
+                }
+            }
 
             let (mut fast, mut slow) = (w.clone(), w.clone());
             plan.weight_grad_batched(Tier::Widest, &xt, &dyt, &mut fast, batch);
             plan.weight_grad_batched(Tier::Portable, &xt, &dyt, &mut slow, batch);
             assert_eq!(fast, slow, "weight gradient, {spec:?}");
+        }
+    }
+
+    /// `y += a·x` over two slices of the same length.
+    fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += a * x;
         }
     }
 

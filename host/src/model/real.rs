@@ -30,11 +30,12 @@ pub trait Real:
     /// `e^self`.
     fn exp(self) -> Self;
     /// `C = beta * C + A * B` for an `m x k` matrix A and a `k x n` matrix B, each given by a
-    /// slice and its (row stride, column stride), and a row-major `m x n` C with row stride
-    /// `rsc` (column stride 1).
+    /// slice and its (row stride, column stride), and an `m x n` C given the same way, whose
+    /// strides address every element once (rows side by side or columns side by side).
     ///
     /// # Panics
-    /// If a stride or dimension would index outside its slice.
+    /// If a stride or dimension would index outside its slice, or C's strides would make
+    /// two of its elements one.
     #[allow(clippy::too_many_arguments)]
     fn gemm(
         m: usize,
@@ -43,7 +44,7 @@ pub trait Real:
         a: (&[Self], usize, usize),
         b: (&[Self], usize, usize),
         beta: Self,
-        c: (&mut [Self], usize),
+        c: (&mut [Self], usize, usize),
     );
 }
 
@@ -84,11 +85,17 @@ macro_rules! real_impl {
                 (a, rsa, csa): (&[Self], usize, usize),
                 (b, rsb, csb): (&[Self], usize, usize),
                 beta: Self,
-                (c, rsc): (&mut [Self], usize),
+                (c, rsc, csc): (&mut [Self], usize, usize),
             ) {
                 check_view("A", a.len(), m, k, rsa, csa);
                 check_view("B", b.len(), k, n, rsb, csb);
-                check_view("C", c.len(), m, n, rsc, 1);
+                check_view("C", c.len(), m, n, rsc, csc);
+                assert!(
+                    m <= 1 && n <= 1
+                        || (csc > 0 && rsc >= n.saturating_mul(csc))
+                        || (rsc > 0 && csc >= m.saturating_mul(rsc)),
+                    "gemm: C view {m}x{n} strides ({rsc},{csc}) overlaps itself"
+                );
                 if m == 0 || n == 0 {
                     return;
                 }
@@ -96,7 +103,7 @@ macro_rules! real_impl {
                 let s = |v: usize| isize::try_from(v).unwrap_or(isize::MAX);
                 // SAFETY: check_view asserted that every element the product reads from A
                 // (m x k with strides rsa, csa) and B (k x n with rsb, csb) and writes to C
-                // (m x n with rsc, 1) lies inside its slice; C is borrowed mutably and so does
+                // (m x n with rsc, csc) lies inside its slice; C is borrowed mutably and so does
                 // not alias A or B. With k == 0 the kernel only scales C by beta.
                 unsafe {
                     $gemm(
@@ -113,7 +120,7 @@ macro_rules! real_impl {
                         beta,
                         c.as_mut_ptr(),
                         s(rsc),
-                        1,
+                        s(csc),
                     );
                 }
             }

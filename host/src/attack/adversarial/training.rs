@@ -29,8 +29,8 @@ use super::{check_count, check_labels, check_range, AttackError, ConfigError};
 use crate::model::network::{LayerSpec, Network, Shape};
 use crate::model::Architecture;
 use crate::oracle::{
-    cross_entropy_cotangent, predicted_class, signed_pixel, Differentiable, Image, Oracle,
-    PlainOracle, PlainOracleError, Scores, CLASSES, IMAGE_SIDE,
+    predicted_class, signed_steps_chunk, Differentiable, Image, Oracle, PlainOracle,
+    PlainOracleError, CLASSES, IMAGE_SIDE,
 };
 use crate::train::{stream_rng, TrainError};
 
@@ -111,16 +111,16 @@ pub fn pgd_inputs(
         let u = (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32;
         *v = project(c + eps * (2.0 * u - 1.0), c);
     }
-    for _ in 0..config.steps {
-        let (_, grad) = net.vjp(weights, x, labels.len(), |i, z| {
-            let mut scores: Scores = [0.0; CLASSES];
-            scores.copy_from_slice(&z[..CLASSES]);
-            cross_entropy_cotangent(&scores, usize::from(labels[i])).to_vec()
-        });
-        for ((v, &c), &g) in x.iter_mut().zip(&clean).zip(&grad) {
-            *v = signed_pixel(*v, g, c, config.step, eps);
-        }
-    }
+    signed_steps_chunk(
+        net,
+        weights,
+        x,
+        &clean,
+        labels,
+        config.step,
+        eps,
+        config.steps,
+    );
 }
 
 /// The input hook of [`crate::train::fit_with`] and [`crate::train::train_with`] that
