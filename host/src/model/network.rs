@@ -21,6 +21,7 @@
 //! before and two after, and a 14x14 output. The convolution is computed as im2col followed
 //! by one matrix product per example (the products go through `matrixmultiply`).
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use super::real::Real;
@@ -376,7 +377,7 @@ impl ConvPlan {
             batch,
             &mut Forward {
                 plan: self,
-                w,
+                w: &regroup(w, self.spec.out_channels, self.patch()),
                 xt,
                 yt,
                 batch,
@@ -401,7 +402,7 @@ impl ConvPlan {
             batch,
             &mut InputGrad {
                 plan: self,
-                w,
+                w: &regroup(w, self.spec.out_channels, self.patch()),
                 dyt,
                 dxt,
                 batch,
@@ -503,8 +504,34 @@ fn dispatch<const L: usize>(kernel: &mut impl Block, group: usize, p: usize, o0:
     }
 }
 
+/// The first `N` values of `s` as an array.
+#[inline(always)]
+fn as_array<T, const N: usize>(s: &[T]) -> &[T; N] {
+    s[..N].try_into().expect("a slice of N values")
+}
+
+/// The weights `w` (`out x patch`, PyTorch's layout) regrouped for the register blocks:
+/// for each group of [`GROUP`] output channels from `o0` and each tap `t`, the group's
+/// weights side by side from [`grouped`]`(o0, patch, t)` (zeros beyond the last channel),
+/// so that a block reads a tap's weights as one array.
+fn regroup<T: Real>(w: &[T], out: usize, patch: usize) -> Vec<T> {
+    let mut g = vec![T::ZERO; out.div_ceil(GROUP) * patch * GROUP];
+    for o in 0..out {
+        for t in 0..patch {
+            g[grouped(o - o % GROUP, patch, t) + o % GROUP] = w[o * patch + t];
+        }
+    }
+    g
+}
+
+/// Where [`regroup`] puts the weights of tap `t` of the group that starts at channel `o0`.
+#[inline(always)]
+fn grouped(o0: usize, patch: usize, t: usize) -> usize {
+    (o0 / GROUP * patch + t) * GROUP
+}
+
 /// [`ConvPlan::forward_batched`]'s kernel: the block's outputs stay in registers while
-/// every tap adds its products.
+/// every tap adds its products. `w` is [`regroup`]ed.
 struct Forward<'a, T> {
     plan: &'a ConvPlan,
     w: &'a [T],
@@ -527,9 +554,9 @@ impl<T: Real> Block for Forward<'_, T> {
             if src >= plan.input_len {
                 continue;
             }
-            let x = &self.xt[src * batch + b0..][..L];
-            for (g, a) in acc.iter_mut().enumerate() {
-                let w = self.w[(o0 + g) * k + t];
+            let x: &[T; L] = as_array(&self.xt[src * batch + b0..][..L]);
+            let w: &[T; G] = as_array(&self.w[grouped(o0, k, t)..][..G]);
+            for (a, &w) in acc.iter_mut().zip(w) {
                 for (a, &x) in a.iter_mut().zip(x) {
                     *a += w * x;
                 }
@@ -542,7 +569,8 @@ impl<T: Real> Block for Forward<'_, T> {
 }
 
 /// [`ConvPlan::input_grad_batched`]'s kernel: the block's output gradients stay in
-/// registers while every tap's input value receives their weighted sum.
+/// registers while every tap's input value receives their weighted sum. `w` is
+/// [`regroup`]ed.
 struct InputGrad<'a, T> {
     plan: &'a ConvPlan,
     w: &'a [T],
@@ -564,16 +592,17 @@ impl<T: Real> Block for InputGrad<'_, T> {
             if src >= plan.input_len {
                 continue;
             }
-            let dx = &mut self.dxt[src * batch + b0..][..L];
-            let mut acc = [T::ZERO; L];
-            acc.copy_from_slice(dx);
-            for (g, d) in dy.iter().enumerate() {
-                let w = self.w[(o0 + g) * k + t];
+            let dx: &mut [T; L] = (&mut self.dxt[src * batch + b0..][..L])
+                .try_into()
+                .expect("a slice of L values");
+            let w: &[T; G] = as_array(&self.w[grouped(o0, k, t)..][..G]);
+            let mut acc = *dx;
+            for (d, &w) in dy.iter().zip(w) {
                 for (a, &d) in acc.iter_mut().zip(d) {
                     *a += w * d;
                 }
             }
-            dx.copy_from_slice(&acc);
+            *dx = acc;
         }
     }
 }
@@ -663,8 +692,30 @@ impl Op {
 }
 
 /// What a forward pass keeps for the backward pass: each layer's input, in the layout the
-/// layer read it.
+/// layer read it, or an empty buffer where the backward pass does not read it.
 type Trace<T> = Vec<(Vec<T>, Layout)>;
+
+/// What a forward pass keeps of each layer's input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keep {
+    /// Nothing: inference.
+    Nothing,
+    /// What the input gradient needs: an activation's input.
+    ForInput,
+    /// What the input and parameter gradients need: every layer's input.
+    ForParams,
+}
+
+impl Keep {
+    /// Whether the backward pass reads the input of a layer doing `op`.
+    fn keeps(self, op: &Op) -> bool {
+        match self {
+            Keep::Nothing => false,
+            Keep::ForInput => matches!(op, Op::Act(_)),
+            Keep::ForParams => *op != Op::View && !matches!(op, Op::Upsample(_)),
+        }
+    }
+}
 
 impl Network {
     /// Plans `specs` on examples of shape `input`, naming parameters PyTorch-style: a single
@@ -859,41 +910,55 @@ impl Network {
     /// If `params.len() != self.param_count()` or `x.len() != batch * self.input_len()`.
     pub fn forward<T: Real>(&self, params: &[T], x: &[T], batch: usize) -> Vec<T> {
         self.check_batch(params, x, batch);
-        self.run_forward(params, x.to_vec(), Layout::Examples, batch, None)
+        let mut trace = Trace::new();
+        self.run_forward(
+            params,
+            x,
+            Layout::Examples,
+            batch,
+            Keep::Nothing,
+            &mut trace,
+        )
     }
 
     /// The outputs, example after example, for `batch` examples laid out in `layout` in `x`;
-    /// pushes each layer's input onto `trace` when given. Each layer's output stays in the
-    /// layout the layer writes ([`Op::writes`]) until a layer needs another, so a dense
-    /// layer after a convolution reads its batch-innermost output in place.
+    /// pushes each layer's input onto `trace` (empty unless `keep` keeps it). Each layer's
+    /// output stays in the layout the layer writes ([`Op::writes`]) until a layer needs
+    /// another, so a dense layer after a convolution reads its batch-innermost output in
+    /// place, and `x` itself is copied only where it must be kept or relaid.
     fn run_forward<T: Real>(
         &self,
         params: &[T],
-        x: Vec<T>,
+        x: &[T],
         layout: Layout,
         batch: usize,
-        mut trace: Option<&mut Trace<T>>,
+        keep: Keep,
+        trace: &mut Trace<T>,
     ) -> Vec<T> {
-        let (mut act, mut layout) = (x, layout);
+        let (mut act, mut layout) = (Cow::Borrowed(x), layout);
         for l in &self.layers {
             if let Some(needed) = l.op.reads() {
-                act = layout.convert(needed, act, l.input.len(), batch);
-                layout = needed;
+                if needed != layout {
+                    act =
+                        Cow::Owned(layout.convert(needed, act.into_owned(), l.input.len(), batch));
+                    layout = needed;
+                }
             }
             if l.op == Op::View {
-                // The values pass unchanged, and the backward pass reads no input here.
-                if let Some(trace) = trace.as_deref_mut() {
-                    trace.push((Vec::new(), layout));
-                }
+                // The values pass on unchanged.
+                trace.push((Vec::new(), layout));
                 continue;
             }
             let next = self.layer_forward(l, params, &act, layout, batch);
-            if let Some(trace) = trace.as_deref_mut() {
-                trace.push((act, layout));
-            }
-            (act, layout) = (next, l.op.writes(layout));
+            let kept = if keep.keeps(&l.op) {
+                act.into_owned()
+            } else {
+                Vec::new()
+            };
+            trace.push((kept, layout));
+            (act, layout) = (Cow::Owned(next), l.op.writes(layout));
         }
-        layout.convert(Layout::Examples, act, self.output_len(), batch)
+        layout.convert(Layout::Examples, act.into_owned(), self.output_len(), batch)
     }
 
     /// Layer `l`'s output for `batch` examples laid out in `layout` in `x` (a layout the
@@ -1024,10 +1089,11 @@ impl Network {
         let mut trace = Trace::with_capacity(self.layers.len());
         let y = self.run_forward(
             params,
-            x.to_vec(),
+            x,
             Layout::Examples,
             batch,
-            Some(&mut trace),
+            Keep::ForParams,
+            &mut trace,
         );
         let mut delta = vec![T::ZERO; y.len()];
         let mut loss = 0.0;
@@ -1083,8 +1149,7 @@ impl Network {
         batch: usize,
         cotangent: impl FnMut(usize, &[T]) -> Vec<T>,
     ) -> (Vec<T>, Vec<T>) {
-        self.check_batch(params, x, batch);
-        self.vjp_laid_out(params, x.to_vec(), Layout::Examples, batch, cotangent)
+        self.vjp_laid_out(params, x, Layout::Examples, batch, cotangent)
     }
 
     /// [`Network::vjp`] for examples laid out in `layout` in `x`; the input gradient comes
@@ -1096,14 +1161,14 @@ impl Network {
     pub fn vjp_laid_out<T: Real>(
         &self,
         params: &[T],
-        x: Vec<T>,
+        x: &[T],
         layout: Layout,
         batch: usize,
         mut cotangent: impl FnMut(usize, &[T]) -> Vec<T>,
     ) -> (Vec<T>, Vec<T>) {
-        self.check_batch(params, &x, batch);
+        self.check_batch(params, x, batch);
         let mut trace = Trace::with_capacity(self.layers.len());
-        let outputs = self.run_forward(params, x, layout, batch, Some(&mut trace));
+        let outputs = self.run_forward(params, x, layout, batch, Keep::ForInput, &mut trace);
         let classes = self.output_len();
         let mut delta = Vec::with_capacity(outputs.len());
         for (i, z) in outputs.chunks_exact(classes).enumerate() {
