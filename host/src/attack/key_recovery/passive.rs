@@ -28,7 +28,7 @@ use heist_core::rns::{Coeff, RnsPoly};
 use heist_he::bfv::BatchEncoder;
 use heist_he::ckks::Encoder;
 use heist_he::keys::SecretKey;
-use heist_he::nn::{BfvPlan, CkksClient, CkksPlan, CkksServer, Sequential};
+use heist_he::nn::{BfvPlan, CkksClient, CkksPlan, CkksServer};
 use heist_he::ring;
 use rand_core::{CryptoRng, RngCore};
 
@@ -37,6 +37,7 @@ use super::{
     ckks_service, conclude_ckks, fill, Adversary, AttackError, CkksRun, Cost, MaliciousCompute,
     Outcome,
 };
+use crate::executor::Rayon;
 use crate::oracle::{Image, Oracle};
 use crate::service::bfv::decode_prime_of;
 use crate::service::ckks::decode_ciphertexts;
@@ -118,11 +119,12 @@ pub fn ckks_f64<R: RngCore + CryptoRng>(
 ) -> Result<Outcome, AttackError> {
     let client = CkksClient::new(plan.clone(), rng);
     let server = CkksServer::new(plan.clone(), client.relin_key(rng)).map_err(nn)?;
+    let exec = Rayon::default();
     let batch: Vec<Vec<f64>> = fill(images, plan.batch()).iter().map(pixels).collect();
     let refs: Vec<&[f64]> = batch.iter().map(Vec::as_slice).collect();
-    let inputs = client.encrypt_batch(&refs, rng, &Sequential).map_err(nn)?;
+    let inputs = client.encrypt_batch(&refs, rng, &exec).map_err(nn)?;
     let start = Instant::now();
-    let cts = server.evaluate(inputs, &Sequential).map_err(nn)?;
+    let cts = server.evaluate(inputs, &exec).map_err(nn)?;
     let rows = client.decrypt_scores(&cts, plan.batch()).map_err(nn)?;
     let encoder = Encoder::new(plan.params());
     let (eqs, worst) = equations(&encoder, &cts, &rows)?;
@@ -136,7 +138,7 @@ pub fn ckks_f64<R: RngCore + CryptoRng>(
         Some(key) => {
             let victim: Vec<Vec<f64>> = victim.iter().map(pixels).collect();
             let refs: Vec<&[f64]> = victim.iter().map(Vec::as_slice).collect();
-            let fresh = client.encrypt_batch(&refs, rng, &Sequential).map_err(nn)?;
+            let fresh = client.encrypt_batch(&refs, rng, &exec).map_err(nn)?;
             let mut all = true;
             for (pixel, ct) in fresh.iter().enumerate() {
                 let slots = encoder.decode(&heist_he::ckks::decrypt(plan.params(), key, ct)?)?;
