@@ -479,7 +479,7 @@ impl<C: Differentiable> GradientOracle for PlainOracle<C> {
         Ok(grads)
     }
 
-    /// The provided method's result, computed per chunk of [`STEP_CHUNK`] images by
+    /// The provided method's result, computed per chunk of 128 images by
     /// [`signed_steps_chunk`]: every step of a chunk runs on one batch-innermost buffer
     /// while it is in cache, with no image built and no transpose between steps. Refuses
     /// mismatched lengths and labels instead of panicking.

@@ -8,6 +8,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -54,7 +55,11 @@ pub struct ReproduceArgs {
     /// Output directory.
     #[arg(long, value_name = "DIR", default_value = "reproduction")]
     out: PathBuf,
-    /// Worker threads of every stage (default: all cores).
+    /// Stages run side by side. A stage that reads a data set's cached model starts after
+    /// the first stage of that data set, which trains the model when the cache lacks it.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Worker threads of every stage (default: the cores divided among the jobs).
     #[arg(long)]
     threads: Option<usize>,
     /// Seed of every model, draw and key.
@@ -89,6 +94,14 @@ pub fn run(args: ReproduceArgs) -> CliResult {
     if args.threads == Some(0) {
         return Err(CliError::bad_input(anyhow::anyhow!("--threads 0")));
     }
+    if args.jobs == 0 {
+        return Err(CliError::bad_input(anyhow::anyhow!("--jobs 0")));
+    }
+    // Each of the jobs gets its share of the cores unless --threads says otherwise.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = args
+        .threads
+        .or_else(|| (args.jobs > 1).then(|| (cores / args.jobs).max(1)));
     let config = Config {
         quick: args.quick,
         data_dir: args.data_dir.clone(),
@@ -114,44 +127,69 @@ pub fn run(args: ReproduceArgs) -> CliResult {
         overall.set_style(style.progress_chars("=> "));
     }
     overall.set_prefix("reproduce");
-    let mut timings = Vec::with_capacity(stages.len());
-    for (k, stage) in stages.iter().enumerate() {
-        overall.set_message(format!("stage {}/{}: {}", k + 1, stages.len(), stage.id));
-        if args.report_only {
-            continue;
-        }
-        if !args.force && stage.is_done(out) {
-            Progress::println_above(&progress, &format!("  reused   {}", stage.id));
-            timings.push(Timing {
-                stage: stage.id.clone(),
-                seconds: 0.0,
-                reused: true,
-            });
-        } else {
-            let seconds = run_stage(&exe, stage, out, args.threads, &progress)?;
-            Progress::println_above(
-                &progress,
-                &format!("  finished {} in {seconds:.1} s", stage.id),
-            );
-            timings.push(Timing {
-                stage: stage.id.clone(),
-                seconds,
-                reused: false,
-            });
-        }
-        overall.inc(stage.estimate_seconds.ceil() as u64);
-    }
+    let started = Instant::now();
+    let timings = if args.report_only {
+        Vec::new()
+    } else {
+        let board = Board::new(&stages);
+        std::thread::scope(|scope| {
+            for _ in 0..args.jobs.min(stages.len()) {
+                scope.spawn(|| {
+                    while let Some(k) = board.next() {
+                        let stage = &stages[k];
+                        overall.set_message(format!(
+                            "stage {}/{}: {}",
+                            k + 1,
+                            stages.len(),
+                            stage.id
+                        ));
+                        let done = if !args.force && stage.is_done(out) {
+                            Progress::println_above(&progress, &format!("  reused   {}", stage.id));
+                            Ok(Timing {
+                                stage: stage.id.clone(),
+                                seconds: 0.0,
+                                reused: true,
+                            })
+                        } else {
+                            run_stage(&exe, stage, out, threads, &progress).map(|seconds| {
+                                Progress::println_above(
+                                    &progress,
+                                    &format!("  finished {} in {seconds:.1} s", stage.id),
+                                );
+                                Timing {
+                                    stage: stage.id.clone(),
+                                    seconds,
+                                    reused: false,
+                                }
+                            })
+                        };
+                        overall.inc(stage.estimate_seconds.ceil() as u64);
+                        board.finish(k, done);
+                    }
+                });
+            }
+        });
+        board.into_timings()?
+    };
     overall.finish_and_clear();
-    let results = report::gather(&config, &stages, out, &timings, environment(args.threads))
-        .map_err(|e| CliError::Failure(e.into()))?;
+    let wall = started.elapsed().as_secs_f64();
+    let results = report::gather(
+        &config,
+        &stages,
+        out,
+        &timings,
+        wall,
+        environment(threads, args.jobs),
+    )
+    .map_err(|e| CliError::Failure(e.into()))?;
     write_atomic(
         &out.join("results.json"),
         &(serde_json::to_string_pretty(&results).map_err(anyhow::Error::from)? + "\n"),
     )?;
     write_atomic(&out.join("report.md"), &report::markdown(&results))?;
-    let ran: f64 = timings.iter().map(|t| t.seconds).sum();
+    let ran = timings.iter().fold(0.0, |sum, t| sum + t.seconds);
     println!(
-        "{} stages ({} reused) in {ran:.1} s; data: {}",
+        "{} stages ({} reused) in {wall:.1} s wall, {ran:.1} s summed over the stages; data: {}",
         stages.len(),
         timings.iter().filter(|t| t.reused).count(),
         results["data_source"].as_str().unwrap_or("?")
@@ -159,6 +197,87 @@ pub fn run(args: ReproduceArgs) -> CliResult {
     println!("report:  {}", out.join("report.md").display());
     println!("results: {}", out.join("results.json").display());
     Ok(())
+}
+
+/// Which stages are taken and how the finished ones went, shared by the jobs.
+struct Board<'a> {
+    stages: &'a [Stage],
+    state: Mutex<BoardState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct BoardState {
+    taken: Vec<bool>,
+    done: Vec<Option<Timing>>,
+    failure: Option<CliError>,
+}
+
+impl<'a> Board<'a> {
+    fn new(stages: &'a [Stage]) -> Self {
+        Self {
+            stages,
+            state: Mutex::new(BoardState {
+                taken: vec![false; stages.len()],
+                done: vec![None; stages.len()],
+                failure: None,
+            }),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Takes the first stage in plan order that is not taken and whose `after` stage has
+    /// finished, waiting while such a stage may still come; `None` once every stage is
+    /// taken or one has failed.
+    fn next(&self) -> Option<usize> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if state.failure.is_some() || state.taken.iter().all(|&t| t) {
+                return None;
+            }
+            let ready = (0..self.stages.len()).find(|&k| {
+                !state.taken[k]
+                    && self.stages[k].after.as_ref().is_none_or(|after| {
+                        self.stages
+                            .iter()
+                            .position(|s| &s.id == after)
+                            .is_none_or(|a| state.done[a].is_some())
+                    })
+            });
+            if let Some(k) = ready {
+                state.taken[k] = true;
+                return Some(k);
+            }
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Records how stage `k` went and wakes the jobs waiting for it.
+    fn finish(&self, k: usize, outcome: Result<Timing, CliError>) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match outcome {
+            Ok(timing) => state.done[k] = Some(timing),
+            Err(e) => {
+                state.failure.get_or_insert(e);
+            }
+        }
+        self.changed.notify_all();
+    }
+
+    /// The timings in plan order, or the first failure.
+    fn into_timings(self) -> Result<Vec<Timing>, CliError> {
+        let state = self
+            .state
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        match state.failure {
+            Some(e) => Err(e),
+            None => Ok(state.done.into_iter().flatten().collect()),
+        }
+    }
 }
 
 /// Runs one stage as a child process with its output in its log; returns its wall time.
@@ -232,7 +351,7 @@ fn write_atomic(path: &Path, text: &str) -> CliResult {
 }
 
 /// The machine and build the results came from: CPU, cores, threads, NTT kernels.
-fn environment(threads: Option<usize>) -> serde_json::Value {
+fn environment(threads: Option<usize>, jobs: usize) -> serde_json::Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
@@ -255,6 +374,7 @@ fn environment(threads: Option<usize>) -> serde_json::Value {
     json!({
         "cpu": cpu,
         "cores": std::thread::available_parallelism().map_or(0, usize::from),
+        "stages side by side": jobs,
         "threads per stage": threads.map_or_else(|| "all cores".to_string(), |t| t.to_string()),
         "NTT kernel, primes < 2^50": kernel(50),
         "NTT kernel, primes < 2^60": kernel(60),

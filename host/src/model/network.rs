@@ -18,8 +18,11 @@
 //! [`Padding::Same`], TensorFlow/Keras's rule: output side `ceil(in / stride)`, total padding
 //! `max((out - 1) * stride + kernel - in, 0)`, of which the smaller half goes before (top,
 //! left) and the rest after. For a 5x5 kernel at stride 2 on 28x28 that is one row/column
-//! before and two after, and a 14x14 output. The convolution is computed as im2col followed
-//! by one matrix product per example (the products go through `matrixmultiply`).
+//! before and two after, and a 14x14 output. The convolution runs over a batch laid out
+//! batch-innermost ([`Layout::BatchInner`]), register-blocked over output channels and
+//! examples; the dense layers' products go through `matrixmultiply`, which reads and writes
+//! either layout through strides, so a batch is transposed only where a layer needs the
+//! other layout.
 
 use std::borrow::Cow;
 use std::ops::Range;

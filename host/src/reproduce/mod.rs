@@ -101,6 +101,10 @@ pub struct Stage {
     pub figures: bool,
     /// A rough duration on two cores, in seconds, for the progress estimate.
     pub estimate_seconds: f64,
+    /// The stage that must finish before this one starts: the first stage of the data set
+    /// whose cached model this one reads, which trains that model when the cache lacks it
+    /// (so that stages run side by side never train one model twice).
+    pub after: Option<String>,
 }
 
 impl Stage {
@@ -241,7 +245,9 @@ pub fn plan(config: &Config) -> Vec<Stage> {
             args,
             figures,
             estimate_seconds: if quick { estimate.0 } else { estimate.1 },
+            after: None,
         };
+        let first = stages.len();
         let (train_limit, test_limit) = if quick {
             ("500", "1000")
         } else {
@@ -364,7 +370,13 @@ pub fn plan(config: &Config) -> Vec<Stage> {
             true,
             (30.0, 600.0),
         ));
+        let first_id = stages[first].id.clone();
+        for later in &mut stages[first + 1..] {
+            later.after = Some(first_id.clone());
+        }
     }
+    // The key-recovery stages read the first data set's model, which its first stage made.
+    let model_stage = stages.first().map(|s| s.id.clone());
     if let Some(&dataset) = config.datasets.first() {
         let data = data_args(config, dataset);
         // The accuracy and agreement under each policy come from classifying `limit` test
@@ -427,6 +439,7 @@ pub fn plan(config: &Config) -> Vec<Stage> {
                 args,
                 figures: false,
                 estimate_seconds: if quick { 15.0 } else { 30.0 },
+                after: model_stage.clone(),
             });
         }
     }
@@ -475,6 +488,32 @@ mod tests {
             assert!(stages
                 .iter()
                 .all(|s| s.args.contains(&"--embedded".to_string())));
+            // Each stage that reads a cached model waits for the stage before it that first
+            // read that data set's model (and trains it on an empty cache).
+            for (k, stage) in stages.iter().enumerate() {
+                let dataset = |s: &Stage| {
+                    let at = s
+                        .args
+                        .iter()
+                        .position(|a| a == "--dataset")
+                        .expect("--dataset");
+                    s.args[at + 1].clone()
+                };
+                let first = stages
+                    .iter()
+                    .position(|s| dataset(s) == dataset(stage))
+                    .expect("itself");
+                if k == first {
+                    assert_eq!(stage.after, None, "{}", stage.id);
+                } else if stage.args.iter().any(|a| a == "--cache") {
+                    assert_eq!(
+                        stage.after.as_ref(),
+                        Some(&stages[first].id),
+                        "{}",
+                        stage.id
+                    );
+                }
+            }
         }
     }
 

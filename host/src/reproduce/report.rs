@@ -50,6 +50,7 @@ pub fn gather(
     stages: &[Stage],
     out: &Path,
     timings: &[Timing],
+    wall: f64,
     environment: Value,
 ) -> Result<Value, ReportError> {
     let mut results = Map::new();
@@ -129,13 +130,15 @@ pub fn gather(
                 "entry": s.entry,
                 "command": command_text(s),
                 "key": s.key(),
+                "after": s.after,
             })).collect::<Vec<_>>(),
         }),
     );
     results.insert(
         "seconds".into(),
         json!({
-            "total": timings.iter().map(|t| t.seconds).sum::<f64>(),
+            "total": timings.iter().fold(0.0, |sum, t| sum + t.seconds),
+            "wall": wall,
             "stages": timings,
         }),
     );
@@ -722,7 +725,14 @@ fn definitions(out: &mut String, results: &Value) {
         out.push('\n');
     }
     if let Some(stages) = results.pointer("/seconds/stages").and_then(Value::as_array) {
-        out.push_str("Wall time per stage:\n\n");
+        let _ = writeln!(
+            out,
+            "Wall time of the run: {} s, with {} stage(s) side by side. Wall time per stage:\n",
+            num(results, "/seconds/wall").map_or_else(|| "—".into(), |s| format!("{s:.1}")),
+            results
+                .pointer("/settings/environment/stages side by side")
+                .map_or_else(|| "—".into(), plain)
+        );
         let rows: Vec<Vec<String>> = stages
             .iter()
             .map(|t| {
