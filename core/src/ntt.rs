@@ -298,7 +298,10 @@ pub struct NttPlan {
     scale: Scale,
 }
 
-fn bit_reverse(x: usize, bits: u32) -> usize {
+/// The low `bits` bits of `x` in reverse order, for `x < 2^bits` and `bits ≤ usize::BITS`
+/// (0 for `bits == 0`): the index permutation of every bit-reversed table in the workspace
+/// (NTT twiddles, the BFV batch encoder's slot order, Galois permutations, the CKKS FFT).
+pub fn bit_reverse(x: usize, bits: u32) -> usize {
     if bits == 0 {
         0
     } else {

@@ -9,6 +9,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use heist_core::ntt::bit_reverse;
 use heist_core::rns::{Eval, RnsPoly};
 
 /// An invalid Galois element.
@@ -37,14 +38,6 @@ impl fmt::Display for GaloisError {
 }
 
 impl core::error::Error for GaloisError {}
-
-fn bit_reverse(x: usize, bits: u32) -> usize {
-    if bits == 0 {
-        0
-    } else {
-        x.reverse_bits() >> (usize::BITS - bits)
-    }
-}
 
 /// The permutation `π` of evaluation positions realising `X → X^g` for degree `n`.
 ///

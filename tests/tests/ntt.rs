@@ -1,7 +1,9 @@
 //! The negacyclic NTT against slow oracles: schoolbook products, direct evaluation, and
 //! every invalid plan rejected with the right error.
 
-use heist_core::ntt::{Kernel, NttError, NttPath, NttPlan, IFMA_MAX_MODULUS_BITS, MAX_N, MIN_N};
+use heist_core::ntt::{
+    bit_reverse, Kernel, NttError, NttPath, NttPlan, IFMA_MAX_MODULUS_BITS, MAX_N, MIN_N,
+};
 use heist_core::primes::{ntt_primes, primes_below};
 use heist_tests::{eval_poly, schoolbook_negacyclic, seeded_rng};
 use proptest::prelude::*;
@@ -441,4 +443,17 @@ proptest! {
             prop_assert_eq!(&a, &b);
         }
     }
+}
+
+/// The one bit-reversal helper against its definition, from zero bits to twelve, and at the
+/// full width.
+#[test]
+fn bit_reverse_reverses_the_low_bits() {
+    for bits in 0..=12u32 {
+        for x in 0..1usize << bits {
+            let naive = (0..bits).fold(0, |r, i| r | ((x >> i) & 1) << (bits - 1 - i));
+            assert_eq!(bit_reverse(x, bits), naive, "x {x}, bits {bits}");
+        }
+    }
+    assert_eq!(bit_reverse(1, usize::BITS), 1 << (usize::BITS - 1));
 }

@@ -29,7 +29,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use heist_core::arith::Modulus;
-use heist_core::ntt::NttPlan;
+use heist_core::ntt::{bit_reverse, NttPlan};
 
 use super::{BfvError, Plaintext};
 
@@ -214,8 +214,4 @@ impl BatchEncoder {
             .map(|v| t.centre(v))
             .collect())
     }
-}
-
-fn bit_reverse(x: usize, bits: u32) -> usize {
-    x.reverse_bits() >> (usize::BITS - bits)
 }

@@ -30,6 +30,8 @@
 use alloc::vec::Vec;
 use core::ops::{Add, Mul, Sub};
 
+use heist_core::ntt::bit_reverse;
+
 /// A complex number over `f64`.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Complex {
@@ -98,11 +100,8 @@ pub struct SpecialFft {
 fn bit_reverse_in_place(v: &mut [Complex]) {
     let n = v.len();
     let bits = n.trailing_zeros();
-    if bits == 0 {
-        return;
-    }
     for i in 0..n {
-        let j = i.reverse_bits() >> (usize::BITS - bits);
+        let j = bit_reverse(i, bits);
         if i < j {
             v.swap(i, j);
         }
