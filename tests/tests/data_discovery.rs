@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use heist::data::{
-    self, idx, subset, DataError, Dataset, FileKind, FileSpec, Origin, CLASSES, IMAGE_PIXELS,
+    self, idx, subset, DataError, Dataset, FileKind, FileSpec, Origin, Splits, CLASSES,
+    IMAGE_PIXELS,
 };
 
 /// A fresh, empty directory for one test.
@@ -93,6 +94,23 @@ fn explicit_directory_is_the_only_candidate() {
     }
 }
 
+/// A test-only load reads neither training file: a corrupt one goes unnoticed there and is
+/// refused by a full load; a missing one is refused by both.
+#[test]
+fn a_test_only_load_reads_no_training_file() {
+    let dir = scratch("test-only").join("mnist");
+    let specs = write_fixture(&dir, false);
+    std::fs::write(dir.join(FileKind::ALL[0].base_name()), b"not an idx file").expect("write");
+    let (train, test) =
+        data::load_dir(&dir, Origin::Flag, &specs, Splits::TestOnly).expect("test files verify");
+    assert_eq!((train.len(), test.len()), (0, 5));
+    let err = data::load_dir(&dir, Origin::Flag, &specs, Splits::Both).expect_err("corrupt");
+    assert!(matches!(err, DataError::Checksum { .. }), "{err}");
+    std::fs::remove_file(dir.join(FileKind::ALL[1].base_name())).expect("remove");
+    let err = data::load_dir(&dir, Origin::Flag, &specs, Splits::TestOnly).expect_err("missing");
+    assert!(matches!(err, DataError::Missing { .. }), "{err}");
+}
+
 #[test]
 fn raw_and_gzip_directories_load_and_verify() {
     for gz in [false, true] {
@@ -100,7 +118,8 @@ fn raw_and_gzip_directories_load_and_verify() {
         let dir = root.join("mnist");
         let specs = write_fixture(&dir, gz);
         assert!(data::is_complete(&dir));
-        let (train, test) = data::load_dir(&dir, Origin::Flag, &specs).expect("fixture loads");
+        let (train, test) =
+            data::load_dir(&dir, Origin::Flag, &specs, Splits::Both).expect("fixture loads");
         assert_eq!(train.len(), 5);
         assert_eq!(test, train);
         // The canonical checksums reject these files, naming the first one.

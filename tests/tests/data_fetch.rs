@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use heist::data::fetch::{self, FetchError};
-use heist::data::{self, idx, subset, DataError, FileKind, FileSpec, Origin};
+use heist::data::{self, idx, subset, DataError, FileKind, FileSpec, Origin, Splits};
 
 /// Serves `files` (path → body) to at most `max_requests` connections, answering 404 for
 /// other paths, then stops. Returns the base URL, the request counter and the thread.
@@ -99,7 +99,8 @@ fn fetches_verifies_stores_and_skips_verified_files() {
     assert!(got.iter().all(|f| !f.already_present && f.downloaded > 0));
     assert_eq!(count.load(Ordering::SeqCst), 4);
     handle.join().expect("server thread");
-    let (train, test) = data::load_dir(&dir, Origin::Flag, &specs).expect("stored files verify");
+    let (train, test) =
+        data::load_dir(&dir, Origin::Flag, &specs, Splits::Both).expect("stored files verify");
     assert_eq!(train.len(), 3);
     assert_eq!(test.len(), 3);
     // A second fetch finds them verified and downloads nothing (no server is running).

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::exit::CliError;
-use crate::data::{load, Data, DataError, Dataset};
+use crate::data::{load_splits, Data, DataError, Dataset, Splits};
 use crate::model::{Architecture, Model};
 use crate::service::tls::{Identity, TlsClient, TlsFiles, TlsServer};
 use crate::train::cache::{cache_path, cached_or_trained};
@@ -30,7 +30,20 @@ impl DataOptions {
     /// # Errors
     /// Any [`DataError`].
     pub fn load(&self) -> Result<Data, DataError> {
-        let data = load(self.dataset, self.data_dir.as_deref(), self.embedded)?;
+        self.load_splits(Splits::Both)
+    }
+
+    /// [`DataOptions::load`], reading from a directory only the `splits` asked for.
+    ///
+    /// # Errors
+    /// Any [`DataError`].
+    pub fn load_splits(&self, splits: Splits) -> Result<Data, DataError> {
+        let data = load_splits(
+            self.dataset,
+            self.data_dir.as_deref(),
+            self.embedded,
+            splits,
+        )?;
         if let Some(n) = data.source.notice() {
             eprintln!("{n}");
         }

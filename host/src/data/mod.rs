@@ -536,7 +536,19 @@ pub fn read_verified(path: &Path, expected: Option<&str>) -> Result<idx::IdxArra
     Ok(idx::parse(bytes, &file)?)
 }
 
-/// Loads and verifies the four files in `dir` against `specs`.
+/// Which splits a load reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Splits {
+    /// The training and the test images.
+    Both,
+    /// The test images only, for a command that never reads the training images: from a
+    /// directory, [`Data::train`] is then empty (the four files must still be present).
+    /// The embedded subset is read whole.
+    TestOnly,
+}
+
+/// Loads and verifies the files of `splits` in `dir` against `specs` (the training images
+/// come back empty for [`Splits::TestOnly`]); all four files must be present.
 ///
 /// # Errors
 /// Any [`DataError`]; [`DataError::Missing`] names the first absent file.
@@ -544,6 +556,7 @@ pub fn load_dir(
     dir: &Path,
     origin: Origin,
     specs: &[FileSpec; 4],
+    splits: Splits,
 ) -> Result<(Images, Images), DataError> {
     // Every file must be present before any is read, so a missing one is named first.
     let mut paths = Vec::with_capacity(specs.len());
@@ -560,9 +573,16 @@ pub fn load_dir(
             paths[i].display().to_string(),
         ))
     };
-    let (a, an) = read(0)?;
-    let (b, bn) = read(1)?;
-    let train = Images::from_idx(a, &an, b, &bn)?;
+    let train = if splits == Splits::Both {
+        let (a, an) = read(0)?;
+        let (b, bn) = read(1)?;
+        Images::from_idx(a, &an, b, &bn)?
+    } else {
+        Images {
+            pixels: Vec::new(),
+            labels: Vec::new(),
+        }
+    };
     let (a, an) = read(2)?;
     let (b, bn) = read(3)?;
     let test = Images::from_idx(a, &an, b, &bn)?;
@@ -575,6 +595,19 @@ pub fn load_dir(
 /// # Errors
 /// Any [`DataError`] from an explicit or found directory.
 pub fn load(dataset: Dataset, data_dir: Option<&Path>, embedded: bool) -> Result<Data, DataError> {
+    load_splits(dataset, data_dir, embedded, Splits::Both)
+}
+
+/// [`load`], reading from a directory only the `splits` asked for.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_splits(
+    dataset: Dataset,
+    data_dir: Option<&Path>,
+    embedded: bool,
+    splits: Splits,
+) -> Result<Data, DataError> {
     if !embedded {
         let cands = candidates(dataset, data_dir);
         let explicit = cands
@@ -582,7 +615,7 @@ pub fn load(dataset: Dataset, data_dir: Option<&Path>, embedded: bool) -> Result
             .find(|c| matches!(c.origin, Origin::Flag | Origin::Env));
         let chosen = explicit.or_else(|| cands.iter().find(|c| is_complete(&c.dir)));
         if let Some(c) = chosen {
-            let (train, test) = load_dir(&c.dir, c.origin, dataset.files())?;
+            let (train, test) = load_dir(&c.dir, c.origin, dataset.files(), splits)?;
             return Ok(Data {
                 dataset,
                 source: DataSource::Directory {

@@ -16,6 +16,7 @@ use crate::attack::adversarial::pgd::PgdConfig;
 use crate::attack::adversarial::square::SquareConfig;
 use crate::attack::adversarial::transfer::TransferConfig;
 use crate::attack::adversarial::Labels;
+use crate::data::Splits;
 use crate::inference::{to_images, OracleSpec};
 
 /// Adversarial examples injected before encryption (paper Table 4).
@@ -283,7 +284,18 @@ pub fn run(args: AdversarialArgs) -> CliResult {
     }
     use_threads(args.threads)?;
     let json_only = args.json.as_deref() == Some(std::path::Path::new("-"));
-    let data = args.data.load().map_err(CliError::bad_input)?;
+    // The training images serve the transfer attack's auxiliary set, training a model
+    // without --model, and calibrating an in-process encrypted service; a plaintext run on
+    // a model file reads none of them.
+    let needs_train = transfer
+        || args.model.model.is_none()
+        || !matches!(args.oracle, OracleSpec::Plain | OracleSpec::Tcp(_));
+    let splits = if needs_train {
+        Splits::Both
+    } else {
+        Splits::TestOnly
+    };
+    let data = args.data.load_splits(splits).map_err(CliError::bad_input)?;
     if transfer && args.transfer_aux > data.train.len() {
         return Err(CliError::bad_input(anyhow::anyhow!(
             "--transfer-aux {} exceeds the {} training images",
