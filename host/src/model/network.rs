@@ -379,11 +379,13 @@ impl ConvPlan {
             tier,
             batch,
             &mut Forward {
-                plan: self,
-                w: &regroup(w, self.spec.out_channels, self.patch()),
+                on: Blocking {
+                    plan: self,
+                    w: &regroup(w, self.spec.out_channels, self.patch()),
+                    batch,
+                },
                 xt,
                 yt,
-                batch,
             },
         );
     }
@@ -404,11 +406,13 @@ impl ConvPlan {
             tier,
             batch,
             &mut InputGrad {
-                plan: self,
-                w: &regroup(w, self.spec.out_channels, self.patch()),
+                on: Blocking {
+                    plan: self,
+                    w: &regroup(w, self.spec.out_channels, self.patch()),
+                    batch,
+                },
                 dyt,
                 dxt,
-                batch,
             },
         );
     }
@@ -533,80 +537,116 @@ fn grouped(o0: usize, patch: usize, t: usize) -> usize {
     (o0 / GROUP * patch + t) * GROUP
 }
 
-/// [`ConvPlan::forward_batched`]'s kernel: the block's outputs stay in registers while
-/// every tap adds its products. `w` is [`regroup`]ed.
-struct Forward<'a, T> {
+/// What both register-blocked kernels read besides their buffers: the plan, the weights
+/// ([`regroup`]ed) and the batch size.
+#[derive(Clone, Copy)]
+struct Blocking<'a, T> {
     plan: &'a ConvPlan,
     w: &'a [T],
+    batch: usize,
+}
+
+impl<T: Real> Blocking<'_, T> {
+    /// Where the `L` examples from `b0` of output `(o, p)` start in a batch-innermost
+    /// output buffer.
+    #[inline(always)]
+    fn output(&self, o: usize, p: usize, b0: usize) -> usize {
+        (o * self.plan.positions() + p) * self.batch + b0
+    }
+
+    /// Calls `f(weights, input)` for each tap of position `p` that reads an input value
+    /// (in tap order, padding skipped), with the tap's weights of the `G` channels from
+    /// `o0` and where the `L` examples from `b0` of that input value start.
+    #[inline(always)]
+    fn taps<const G: usize>(
+        &self,
+        p: usize,
+        o0: usize,
+        b0: usize,
+        mut f: impl FnMut(&[T; G], usize),
+    ) {
+        let k = self.plan.patch();
+        for (t, &src) in self.plan.taps[p * k..][..k].iter().enumerate() {
+            if src < self.plan.input_len {
+                f(
+                    as_array(&self.w[grouped(o0, k, t)..]),
+                    src * self.batch + b0,
+                );
+            }
+        }
+    }
+}
+
+/// [`ConvPlan::forward_batched`]'s kernel: the block's outputs stay in registers while
+/// every tap adds its products.
+struct Forward<'a, T> {
+    on: Blocking<'a, T>,
     xt: &'a [T],
     yt: &'a mut [T],
-    batch: usize,
 }
 
 impl<T: Real> Block for Forward<'_, T> {
     #[inline(always)]
     fn block<const G: usize, const L: usize>(&mut self, p: usize, o0: usize, b0: usize) {
-        let (plan, batch) = (self.plan, self.batch);
-        let (k, positions) = (plan.patch(), plan.positions());
-        let at = |g: usize| ((o0 + g) * positions + p) * batch + b0;
+        let on = self.on;
         let mut acc = [[T::ZERO; L]; G];
         for (g, a) in acc.iter_mut().enumerate() {
-            a.copy_from_slice(&self.yt[at(g)..][..L]);
+            a.copy_from_slice(&self.yt[on.output(o0 + g, p, b0)..][..L]);
         }
-        for (t, &src) in plan.taps[p * k..][..k].iter().enumerate() {
-            if src >= plan.input_len {
-                continue;
-            }
-            let x: &[T; L] = as_array(&self.xt[src * batch + b0..][..L]);
-            let w: &[T; G] = as_array(&self.w[grouped(o0, k, t)..][..G]);
-            for (a, &w) in acc.iter_mut().zip(w) {
-                for (a, &x) in a.iter_mut().zip(x) {
-                    *a += w * x;
+        on.taps::<G>(
+            p,
+            o0,
+            b0,
+            #[inline(always)]
+            |w, x| {
+                let x: &[T; L] = as_array(&self.xt[x..]);
+                for (a, &w) in acc.iter_mut().zip(w) {
+                    for (a, &x) in a.iter_mut().zip(x) {
+                        *a += w * x;
+                    }
                 }
-            }
-        }
+            },
+        );
         for (g, a) in acc.iter().enumerate() {
-            self.yt[at(g)..][..L].copy_from_slice(a);
+            self.yt[on.output(o0 + g, p, b0)..][..L].copy_from_slice(a);
         }
     }
 }
 
 /// [`ConvPlan::input_grad_batched`]'s kernel: the block's output gradients stay in
-/// registers while every tap's input value receives their weighted sum. `w` is
-/// [`regroup`]ed.
+/// registers while every tap's input value receives their weighted sum.
 struct InputGrad<'a, T> {
-    plan: &'a ConvPlan,
-    w: &'a [T],
+    on: Blocking<'a, T>,
     dyt: &'a [T],
     dxt: &'a mut [T],
-    batch: usize,
 }
 
 impl<T: Real> Block for InputGrad<'_, T> {
     #[inline(always)]
     fn block<const G: usize, const L: usize>(&mut self, p: usize, o0: usize, b0: usize) {
-        let (plan, batch) = (self.plan, self.batch);
-        let (k, positions) = (plan.patch(), plan.positions());
+        let on = self.on;
         let mut dy = [[T::ZERO; L]; G];
         for (g, d) in dy.iter_mut().enumerate() {
-            d.copy_from_slice(&self.dyt[((o0 + g) * positions + p) * batch + b0..][..L]);
+            d.copy_from_slice(&self.dyt[on.output(o0 + g, p, b0)..][..L]);
         }
-        for (t, &src) in plan.taps[p * k..][..k].iter().enumerate() {
-            if src >= plan.input_len {
-                continue;
-            }
-            let dx: &mut [T; L] = (&mut self.dxt[src * batch + b0..][..L])
-                .try_into()
-                .expect("a slice of L values");
-            let w: &[T; G] = as_array(&self.w[grouped(o0, k, t)..][..G]);
-            let mut acc = *dx;
-            for (d, &w) in dy.iter().zip(w) {
-                for (a, &d) in acc.iter_mut().zip(d) {
-                    *a += w * d;
+        on.taps::<G>(
+            p,
+            o0,
+            b0,
+            #[inline(always)]
+            |w, dx| {
+                let dx: &mut [T; L] = (&mut self.dxt[dx..][..L])
+                    .try_into()
+                    .expect("a slice of L values");
+                let mut acc = *dx;
+                for (d, &w) in dy.iter().zip(w) {
+                    for (a, &d) in acc.iter_mut().zip(d) {
+                        *a += w * d;
+                    }
                 }
-            }
-            *dx = acc;
-        }
+                *dx = acc;
+            },
+        );
     }
 }
 
