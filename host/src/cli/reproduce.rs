@@ -200,8 +200,9 @@ pub fn run(args: ReproduceArgs) -> CliResult {
 }
 
 /// Which stages are taken and how the finished ones went, shared by the jobs.
-struct Board<'a> {
-    stages: &'a [Stage],
+struct Board {
+    /// For each stage, the index of its `after` stage.
+    after: Vec<Option<usize>>,
     state: Mutex<BoardState>,
     changed: Condvar,
 }
@@ -213,10 +214,16 @@ struct BoardState {
     failure: Option<CliError>,
 }
 
-impl<'a> Board<'a> {
-    fn new(stages: &'a [Stage]) -> Self {
+impl Board {
+    fn new(stages: &[Stage]) -> Self {
         Self {
-            stages,
+            after: stages
+                .iter()
+                .map(|stage| {
+                    let after = stage.after.as_ref()?;
+                    stages.iter().position(|s| &s.id == after)
+                })
+                .collect(),
             state: Mutex::new(BoardState {
                 taken: vec![false; stages.len()],
                 done: vec![None; stages.len()],
@@ -235,14 +242,8 @@ impl<'a> Board<'a> {
             if state.failure.is_some() || state.taken.iter().all(|&t| t) {
                 return None;
             }
-            let ready = (0..self.stages.len()).find(|&k| {
-                !state.taken[k]
-                    && self.stages[k].after.as_ref().is_none_or(|after| {
-                        self.stages
-                            .iter()
-                            .position(|s| &s.id == after)
-                            .is_none_or(|a| state.done[a].is_some())
-                    })
+            let ready = (0..self.after.len()).find(|&k| {
+                !state.taken[k] && self.after[k].is_none_or(|a| state.done[a].is_some())
             });
             if let Some(k) = ready {
                 state.taken[k] = true;

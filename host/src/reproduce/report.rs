@@ -278,10 +278,7 @@ pub fn markdown(results: &Value) -> String {
             missing.join(", ")
         );
     }
-    let quick = results
-        .pointer("/settings/config/quick")
-        .and_then(Value::as_bool)
-        == Some(true);
+    let quick = is_quick(results);
     let _ = writeln!(
         out,
         "Every cell reads **heist (paper, difference)**. Every query to a target went through \
@@ -305,6 +302,14 @@ pub fn markdown(results: &Value) -> String {
     definitions(&mut out, results);
     answer(&mut out, results, &sets);
     out
+}
+
+/// Whether the results come from a `--quick` run.
+fn is_quick(results: &Value) -> bool {
+    results
+        .pointer("/settings/config/quick")
+        .and_then(Value::as_bool)
+        == Some(true)
 }
 
 fn table3(out: &mut String, results: &Value, sets: &[Dataset]) {
@@ -336,9 +341,7 @@ fn table3(out: &mut String, results: &Value, sets: &[Dataset]) {
             other.map_or_else(
                 || {
                     // A quick run leaves out MNIST's BFV batch (16,384 slots, about 50 s).
-                    let quick =
-                        results.pointer("/settings/config/quick") == Some(&Value::Bool(true));
-                    if quick {
+                    if is_quick(results) {
                         "— (not in a quick run)"
                     } else {
                         "—"
